@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The cluster file: one libconfig file, the same on every node, parsed into
+ * one immutable, fully validated struct conf. Loading never stops at the
+ * first mistake: every error is collected as "FILE:LINE: message (hint: ..)"
+ * so an operator fixes them all in one pass. A struct conf exists only when
+ * there were no errors, so the rest of the program never sees a half-valid
+ * configuration (parse -> validate -> swap).
+ */
+#ifndef SUP_CONF_H
+#define SUP_CONF_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "lib/common.h"
+
+/* Positive return: the file has errors, listed in the struct conf_diag. */
+#define CONF_E_INVALID 1
+
+#define CONF_DEFAULT_PATH "/etc/supervisor/cluster.conf"
+#define CONF_NAME_MAX 32 /* node names end up in nft set elements and hostnames */
+
+enum conf_node_kind {
+	CONF_NODE_HUB,
+	CONF_NODE_SPOKE,
+};
+
+enum conf_pg_role {
+	CONF_PG_NONE,
+	CONF_PG_PRIMARY,
+	CONF_PG_REPLICA,
+};
+
+enum conf_backup_method {
+	CONF_BACKUP_PG_DUMP,
+	CONF_BACKUP_PGBACKREST,
+};
+
+enum conf_schedule_kind {
+	CONF_SCHEDULE_DAILY,    /* "daily HH:MM" (UTC) */
+	CONF_SCHEDULE_INTERVAL, /* "hourly", "every 6h", "every 30m" */
+};
+
+struct conf_schedule {
+	enum conf_schedule_kind kind;
+	int hour, minute;     /* DAILY */
+	uint32_t interval_s;  /* INTERVAL */
+	uint32_t jitter_s;    /* optional " jitter 10m" suffix */
+	const char *text;     /* as written, for display */
+};
+
+/* host:port; host is a name, an IPv4 address or a bracketed IPv6 address. */
+struct conf_hostport {
+	const char *host;
+	uint16_t port;
+};
+
+struct conf_cidr {
+	struct in_addr addr;
+	uint8_t prefix;
+};
+
+struct conf_keys {
+	const char *private_key_file; /* exactly one of these two is set */
+	const char *private_key_env;
+};
+
+struct conf_postgres {
+	const char *bin_dir;
+	const char *data_dir;
+	uint16_t port;
+	const char *user;
+	const char *replication_user;
+	const char *password_file;
+};
+
+struct conf_backup {
+	enum conf_backup_method method;
+	const char *dir;
+	struct conf_schedule schedule;
+	uint32_t keep_daily, keep_weekly, keep_monthly;
+	uint32_t max_age_s;
+};
+
+/* Settings a node entry may override; top-level groups give the defaults. */
+struct conf_settings {
+	struct conf_keys keys;
+	struct conf_postgres postgres;
+	struct conf_backup backup;
+	struct conf_hostport status_listen;
+	const char *control_socket;
+	enum log_level log_level;
+};
+
+struct conf_node {
+	const char *name;
+	enum conf_node_kind kind;
+	struct in_addr overlay_ip;
+	uint8_t public_key[WG_KEY_LEN];
+	const char *public_key_b64;
+	enum conf_pg_role pg_role;
+	int upstream;                   /* index into conf.nodes, or -1 */
+	struct conf_hostport endpoint;  /* hub only */
+	const struct conf_cidr *ssh_from; /* hub only; may be empty */
+	size_t n_ssh_from;
+	struct conf_settings settings;  /* effective, overrides applied */
+	int line;
+};
+
+/* One allowed flow, expanded from the acl list: from -> to, proto/port. */
+struct conf_flow {
+	int from, to;    /* indexes into conf.nodes (always spokes) */
+	uint8_t proto;   /* IPPROTO_TCP or IPPROTO_UDP */
+	uint16_t port;
+	int line;
+};
+
+struct conf {
+	const char *path;
+	struct {
+		struct conf_cidr network;
+		const char *interface;
+		uint16_t port;
+		uint16_t keepalive;
+		uint32_t fresh_handshake_s;
+		uint16_t mtu;
+	} cluster;
+	const struct conf_node *nodes; /* nodes[0] is the hub, then the spokes */
+	size_t n_nodes;
+	bool has_acl;                  /* false: spokes trust each other fully */
+	const struct conf_flow *flows;
+	size_t n_flows;
+	int self;                      /* index of this node in nodes[] */
+	void *priv;                    /* storage owned by the struct */
+};
+
+/* Every error found while loading, already formatted as FILE:LINE: msg. */
+struct conf_diag {
+	char **lines;
+	size_t n;
+};
+
+/**
+ * conf_load_file() - read, parse and validate a cluster file.
+ * @path: the file.
+ * @node: this node's name; NULL means conf_default_node_name().
+ * @out: receives the configuration on success; caller frees with conf_free().
+ * @diag: receives every error (caller frees with conf_diag_clear()).
+ *
+ * Return: 0, or CONF_E_INVALID with @diag filled and *@out NULL.
+ */
+int conf_load_file(const char *path, const char *node, struct conf **out,
+		   struct conf_diag *diag) _must_check_;
+
+/**
+ * conf_load_string() - as conf_load_file() for text in memory.
+ * @text: the cluster file's contents (NUL-terminated).
+ * @name: the file name used in messages.
+ * @node: this node's name (NULL: conf_default_node_name()).
+ * @out: as conf_load_file().
+ * @diag: as conf_load_file().
+ *
+ * Return: as conf_load_file().
+ */
+int conf_load_string(const char *text, const char *name, const char *node,
+		     struct conf **out, struct conf_diag *diag) _must_check_;
+
+/* conf_free() - free a configuration; NULL is fine. Return: NULL. */
+struct conf *conf_free(struct conf *conf);
+/* conf_diag_clear() - free the collected errors. */
+void conf_diag_clear(struct conf_diag *diag);
+/* conf_diag_print() - print each error on its own line. */
+void conf_diag_print(const struct conf_diag *diag, FILE *f);
+
+/**
+ * conf_default_node_name() - $SUPERVISOR_NODE, else the hostname.
+ * @buf: storage for the hostname.
+ * @size: its size.
+ *
+ * Return: the name (may point into @buf).
+ */
+const char *conf_default_node_name(char *buf, size_t size);
+/* conf_default_path() - $SUPERVISOR_CONFIG, else CONF_DEFAULT_PATH. */
+const char *conf_default_path(void);
+
+/* conf_self() - this node. */
+static inline const struct conf_node *conf_self(const struct conf *c)
+{
+	return &c->nodes[c->self];
+}
+
+/* conf_hub() - the hub node. */
+static inline const struct conf_node *conf_hub(const struct conf *c)
+{
+	return &c->nodes[0];
+}
+
+/* conf_primary() - the spoke whose postgres role is primary, or NULL. */
+const struct conf_node *conf_primary(const struct conf *c);
+
+/**
+ * conf_load_private_key() - load this node's WireGuard private key.
+ * @keys: where it lives (file or environment variable).
+ * @key: receives 32 bytes; the caller wipes it with explicit_zero().
+ * @why: receives a reason on failure, never any key material.
+ * @why_size: size of @why.
+ *
+ * A key file readable by group or others is refused: the key would not be
+ * secret any more. Return: 0, or -errno / -EINVAL / -EPERM with @why set.
+ */
+int conf_load_private_key(const struct conf_keys *keys, uint8_t key[WG_KEY_LEN],
+			  char *why, size_t why_size) _must_check_;
+
+/**
+ * conf_print_plan() - print what this node will do (check-config).
+ * @conf: a loaded configuration.
+ * @f: where to print.
+ *
+ * Never prints a secret: keys are shown only as their public halves.
+ */
+void conf_print_plan(const struct conf *conf, FILE *f);
+
+/* Names for display. */
+const char *conf_pg_role_name(enum conf_pg_role role);
+const char *conf_backup_method_name(enum conf_backup_method m);
+/* conf_ip_str() - dotted quad of @a in a static-free caller buffer. */
+const char *conf_ip_str(struct in_addr a, char buf[16]);
+
+#endif

@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Checks across values: unique names, addresses and keys, addresses inside
+ * the overlay network, the replication topology (exactly one primary, every
+ * replica's upstream chain ending at it) and ACL names. Each check reports
+ * at the line of the value that breaks it and goes on, so one run lists
+ * every problem.
+ */
+#include "conf_internal.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+static const char *node_label(const struct raw_node *rn)
+{
+	return rn->node.name ? rn->node.name : rn->path;
+}
+
+static int find_node(const struct load_ctx *ctx, const char *name)
+{
+	for (size_t i = 0; i < ctx->n_nodes; i++)
+		if (ctx->nodes[i].node.name && strcmp(ctx->nodes[i].node.name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void spoke_names(const struct load_ctx *ctx, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	for (size_t i = 1; i < ctx->n_nodes; i++)
+		if (ctx->nodes[i].node.name)
+			snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? ", " : "",
+				 ctx->nodes[i].node.name);
+}
+
+static void check_names_and_keys(struct load_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->n_nodes; i++) {
+		struct raw_node *a = &ctx->nodes[i];
+
+		if (a->node.public_key_b64 &&
+		    !wgkey_from_base64(a->node.public_key_b64, a->node.public_key))
+			a->node.public_key_b64 = NULL; /* already reported */
+		for (size_t j = 0; j < i; j++) {
+			const struct raw_node *b = &ctx->nodes[j];
+
+			if (a->node.name && b->node.name && strcmp(a->node.name, b->node.name) == 0)
+				diag_add(ctx, NULL, a->name_line,
+					 "%s.name: \"%s\" is already the name of %s (line %d) (hint: node names must be unique)",
+					 a->path, a->node.name, b->path, b->name_line);
+			if (a->node.public_key_b64 && b->node.public_key_b64 &&
+			    strcmp(a->node.public_key_b64, b->node.public_key_b64) == 0)
+				diag_add(ctx, NULL, a->node.line,
+					 "%s.public_key: the same key as %s (hint: every node needs its own key pair; `supervisor genkey`)",
+					 a->path, node_label(b));
+		}
+	}
+}
+
+static void check_addresses(struct load_ctx *ctx)
+{
+	const struct conf_cidr *net = &ctx->conf->cluster.network;
+	uint32_t mask = net->prefix ? ~(uint32_t)0 << (32 - net->prefix) : 0;
+	uint32_t base = ntohl(net->addr.s_addr);
+	char netbuf[16], ipbuf[16];
+
+	conf_ip_str(net->addr, netbuf);
+	for (size_t i = 0; i < ctx->n_nodes; i++) {
+		struct raw_node *a = &ctx->nodes[i];
+		uint32_t ip = ntohl(a->node.overlay_ip.s_addr);
+
+		if (!ip)
+			continue; /* missing or unparsable: already reported */
+		conf_ip_str(a->node.overlay_ip, ipbuf);
+		if ((ip & mask) != base) {
+			diag_add(ctx, NULL, a->ip_line,
+				 "%s.overlay_ip: %s is outside cluster.network %s/%u (hint: pick a free address in %s/%u)",
+				 a->path, ipbuf, netbuf, net->prefix, netbuf, net->prefix);
+			continue;
+		}
+		if (ip == base || ip == (base | ~mask)) {
+			diag_add(ctx, NULL, a->ip_line,
+				 "%s.overlay_ip: %s is the network or broadcast address of %s/%u",
+				 a->path, ipbuf, netbuf, net->prefix);
+			continue;
+		}
+		for (size_t j = 0; j < i; j++) {
+			const struct raw_node *b = &ctx->nodes[j];
+
+			if (b->node.overlay_ip.s_addr != a->node.overlay_ip.s_addr)
+				continue;
+			if (j == 0 && ctx->have_hub)
+				diag_add(ctx, NULL, a->ip_line,
+					 "%s.overlay_ip: %s is the hub's overlay IP (hint: the hub owns %s; give spokes their own addresses)",
+					 a->path, ipbuf, ipbuf);
+			else
+				diag_add(ctx, NULL, a->ip_line,
+					 "%s.overlay_ip: %s is already used by %s (line %d)", a->path,
+					 ipbuf, node_label(b), b->ip_line);
+			break;
+		}
+	}
+}
+
+static void resolve_upstreams(struct load_ctx *ctx)
+{
+	char known[512];
+
+	spoke_names(ctx, known, sizeof(known));
+	for (size_t i = 1; i < ctx->n_nodes; i++) {
+		struct raw_node *rn = &ctx->nodes[i];
+		int up;
+
+		if (!rn->upstream_name) {
+			if (rn->node.pg_role == CONF_PG_REPLICA)
+				diag_add(ctx, NULL, rn->pg_role_line ? rn->pg_role_line : rn->node.line,
+					 "%s: replica %s has no upstream (hint: add upstream = \"<name of the primary>\")",
+					 rn->path, node_label(rn));
+			continue;
+		}
+		if (rn->node.pg_role != CONF_PG_REPLICA) {
+			diag_add(ctx, NULL, rn->upstream_line,
+				 "%s.upstream: only a replica has an upstream, and %s is %s",
+				 rn->path, node_label(rn), conf_pg_role_name(rn->node.pg_role));
+			continue;
+		}
+		up = find_node(ctx, rn->upstream_name);
+		if (up < 0 || up == 0) {
+			diag_add(ctx, NULL, rn->upstream_line,
+				 "%s.upstream: no spoke named \"%s\" (hint: known spokes: %s)", rn->path,
+				 rn->upstream_name, known);
+			continue;
+		}
+		if ((size_t)up == i) {
+			diag_add(ctx, NULL, rn->upstream_line,
+				 "%s.upstream: replica %s cannot stream from itself", rn->path,
+				 node_label(rn));
+			continue;
+		}
+		if (ctx->nodes[up].node.pg_role == CONF_PG_NONE) {
+			diag_add(ctx, NULL, rn->upstream_line,
+				 "%s.upstream: %s runs no postgres (hint: stream from the primary or another replica)",
+				 rn->path, rn->upstream_name);
+			continue;
+		}
+		rn->node.upstream = up;
+	}
+}
+
+static void check_topology(struct load_ctx *ctx)
+{
+	int primary = -1;
+
+	for (size_t i = 1; i < ctx->n_nodes; i++) {
+		const struct raw_node *rn = &ctx->nodes[i];
+
+		if (rn->node.pg_role != CONF_PG_PRIMARY)
+			continue;
+		if (primary < 0)
+			primary = (int)i;
+		else
+			diag_add(ctx, NULL, rn->pg_role_line,
+				 "%s.postgres: %s is a second primary (hint: %s is already the primary; make this one a replica)",
+				 rn->path, node_label(rn), node_label(&ctx->nodes[primary]));
+	}
+	if (primary < 0 && ctx->n_nodes > 1)
+		diag_add(ctx, NULL, ctx->spokes_line,
+			 "spokes: no spoke is the postgres primary (hint: set postgres = \"primary\" on exactly one spoke)");
+
+	resolve_upstreams(ctx);
+
+	/* Every replica's chain of upstreams must end at the primary. */
+	for (size_t i = 1; i < ctx->n_nodes; i++) {
+		const struct raw_node *rn = &ctx->nodes[i];
+		int cur = (int)i;
+		char chain[512];
+
+		if (rn->node.pg_role != CONF_PG_REPLICA || rn->node.upstream < 0)
+			continue;
+		snprintf(chain, sizeof(chain), "%s", node_label(rn));
+		for (size_t steps = 0; steps < ctx->n_nodes; steps++) {
+			cur = ctx->nodes[cur].node.upstream;
+			if (cur < 0)
+				break;
+			snprintf(chain + strlen(chain), sizeof(chain) - strlen(chain), " -> %s",
+				 node_label(&ctx->nodes[cur]));
+			if (ctx->nodes[cur].node.pg_role == CONF_PG_PRIMARY || cur == (int)i)
+				break;
+		}
+		if (cur == (int)i)
+			diag_add(ctx, NULL, rn->upstream_line,
+				 "%s.upstream: replication chain %s is a loop that never reaches the primary",
+				 rn->path, chain);
+	}
+}
+
+/* Resolve one name of an ACL list to a spoke index, or report why not. */
+static int acl_node(struct load_ctx *ctx, const struct raw_acl *a, const char *side,
+		    const struct name_list *l, size_t k, const char *known)
+{
+	int idx = find_node(ctx, l->names[k]);
+
+	if (idx == 0 && ctx->have_hub) {
+		diag_add(ctx, NULL, l->lines[k],
+			 "%s.%s[%zu]: \"%s\" is the hub; ACLs are between spokes only (hint: the hub's own ports are fixed: 22/tcp from ssh_from, cluster.port/udp)",
+			 a->path, side, k, l->names[k]);
+		return -1;
+	}
+	if (idx < 0)
+		diag_add(ctx, NULL, l->lines[k], "%s.%s[%zu]: no spoke named \"%s\" (hint: known spokes: %s)",
+			 a->path, side, k, l->names[k], known);
+	return idx;
+}
+
+static void add_flow(struct load_ctx *ctx, struct conf_flow *flows, size_t *n, int from, int to,
+		     uint8_t proto, uint16_t port, int line)
+{
+	if (from == to)
+		return; /* a spoke's traffic to itself never crosses wg0 */
+	for (size_t i = 0; i < *n; i++)
+		if (flows[i].from == from && flows[i].to == to && flows[i].proto == proto &&
+		    flows[i].port == port)
+			return;
+	(void)ctx;
+	flows[(*n)++] = (struct conf_flow){ from, to, proto, port, line };
+}
+
+static void expand_acls(struct load_ctx *ctx)
+{
+	size_t cap = 0, n = 0;
+	struct conf_flow *flows;
+	char known[512];
+
+	spoke_names(ctx, known, sizeof(known));
+	for (size_t i = 0; i < ctx->n_acls; i++) {
+		const struct raw_acl *a = &ctx->acls[i];
+
+		cap += a->from.n * a->to.n * (a->tcp.n + a->udp.n);
+	}
+	flows = store_alloc(ctx->store, sizeof(*flows) * (cap ? cap : 1));
+	for (size_t i = 0; i < ctx->n_acls; i++) {
+		const struct raw_acl *a = &ctx->acls[i];
+		_cleanup_free_ int *from_idx = xcalloc(a->from.n, sizeof(int));
+		_cleanup_free_ int *to_idx = xcalloc(a->to.n, sizeof(int));
+
+		for (size_t f = 0; f < a->from.n; f++)
+			from_idx[f] = acl_node(ctx, a, "from", &a->from, f, known);
+		for (size_t t = 0; t < a->to.n; t++)
+			to_idx[t] = acl_node(ctx, a, "to", &a->to, t, known);
+		for (size_t f = 0; f < a->from.n; f++) {
+			for (size_t t = 0; t < a->to.n; t++) {
+				if (from_idx[f] <= 0 || to_idx[t] <= 0)
+					continue;
+				for (size_t p = 0; p < a->tcp.n; p++)
+					add_flow(ctx, flows, &n, from_idx[f], to_idx[t], IPPROTO_TCP,
+						 a->tcp.ports[p], a->line);
+				for (size_t p = 0; p < a->udp.n; p++)
+					add_flow(ctx, flows, &n, from_idx[f], to_idx[t], IPPROTO_UDP,
+						 a->udp.ports[p], a->line);
+			}
+		}
+	}
+	ctx->conf->flows = flows;
+	ctx->conf->n_flows = n;
+}
+
+void validate_cluster(struct load_ctx *ctx, const config_setting_t *root)
+{
+	(void)root;
+	check_names_and_keys(ctx);
+	if (ctx->have_network)
+		check_addresses(ctx);
+	check_topology(ctx);
+	expand_acls(ctx);
+}
+
+int select_node(struct load_ctx *ctx, const char *node, const config_setting_t *root)
+{
+	char known[512];
+	int idx;
+
+	(void)root;
+	if (!node || !*node) {
+		diag_add(ctx, NULL, 1, "no node name given (hint: pass -n NAME or set SUPERVISOR_NODE)");
+		return -1;
+	}
+	idx = find_node(ctx, node);
+	if (idx >= 0 && (idx > 0 || ctx->have_hub))
+		return idx;
+	spoke_names(ctx, known, sizeof(known));
+	diag_add(ctx, NULL, ctx->spokes_line ? ctx->spokes_line : 1,
+		 "this node, \"%s\", is not in the cluster file (hint: nodes are %s%s%s; choose one with -n NAME or SUPERVISOR_NODE)",
+		 node, ctx->nodes[0].node.name ? ctx->nodes[0].node.name : "", known[0] ? ", " : "",
+		 known);
+	return -1;
+}

@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Command table and help. Adding a command is one row here plus its
+ * function; each command parses its own options with getopt_long().
+ */
+#include "supervisor/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct cli_command commands[] = {
+	{ "run", cmd_run, "[-c FILE] [-n NODE] [-v]",
+	  "run the node: wg0, firewall, PostgreSQL, backups, status (PID 1 on spokes)", NULL },
+	{ "check-config", cmd_check_config, "[-c FILE] [-n NODE]",
+	  "validate the cluster file and print this node's plan", NULL },
+	{ "ctl", cmd_ctl, "[-s SOCKET] COMMAND [--json]",
+	  "ask the running daemon: status, replication, tunnel, firewall, backups, backup-now, reload",
+	  NULL },
+	{ "genkey", cmd_genkey, "", "print a new WireGuard private key (as `wg genkey`)", NULL },
+	{ "pubkey", cmd_pubkey, "", "read a private key on stdin, print its public key (as `wg pubkey`)",
+	  NULL },
+	{ "version", cmd_version, "", "print the version", NULL },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: supervisor COMMAND [OPTIONS]\n\n"
+		   "Runs a WireGuard hub-and-spoke overlay and the PostgreSQL cluster on it.\n\n"
+		   "commands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nThe cluster file defaults to $SUPERVISOR_CONFIG or %s;\n"
+		   "the node name to $SUPERVISOR_NODE or the hostname.\n"
+		   "`supervisor COMMAND --help` describes one command.\n"
+		   "Exit status: 0 ok, 64 usage error, 78 configuration error.\n",
+		CONF_DEFAULT_PATH);
+}
+
+void cli_command_usage(const struct cli_command *cmd, FILE *f)
+{
+	fprintf(f, "usage: supervisor %s %s\n  %s\n", cmd->name, cmd->usage, cmd->summary);
+	if (cmd->help)
+		fputs(cmd->help, f);
+}
+
+const struct cli_command *cli_find(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+int supervisor_main(int argc, char **argv)
+{
+	const struct cli_command *cmd;
+
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		if (argc > 2 && (cmd = cli_find(argv[2]))) {
+			cli_command_usage(cmd, stdout);
+			return 0;
+		}
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0)
+		return cmd_version(cli_find("version"), argc - 1, argv + 1);
+	cmd = cli_find(argv[1]);
+	if (!cmd) {
+		fprintf(stderr, "supervisor: unknown command \"%s\"\n\n", argv[1]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			cli_command_usage(cmd, stdout);
+			return 0;
+		}
+	}
+	return cmd->fn(cmd, argc - 1, argv + 1);
+}

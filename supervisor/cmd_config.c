@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: MIT
+/* `supervisor check-config`: validate and print this node's plan. */
+#include "supervisor/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <string.h>
+
+int cli_load_conf(const char *path, const char *node, struct conf **out)
+{
+	struct conf_diag diag = { 0 };
+
+	if (conf_load_file(path, node, out, &diag) != 0) {
+		conf_diag_print(&diag, stderr);
+		fprintf(stderr, "%zu error%s in %s\n", diag.n, diag.n == 1 ? "" : "s", path);
+		conf_diag_clear(&diag);
+		return EXIT_CONFIG;
+	}
+	return 0;
+}
+
+/*
+ * If this node's private key is at hand, it must belong to the public key
+ * the cluster file gives for this node: otherwise the hub would silently
+ * never complete a handshake, the earlier deployment's most puzzling state.
+ */
+static int check_private_key(const struct conf *c)
+{
+	const struct conf_node *me = conf_self(c);
+	uint8_t priv[WG_KEY_LEN], pub[WG_KEY_LEN];
+	char why[512];
+	int r;
+
+	r = conf_load_private_key(&me->settings.keys, priv, why, sizeof(why));
+	if (r == -ENOENT) {
+		fprintf(stderr, "warning: %s; `supervisor run` needs it on this node\n", why);
+		return 0;
+	}
+	if (r < 0) {
+		fprintf(stderr, "%s: %s\n", c->path, why);
+		return EXIT_CONFIG;
+	}
+	r = wgkey_public(priv, pub);
+	explicit_zero(priv, sizeof(priv));
+	if (r < 0 || memcmp(pub, me->public_key, WG_KEY_LEN) != 0) {
+		fprintf(stderr, "%s:%d: the private key does not match %s's public_key (hint: `supervisor pubkey` prints the right public key for it)\n",
+			c->path, me->line, me->name);
+		return EXIT_CONFIG;
+	}
+	printf("private key matches the public key\n");
+	return 0;
+}
+
+int cmd_check_config(const struct cli_command *cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "node", required_argument, NULL, 'n' },
+		{ 0 },
+	};
+	const char *path = conf_default_path(), *node = NULL;
+	struct conf *c = NULL;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "c:n:", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': path = optarg; break;
+		case 'n': node = optarg; break;
+		default:
+			cli_command_usage(cmd, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		cli_command_usage(cmd, stderr);
+		return EXIT_USAGE;
+	}
+	r = cli_load_conf(path, node, &c);
+	if (r)
+		return r;
+	printf("configuration OK\n");
+	conf_print_plan(c, stdout);
+	r = check_private_key(c);
+	conf_free(c);
+	return r;
+}

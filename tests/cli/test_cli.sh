@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The supervisor binary as a user runs it: check-config on good and bad
+# files (exit codes, FILE:LINE messages), key commands against wg(8),
+# private-key checks, help and usage errors.
+set -u
+SUP=$1 TESTS=$2 ROOT=$3
+. "$TESTS/tap.sh"
+EX=$ROOT/deploy/examples/cluster.conf
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+for node in hub spoke-a spoke-b spoke-c; do
+	out=$("$SUP" check-config -c "$EX" -n "$node" 2>"$tmp/err"); rc=$?
+	if [ $rc -eq 0 ] && grep -qx "configuration OK" <<<"$out" && grep -q "^node $node " <<<"$out"; then
+		tap_ok "check-config example -n $node"
+	else
+		tap_fail "check-config example -n $node" "rc=$rc" "$(cat "$tmp/err")"
+	fi
+done
+
+out=$("$SUP" check-config -c "$EX" -n spoke-b 2>/dev/null)
+if grep -q "upstream spoke-a (10.88.0.11:5432) as replicator" <<<"$out" &&
+   grep -q "in  spoke-a      -> spoke-b      tcp/5432" <<<"$out" &&
+   grep -q "allowed_ips 10.88.0.0/24" <<<"$out"; then
+	tap_ok "plan of spoke-b shows upstream, peers and ACL flows"
+else
+	tap_fail "plan of spoke-b shows upstream, peers and ACL flows" "$out"
+fi
+
+# Every invalid file: exit 78 and each expected FILE:LINE: message on stderr.
+for f in "$TESTS"/conf/invalid/*.conf; do
+	name=$(basename "$f")
+	node=$(sed -n 's/^# node: //p' "$f"); node=${node:-spoke-a}
+	"$SUP" check-config -c "$f" -n "$node" >/dev/null 2>"$tmp/err"; rc=$?
+	missing=$(sed -n 's/^# expect: //p' "$f" | while IFS= read -r exp; do
+		grep -qxF "$f:$exp" "$tmp/err" || echo "$f:$exp"; done)
+	if [ $rc -eq 78 ] && [ -z "$missing" ] && [ -s "$tmp/err" ]; then
+		tap_ok "check-config $name exits 78 with its lines"
+	else
+		tap_fail "check-config $name exits 78 with its lines" "rc=$rc" "missing: $missing"
+	fi
+done
+
+"$SUP" check-config -c /nonexistent.conf -n a >/dev/null 2>"$tmp/err"; rc=$?
+if [ $rc -eq 78 ] && grep -q "^/nonexistent.conf:0: cannot read the file" "$tmp/err"; then
+	tap_ok "missing cluster file exits 78"
+else
+	tap_fail "missing cluster file exits 78" "rc=$rc"
+fi
+
+# Keys, byte-compatible with wg(8).
+if ! command -v wg >/dev/null; then
+	tap_fail "wg(8) is installed (needed to check key compatibility)"
+else
+	for i in 1 2 3; do
+		k=$("$SUP" genkey)
+		if [ "$(wg pubkey <<<"$k")" = "$("$SUP" pubkey <<<"$k")" ]; then
+			tap_ok "pubkey of genkey #$i matches wg pubkey"
+		else
+			tap_fail "pubkey of genkey #$i matches wg pubkey"
+		fi
+	done
+	k=$(wg genkey)
+	if [ "$(wg pubkey <<<"$k")" = "$("$SUP" pubkey <<<"$k")" ]; then
+		tap_ok "pubkey of a wg genkey key matches wg pubkey"
+	else
+		tap_fail "pubkey of a wg genkey key matches wg pubkey"
+	fi
+fi
+echo "not a key" | "$SUP" pubkey >/dev/null 2>&1; rc=$?
+[ $rc -eq 1 ] && tap_ok "pubkey rejects garbage" || tap_fail "pubkey rejects garbage" "rc=$rc"
+
+# check-config checks this node's private key when it is at hand.
+priv=$("$SUP" genkey)
+pub=$("$SUP" pubkey <<<"$priv")
+sed "s|M3i9WQyag4lUF0QfLXkiDK/gXA6kGGUBHiOxdgohQWA=|$pub|" "$EX" > "$tmp/c.conf"
+WG_PRIVATE_KEY=$priv "$SUP" check-config -c "$tmp/c.conf" -n spoke-a >"$tmp/out" 2>&1; rc=$?
+if [ $rc -eq 0 ] && grep -q "private key matches the public key" "$tmp/out" && ! grep -qF "$priv" "$tmp/out"; then
+	tap_ok "matching private key from the environment accepted, never printed"
+else
+	tap_fail "matching private key from the environment accepted, never printed" "rc=$rc"
+fi
+WG_PRIVATE_KEY=$("$SUP" genkey) "$SUP" check-config -c "$tmp/c.conf" -n spoke-a >"$tmp/out" 2>&1; rc=$?
+if [ $rc -eq 78 ] && grep -q "the private key does not match spoke-a's public_key" "$tmp/out"; then
+	tap_ok "a private key of another node is refused"
+else
+	tap_fail "a private key of another node is refused" "rc=$rc"
+fi
+umask 022
+echo "$priv" > "$tmp/wg.key"; chmod 644 "$tmp/wg.key"
+sed "s|keys = { private_key_env = \"WG_PRIVATE_KEY\"; };|keys = { private_key_file = \"$tmp/wg.key\"; };|" "$tmp/c.conf" > "$tmp/f.conf"
+"$SUP" check-config -c "$tmp/f.conf" -n spoke-a >"$tmp/out" 2>&1; rc=$?
+if [ $rc -eq 78 ] && grep -q "accessible by group or others (mode 0644)" "$tmp/out" && ! grep -qF "$priv" "$tmp/out"; then
+	tap_ok "a group/world-readable key file is refused"
+else
+	tap_fail "a group/world-readable key file is refused" "rc=$rc" "$(cat "$tmp/out")"
+fi
+chmod 600 "$tmp/wg.key"
+"$SUP" check-config -c "$tmp/f.conf" -n spoke-a >"$tmp/out" 2>&1; rc=$?
+[ $rc -eq 0 ] && tap_ok "a 0600 key file is accepted" || tap_fail "a 0600 key file is accepted" "rc=$rc"
+
+# Help and usage.
+"$SUP" --help | grep -q "check-config" && tap_ok "--help lists commands" || tap_fail "--help lists commands"
+"$SUP" check-config --help | grep -q "usage: supervisor check-config" &&
+	tap_ok "per-command help" || tap_fail "per-command help"
+"$SUP" frobnicate >/dev/null 2>&1; rc=$?
+[ $rc -eq 64 ] && tap_ok "unknown command exits 64" || tap_fail "unknown command exits 64" "rc=$rc"
+"$SUP" check-config -x >/dev/null 2>&1; rc=$?
+[ $rc -eq 64 ] && tap_ok "unknown option exits 64" || tap_fail "unknown option exits 64" "rc=$rc"
+"$SUP" version | grep -q "^supervisor [0-9]" && tap_ok "version" || tap_fail "version"
+
+tap_done

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MIT
+/* lib/: key encoding and derivation, log quoting and line format, helpers. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lib/common.h"
+
+/* RFC 7748 section 6.1, Alice's key pair, in base64. */
+#define RFC_PRIV "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo="
+#define RFC_PUB "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="
+
+static void test_wgkey_rfc7748(void **state)
+{
+	uint8_t priv[WG_KEY_LEN], pub[WG_KEY_LEN];
+	char b64[WG_KEY_B64_LEN + 1];
+
+	(void)state;
+	assert_true(wgkey_from_base64(RFC_PRIV, priv));
+	assert_int_equal(wgkey_public(priv, pub), 0);
+	wgkey_to_base64(pub, b64);
+	assert_string_equal(b64, RFC_PUB);
+}
+
+static void test_wgkey_generate(void **state)
+{
+	uint8_t a[WG_KEY_LEN], b[WG_KEY_LEN];
+
+	(void)state;
+	assert_int_equal(wgkey_generate(a), 0);
+	assert_int_equal(wgkey_generate(b), 0);
+	assert_memory_not_equal(a, b, WG_KEY_LEN);
+	/* clamped like wg genkey */
+	assert_int_equal(a[0] & 7, 0);
+	assert_int_equal(a[31] & 128, 0);
+	assert_int_equal(a[31] & 64, 64);
+}
+
+static void test_wgkey_rejects(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo",   /* no padding */
+		"hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo==", /* 45 chars */
+		"hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTm==",  /* 31 bytes */
+		"hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmp=",  /* non-canonical */
+		" SDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=",
+		"hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo=",  /* url-safe alphabet */
+	};
+	uint8_t k[WG_KEY_LEN];
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		if (wgkey_from_base64(bad[i], k))
+			fail_msg("accepted \"%s\"", bad[i]);
+	assert_false(wgkey_from_base64(NULL, k));
+}
+
+static void test_log_quote(void **state)
+{
+	char buf[64];
+
+	(void)state;
+	assert_string_equal(log_quote(buf, sizeof(buf), "plain"), "\"plain\"");
+	assert_string_equal(log_quote(buf, sizeof(buf), "a \"q\" \\"), "\"a \\\"q\\\" \\\\\"");
+	assert_string_equal(log_quote(buf, sizeof(buf), "x\ny=1\x1b"), "\"x\\x0ay=1\\x1b\"");
+	assert_string_equal(log_quote(buf, sizeof(buf), NULL), "\"\"");
+	assert_string_equal(log_quote(buf, 12, "0123456789abcdef"), "\"012345...\"");
+	assert_true(strlen(log_quote(buf, 12, "0123456789abcdef")) < 12);
+}
+
+static void test_log_line_format(void **state)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	(void)state;
+	log_set_stream(f);
+	log_info("conf", "loaded cluster file path=/etc/x nodes=%d", 4);
+	log_debug("conf", "hidden at info");
+	errno = ENOENT;
+	log_warn("child", "cannot exec name=pg");
+	log_set_stream(NULL);
+	fclose(f);
+	assert_non_null(strstr(out, " level=info component=conf msg=\"loaded cluster file\" path=/etc/x nodes=4\n"));
+	assert_null(strstr(out, "hidden"));
+	assert_non_null(strstr(out, "level=warn component=child msg=\"cannot exec\" name=pg err=\"No such file or directory\"\n"));
+	assert_memory_equal(out, "ts=", 3);
+	free(out);
+}
+
+static void test_edit_distance(void **state)
+{
+	(void)state;
+	assert_int_equal(edit_distance("overlay_ip", "overlay_ip"), 0);
+	assert_int_equal(edit_distance("overlay_pi", "overlay_ip"), 2);
+	assert_int_equal(edit_distance("port", "ports"), 1);
+	assert_int_equal(edit_distance("", "abc"), 3);
+}
+
+int main(void)
+{
+	static const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_wgkey_rfc7748),
+		cmocka_unit_test(test_wgkey_generate),
+		cmocka_unit_test(test_wgkey_rejects),
+		cmocka_unit_test(test_log_quote),
+		cmocka_unit_test(test_log_line_format),
+		cmocka_unit_test(test_edit_distance),
+	};
+
+	return cmocka_run_group_tests_name("lib", tests, NULL, NULL);
+}

@@ -85,6 +85,33 @@ struct conf_backup {
 	uint32_t max_age_s;
 };
 
+/*
+ * An extra supervised process declared in the cluster file (a sidecar, or
+ * test children). The supervisor's own children (wireguard-go, postgres)
+ * are built by their modules, not declared here.
+ */
+struct conf_child {
+	const char *name;
+	const char *const *argv;          /* NULL-terminated, argv[0] absolute */
+	const char *const *env;           /* NULL-terminated "K=V"; NULL: inherit */
+	const char *user;                 /* NULL: run as the supervisor's user */
+	const char *cwd;                  /* NULL: "/" */
+	enum child_restart restart;
+	struct child_stop_step stop[CHILD_STOP_STEPS_MAX];
+	size_t n_stop;                    /* SIGKILL follows the last step */
+	const char *const *after;         /* NULL-terminated names of children */
+	bool required;                    /* giving up stops the supervisor */
+	int line;
+};
+
+/* How children are supervised (the `supervisor` group). */
+struct conf_supervision {
+	uint32_t shutdown_budget_ms; /* whole orderly shutdown, below Docker's 10 s */
+	uint32_t backoff_max_ms;     /* restart delay doubles from 1 s up to this */
+	uint32_t stable_after_ms;    /* a child up this long gets its backoff reset */
+	uint32_t give_up_after;      /* consecutive quick failures; 0 = never */
+};
+
 /* Settings a node entry may override; top-level groups give the defaults. */
 struct conf_settings {
 	struct conf_keys keys;
@@ -93,6 +120,7 @@ struct conf_settings {
 	struct conf_hostport status_listen;
 	const char *control_socket;
 	enum log_level log_level;
+	struct conf_supervision supervision;
 };
 
 struct conf_node {
@@ -107,6 +135,8 @@ struct conf_node {
 	const struct conf_cidr *ssh_from; /* hub only; may be empty */
 	size_t n_ssh_from;
 	struct conf_settings settings;  /* effective, overrides applied */
+	const struct conf_child *children;
+	size_t n_children;
 	int line;
 };
 
@@ -222,6 +252,9 @@ int conf_load_private_key(const struct conf_keys *keys, uint8_t key[WG_KEY_LEN],
  * Never prints a secret: keys are shown only as their public halves.
  */
 void conf_print_plan(const struct conf *conf, FILE *f);
+
+/* conf_signal_name() - "SIGTERM" for SIGTERM; "SIG?" when unknown. */
+const char *conf_signal_name(int signo);
 
 /* Names for display. */
 const char *conf_pg_role_name(enum conf_pg_role role);

@@ -34,6 +34,13 @@ struct raw_acl {
 	const char *path; /* "acl[3]" */
 };
 
+struct raw_child {
+	struct conf_child child;
+	const char *path;          /* "spokes[0].children[1]" */
+	struct name_list argv, env, after;
+	int argv_line, env_line, after_line;
+};
+
 /* A node while loading: the final node plus what only loading needs. */
 struct raw_node {
 	struct conf_node node;
@@ -45,6 +52,8 @@ struct raw_node {
 	int name_line;
 	struct conf_cidr *ssh_from;
 	size_t n_ssh_from;
+	struct raw_child *children;
+	size_t n_children;
 };
 
 struct load_ctx {
@@ -85,7 +94,9 @@ int select_node(struct load_ctx *ctx, const char *node, const config_setting_t *
 /* conf_parse.c: "a.b.c.d/n" (host bits are the caller's concern). */
 bool conf_parse_cidr(const char *s, struct conf_cidr *out);
 
-/* conf_schedule.c */
+/* conf_schedule.c: schedules, durations and stop plans. */
 bool schedule_parse(const char *text, struct conf_schedule *out, const char **why);
+bool stop_plan_parse(const char *text, struct conf_child *out, const char **why);
+int signal_from_name(const char *name);
 
 #endif

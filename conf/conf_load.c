@@ -54,6 +54,14 @@ static int load(config_t *cfg, bool ok, const char *name, const char *node, stru
 		nodes[i] = ctx.nodes[i].node;
 		nodes[i].ssh_from = ctx.nodes[i].ssh_from;
 		nodes[i].n_ssh_from = ctx.nodes[i].n_ssh_from;
+		if (ctx.nodes[i].n_children) {
+			struct conf_child *ch = store_alloc(store, sizeof(*ch) * ctx.nodes[i].n_children);
+
+			for (size_t k = 0; k < ctx.nodes[i].n_children; k++)
+				ch[k] = ctx.nodes[i].children[k].child;
+			nodes[i].children = ch;
+			nodes[i].n_children = ctx.nodes[i].n_children;
+		}
 	}
 	c->nodes = nodes;
 	c->n_nodes = ctx.n_nodes;

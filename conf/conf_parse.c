@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,11 @@ enum vtype {
 	VT_ENUM,      /* one of choices[], stored as int */
 	VT_SCHEDULE,
 	VT_LOGLEVEL,
-	VT_NAMES,     /* list of node names -> struct name_list */
+	VT_NAMES,     /* list of strings -> struct name_list */
+	VT_BOOL,
+	VT_SECONDS,   /* whole seconds in [min, max], stored as uint32_t milliseconds */
+	VT_STOPPLAN,  /* "SIGINT/30s SIGQUIT/5s" into a struct conf_child */
+	VT_CHILDREN,  /* list of child groups into a struct raw_node */
 	VT_CIDRS,     /* list of CIDRs -> (struct conf_cidr *, size_t) */
 	VT_PORTS,     /* list of ports -> struct port_list */
 	VT_GROUP,     /* nested group parsed with .sub into base + offset */
@@ -87,7 +92,12 @@ static int wanted_type(enum vtype t)
 	switch (t) {
 	case VT_UINT:
 	case VT_U16:
+	case VT_SECONDS:
 		return CONFIG_TYPE_INT;
+	case VT_BOOL:
+		return CONFIG_TYPE_BOOL;
+	case VT_CHILDREN:
+		return CONFIG_TYPE_NONE; /* a list of groups, checked by parse_children() */
 	case VT_NAMES:
 	case VT_CIDRS:
 	case VT_PORTS:
@@ -108,6 +118,7 @@ static int wanted_type(enum vtype t)
 	case VT_ENUM:
 	case VT_SCHEDULE:
 	case VT_LOGLEVEL:
+	case VT_STOPPLAN:
 	case VT_FORBIDDEN:
 		return CONFIG_TYPE_STRING;
 	}
@@ -276,15 +287,13 @@ static void parse_name_list(struct load_ctx *ctx, const config_setting_t *s, con
 		const char *v = config_setting_get_string(e);
 
 		if (!v) {
-			diag_at(ctx, e, "%s[%d]: must be a node name in quotes, not %s", path, i,
+			diag_at(ctx, e, "%s[%d]: must be a string, not %s", path, i,
 				type_name(config_setting_type(e)));
 			continue;
 		}
 		out->names[out->n] = store_strdup(ctx->store, v);
 		out->lines[out->n++] = config_setting_source_line(e);
 	}
-	if (n == 0)
-		diag_at(ctx, s, "%s: the list is empty (hint: name at least one spoke)", path);
 }
 
 static void parse_port_list(struct load_ctx *ctx, const config_setting_t *s, const char *path,
@@ -338,6 +347,8 @@ static void parse_cidr_list(struct load_ctx *ctx, const config_setting_t *s, con
 
 static void parse_group(struct load_ctx *ctx, const config_setting_t *g, const char *path,
 			const struct group_spec *spec, void *target);
+static void parse_children(struct load_ctx *ctx, const config_setting_t *s, const char *path,
+			   struct raw_node *rn);
 
 /* Parse one setting @s described by @k into @base. */
 static void parse_value(struct load_ctx *ctx, const config_setting_t *s, const char *path,
@@ -377,11 +388,23 @@ static void parse_value(struct load_ctx *ctx, const config_setting_t *s, const c
 	case VT_PORTS:
 		parse_port_list(ctx, s, path, dst);
 		return;
+	case VT_CHILDREN:
+		parse_children(ctx, s, path, (struct raw_node *)(void *)base);
+		return;
+	case VT_BOOL:
+		*(bool *)dst = config_setting_get_bool(s);
+		return;
+	case VT_STOPPLAN:
+		if (!stop_plan_parse(str, dst, &why))
+			diag_at(ctx, s, "%s: \"%s\": %s (hint: e.g. \"SIGINT/30s SIGQUIT/5s\"; SIGKILL follows the last step)",
+				path, str, why);
+		return;
 	case VT_CIDRS:
 		parse_cidr_list(ctx, s, path, base);
 		return;
 	case VT_UINT:
-	case VT_U16: {
+	case VT_U16:
+	case VT_SECONDS: {
 		long long v = config_setting_get_int64(s);
 
 		if (v < k->min || v > k->max) {
@@ -390,6 +413,8 @@ static void parse_value(struct load_ctx *ctx, const config_setting_t *s, const c
 		}
 		if (k->type == VT_U16)
 			*(uint16_t *)dst = (uint16_t)v;
+		else if (k->type == VT_SECONDS)
+			*(uint32_t *)dst = (uint32_t)v * 1000;
 		else
 			*(uint32_t *)dst = (uint32_t)v;
 		return;
@@ -647,6 +672,67 @@ static const struct key_spec log_keys[] = {
 };
 static const struct group_spec log_group = { log_keys, ARRAY_SIZE(log_keys), NULL, NULL };
 
+/* Process supervision; stored in the settings so nodes can differ. */
+#define SV(f) offsetof(struct conf_supervision, f)
+static const struct key_spec supervisor_keys[] = {
+	KEYX("shutdown_budget", VT_SECONDS, SV(shutdown_budget_ms),
+	     .min = 1, .max = 300),
+	KEYX("backoff_max", VT_SECONDS, SV(backoff_max_ms), .min = 1,
+	     .max = 3600),
+	KEYX("stable_after", VT_SECONDS, SV(stable_after_ms), .min = 1,
+	     .max = 3600),
+	KEYX("give_up_after", VT_UINT, SV(give_up_after), .min = 0,
+	     .max = 1000),
+};
+static const struct group_spec supervisor_group = { supervisor_keys, ARRAY_SIZE(supervisor_keys),
+						    NULL, NULL };
+
+/* Children: extra supervised processes of one node. */
+static const char *const restart_policies[] = { "never", "on-failure", "always", NULL };
+#define CH(f) offsetof(struct raw_child, f)
+static const struct key_spec child_keys[] = {
+	KEYX("name", VT_NAME, CH(child.name), .required = true),
+	KEYX("command", VT_NAMES, CH(argv), .required = true, .line_offset = CH(argv_line)),
+	KEYX("env", VT_NAMES, CH(env), .line_offset = CH(env_line)),
+	KEY("user", VT_IDENT, CH(child.user)),
+	KEY("cwd", VT_PATH, CH(child.cwd)),
+	KEYX("restart", VT_ENUM, CH(child.restart), .choices = restart_policies),
+	KEY("stop", VT_STOPPLAN, CH(child)),
+	KEYX("after", VT_NAMES, CH(after), .line_offset = CH(after_line)),
+	KEY("required", VT_BOOL, CH(child.required)),
+};
+static const struct group_spec child_group = { child_keys, ARRAY_SIZE(child_keys), NULL, NULL };
+
+static void parse_children(struct load_ctx *ctx, const config_setting_t *s, const char *path,
+			   struct raw_node *rn)
+{
+	int n;
+
+	if (!config_setting_is_list(s)) {
+		diag_at(ctx, s, "%s: must be a list ( { name = ...; command = [ ... ]; }, ... ), not %s",
+			path, type_name(config_setting_type(s)));
+		return;
+	}
+	n = config_setting_length(s);
+	rn->children = store_alloc(ctx->store, sizeof(*rn->children) * (size_t)(n ? n : 1));
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		struct raw_child *rc = &rn->children[rn->n_children++];
+		_cleanup_free_ char *sub = xasprintf("%s[%d]", path, i);
+
+		rc->path = store_strdup(ctx->store, sub);
+		rc->child.line = config_setting_source_line(e);
+		rc->child.restart = CHILD_RESTART_ON_FAILURE;
+		rc->child.stop[0] = (struct child_stop_step){ SIGTERM, 5000 };
+		rc->child.n_stop = 1;
+		if (!config_setting_is_group(e)) {
+			diag_at(ctx, e, "%s: must be a group { name = ...; command = [ ... ]; }", sub);
+			continue;
+		}
+		parse_group(ctx, e, sub, &child_group, rc);
+	}
+}
+
 #define CL(f) offsetof(struct conf, cluster.f)
 static const struct key_spec cluster_keys[] = {
 	KEYX("network", VT_CIDR, CL(network), .required = true),
@@ -674,6 +760,8 @@ static const struct key_spec hub_keys[] = {
 	OVERRIDE("status", status_listen, status_group),
 	OVERRIDE("control", control_socket, control_group),
 	OVERRIDE("log", log_level, log_group),
+	OVERRIDE("supervisor", supervision, supervisor_group),
+	KEY("children", VT_CHILDREN, 0),
 	KEYX("postgres", VT_FORBIDDEN, 0, .hint = "the hub runs no database; set postgres on spokes"),
 	KEYX("backup", VT_FORBIDDEN, 0, .hint = "the hub runs no database, so it has no backups"),
 	KEYX("upstream", VT_FORBIDDEN, 0, .hint = "the hub runs no database"),
@@ -703,6 +791,8 @@ static const struct key_spec spoke_keys[] = {
 	OVERRIDE("status", status_listen, status_group),
 	OVERRIDE("control", control_socket, control_group),
 	OVERRIDE("log", log_level, log_group),
+	OVERRIDE("supervisor", supervision, supervisor_group),
+	KEY("children", VT_CHILDREN, 0),
 	KEYX("endpoint", VT_FORBIDDEN, 0,
 	    .hint = "spokes connect outbound only; only the hub has an endpoint"),
 	KEYX("ssh_from", VT_FORBIDDEN, 0, .hint = "spokes accept no SSH; only the hub has ssh_from"),
@@ -810,6 +900,7 @@ static const struct {
 	{ "status", &status_group, SET(status_listen) },
 	{ "control", &control_group, SET(control_socket) },
 	{ "log", &log_group, SET(log_level) },
+	{ "supervisor", &supervisor_group, SET(supervision) },
 };
 
 static const char *const root_names[] = { "cluster", "hub", "spokes", "acl" };
@@ -831,6 +922,7 @@ static void report_unknown_root(struct load_ctx *ctx, const config_setting_t *s)
 		{ .name = "cluster" }, { .name = "hub" }, { .name = "spokes" }, { .name = "acl" },
 		{ .name = "keys" }, { .name = "postgres" }, { .name = "backup" },
 		{ .name = "status" }, { .name = "control" }, { .name = "log" },
+		{ .name = "supervisor" },
 	};
 	static const struct group_spec root = { all, ARRAY_SIZE(all), NULL, NULL };
 	const char *name = config_setting_name(s);

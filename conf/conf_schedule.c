@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
+ * Time-related value syntax: backup schedules and child stop plans.
+ *
  * Backup schedule syntax: "daily HH:MM" (UTC), "hourly", "every N{s,m,h,d}",
  * each optionally followed by "jitter N{s,m,h}". Kept small on purpose: a
  * cron dialect would be one more thing to get wrong at 03:00.
@@ -7,29 +9,125 @@
 #include "conf_internal.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* "90s", "10m", "6h", "1d" -> seconds; false when malformed. */
-static bool parse_duration(const char *s, uint32_t *out)
+/* "500ms", "90s", "10m", "6h", "1d" -> milliseconds; false when malformed. */
+static bool parse_duration_ms(const char *s, uint64_t *out)
 {
+	static const struct {
+		const char *suffix;
+		uint64_t ms;
+	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+		      { "d", 86400000 } };
 	char *end;
 	unsigned long v;
-	uint32_t mult;
 
 	if (!isdigit((unsigned char)*s))
 		return false;
 	v = strtoul(s, &end, 10);
-	switch (*end) {
-	case 's': mult = 1; break;
-	case 'm': mult = 60; break;
-	case 'h': mult = 3600; break;
-	case 'd': mult = 86400; break;
-	default: return false;
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (strcmp(end, units[i].suffix) == 0) {
+			if (v == 0 || v > 366ULL * 86400000 / units[i].ms)
+				return false;
+			*out = v * units[i].ms;
+			return true;
+		}
 	}
-	if (end[1] != '\0' || v == 0 || v > 366UL * 86400 / mult)
+	return false;
+}
+
+/* Whole seconds only (schedules). */
+static bool parse_duration(const char *s, uint32_t *out)
+{
+	uint64_t ms;
+
+	if (!parse_duration_ms(s, &ms) || ms % 1000)
 		return false;
-	*out = (uint32_t)(v * mult);
+	*out = (uint32_t)(ms / 1000);
+	return true;
+}
+
+static const struct {
+	const char *name;
+	int signo;
+} signals[] = {
+	{ "SIGTERM", SIGTERM }, { "SIGINT", SIGINT }, { "SIGQUIT", SIGQUIT },
+	{ "SIGHUP", SIGHUP }, { "SIGUSR1", SIGUSR1 }, { "SIGUSR2", SIGUSR2 },
+	{ "SIGKILL", SIGKILL }, { "SIGSTOP", SIGSTOP }, { "SIGCONT", SIGCONT },
+	{ "SIGCHLD", SIGCHLD }, { "SIGPIPE", SIGPIPE }, { "SIGALRM", SIGALRM },
+	{ "SIGABRT", SIGABRT }, { "SIGSEGV", SIGSEGV }, { "SIGBUS", SIGBUS },
+	{ "SIGFPE", SIGFPE }, { "SIGILL", SIGILL }, { "SIGTRAP", SIGTRAP },
+	{ "SIGSYS", SIGSYS }, { "SIGTSTP", SIGTSTP }, { "SIGTTIN", SIGTTIN },
+	{ "SIGTTOU", SIGTTOU }, { "SIGWINCH", SIGWINCH }, { "SIGXCPU", SIGXCPU },
+	{ "SIGXFSZ", SIGXFSZ }, { "SIGPWR", SIGPWR }, { "SIGURG", SIGURG },
+	{ "SIGVTALRM", SIGVTALRM }, { "SIGPROF", SIGPROF }, { "SIGIO", SIGIO },
+};
+
+int signal_from_name(const char *name)
+{
+	const char *bare = strncmp(name, "SIG", 3) == 0 ? name + 3 : name;
+
+	for (size_t i = 0; i < ARRAY_SIZE(signals); i++)
+		if (strcmp(bare, signals[i].name + 3) == 0)
+			return signals[i].signo;
+	return 0;
+}
+
+const char *conf_signal_name(int signo)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(signals); i++)
+		if (signals[i].signo == signo)
+			return signals[i].name;
+	return "SIG?";
+}
+
+/*
+ * "SIGINT/30s SIGQUIT/10s": each step sends a signal and waits; SIGKILL
+ * follows the last one. Stop signals that cannot stop anything (STOP, CONT,
+ * CHLD) are refused: a plan made of them would always end in SIGKILL.
+ */
+bool stop_plan_parse(const char *text, struct conf_child *out, const char **why)
+{
+	char buf[256];
+	char *save = NULL;
+
+	if (strlen(text) >= sizeof(buf)) {
+		*why = "too long";
+		return false;
+	}
+	strcpy(buf, text);
+	out->n_stop = 0;
+	for (char *w = strtok_r(buf, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+		char *slash = strchr(w, '/');
+		uint64_t ms;
+		int sig;
+
+		if (out->n_stop == CHILD_STOP_STEPS_MAX) {
+			*why = "at most 4 steps";
+			return false;
+		}
+		if (!slash) {
+			*why = "each step is SIGNAL/TIMEOUT";
+			return false;
+		}
+		*slash = '\0';
+		sig = signal_from_name(w);
+		if (!sig || sig == SIGSTOP || sig == SIGCONT || sig == SIGCHLD) {
+			*why = "unknown or unusable signal";
+			return false;
+		}
+		if (!parse_duration_ms(slash + 1, &ms) || ms > 600000) {
+			*why = "the timeout must be a duration up to 10m, e.g. 5s or 500ms";
+			return false;
+		}
+		out->stop[out->n_stop++] = (struct child_stop_step){ sig, (uint32_t)ms };
+	}
+	if (!out->n_stop) {
+		*why = "empty";
+		return false;
+	}
 	return true;
 }
 

@@ -265,10 +265,89 @@ static void expand_acls(struct load_ctx *ctx)
 	ctx->conf->n_flows = n;
 }
 
+static const char *const *to_argv(struct load_ctx *ctx, const struct name_list *l)
+{
+	const char **v = store_alloc(ctx->store, sizeof(*v) * (l->n + 1));
+
+	for (size_t i = 0; i < l->n; i++)
+		v[i] = l->names[i];
+	return v;
+}
+
+static int find_child(const struct raw_node *rn, const char *name)
+{
+	for (size_t i = 0; i < rn->n_children; i++)
+		if (rn->children[i].child.name && strcmp(rn->children[i].child.name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Depth-first walk of "after" edges; true when @start is reachable again. */
+static bool after_cycle(const struct raw_node *rn, size_t start, size_t cur, size_t depth)
+{
+	const struct raw_child *rc = &rn->children[cur];
+
+	if (depth > rn->n_children)
+		return false;
+	for (size_t i = 0; i < rc->after.n; i++) {
+		int j = find_child(rn, rc->after.names[i]);
+
+		if (j < 0)
+			continue;
+		if ((size_t)j == start || after_cycle(rn, start, (size_t)j, depth + 1))
+			return true;
+	}
+	return false;
+}
+
+static void check_children(struct load_ctx *ctx, struct raw_node *rn)
+{
+	for (size_t i = 0; i < rn->n_children; i++) {
+		struct raw_child *rc = &rn->children[i];
+		struct conf_child *c = &rc->child;
+
+		if (c->name && find_child(rn, c->name) != (int)i)
+			diag_add(ctx, NULL, c->line, "%s.name: \"%s\" is already the name of another child of %s",
+				 rc->path, c->name, node_label(rn));
+		if (rc->argv_line && rc->argv.n == 0)
+			diag_add(ctx, NULL, rc->argv_line, "%s.command: the list is empty (hint: command = [ \"/usr/bin/prog\", \"arg\" ])",
+				 rc->path);
+		else if (rc->argv.n && rc->argv.names[0][0] != '/')
+			diag_add(ctx, NULL, rc->argv_line,
+				 "%s.command: \"%s\" is not an absolute path (hint: no $PATH lookup is done for PID 1's children)",
+				 rc->path, rc->argv.names[0]);
+		for (size_t e = 0; e < rc->env.n; e++) {
+			const char *eq = strchr(rc->env.names[e], '=');
+
+			if (!eq || eq == rc->env.names[e])
+				diag_add(ctx, NULL, rc->env.lines[e], "%s.env[%zu]: \"%s\" is not NAME=VALUE",
+					 rc->path, e, rc->env.names[e]);
+		}
+		for (size_t a = 0; a < rc->after.n; a++) {
+			int j = find_child(rn, rc->after.names[a]);
+
+			if (j < 0)
+				diag_add(ctx, NULL, rc->after.lines[a], "%s.after[%zu]: no child named \"%s\" on %s",
+					 rc->path, a, rc->after.names[a], node_label(rn));
+			else if ((size_t)j == i)
+				diag_add(ctx, NULL, rc->after.lines[a], "%s.after[%zu]: a child cannot start after itself",
+					 rc->path, a);
+		}
+		if (after_cycle(rn, i, i, 0))
+			diag_add(ctx, NULL, rc->after_line, "%s.after: the start order is a loop (hint: remove one of the after entries)",
+				 rc->path);
+		c->argv = to_argv(ctx, &rc->argv);
+		c->env = rc->env_line ? to_argv(ctx, &rc->env) : NULL;
+		c->after = to_argv(ctx, &rc->after);
+	}
+}
+
 void validate_cluster(struct load_ctx *ctx, const config_setting_t *root)
 {
 	(void)root;
 	check_names_and_keys(ctx);
+	for (size_t i = 0; i < ctx->n_nodes; i++)
+		check_children(ctx, &ctx->nodes[i]);
 	if (ctx->have_network)
 		check_addresses(ctx);
 	check_topology(ctx);

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/signalfd.h>
 
 #define _unused_ __attribute__((unused))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
@@ -108,6 +109,8 @@ void log_warnx(const char *component, const char *fmt, ...) _printf_(2, 3);
 void log_warn(const char *component, const char *fmt, ...) _printf_(2, 3);
 void log_errorx(const char *component, const char *fmt, ...) _printf_(2, 3);
 _Noreturn void fatalx(const char *component, const char *fmt, ...) _printf_(2, 3);
+/* log_child_output() - one line a child printed: component=output child="NAME". */
+void log_child_output(const char *child, const char *line);
 
 /**
  * log_quote() - render @s as a double-quoted, escaped log value.
@@ -140,6 +143,225 @@ void wgkey_to_base64(const uint8_t key[WG_KEY_LEN], char out[WG_KEY_B64_LEN + 1]
 int wgkey_generate(uint8_t key[WG_KEY_LEN]) _must_check_;
 /* wgkey_public() - the public key of @priv (as `wg pubkey`). Return: 0 or -EINVAL. */
 int wgkey_public(const uint8_t priv[WG_KEY_LEN], uint8_t pub[WG_KEY_LEN]) _must_check_;
+
+/* ---- the event loop --------------------------------------------------
+ *
+ * One thread, one epoll instance. Sources are fds (with a callback),
+ * timers (one timerfd each) and signals (one signalfd for all). Callbacks
+ * run one at a time and must not block. A source may be removed at any
+ * time, also from inside any callback: it is freed after the current
+ * dispatch round, and no further event is delivered to it.
+ */
+struct loop;
+struct loop_source;
+
+typedef void loop_fd_fn(struct loop_source *src, int fd, uint32_t events, void *data);
+typedef void loop_timer_fn(struct loop_source *src, void *data);
+typedef void loop_signal_fn(struct loop *loop, const struct signalfd_siginfo *si, void *data);
+
+/* loop_new() - a new loop. Return: 0 or -errno. */
+int loop_new(struct loop **out) _must_check_;
+/* loop_free() - free the loop and every source still in it. Return: NULL. */
+struct loop *loop_free(struct loop *loop);
+
+/**
+ * loop_add_fd() - watch @fd for @events (EPOLLIN, EPOLLOUT, ...).
+ * @loop: the loop.
+ * @fd: the descriptor; the caller still owns it (close it after removing).
+ * @events: epoll events.
+ * @fn: called with the events that fired.
+ * @data: passed to @fn.
+ * @out: receives the source (may be NULL).
+ *
+ * Return: 0 or -errno.
+ */
+int loop_add_fd(struct loop *loop, int fd, uint32_t events, loop_fd_fn *fn, void *data,
+		struct loop_source **out) _must_check_;
+/* loop_fd_events() - change the events a fd source waits for. Return: 0 or -errno. */
+int loop_fd_events(struct loop_source *src, uint32_t events);
+
+/**
+ * loop_add_timer() - a timer, initially disarmed.
+ * @loop: the loop.
+ * @fn: called each time it fires.
+ * @data: passed to @fn.
+ * @out: receives the timer source.
+ *
+ * Return: 0 or -errno.
+ */
+int loop_add_timer(struct loop *loop, loop_timer_fn *fn, void *data,
+		   struct loop_source **out) _must_check_;
+/* loop_timer_arm() - fire after @after_ms, then every @interval_ms (0: once). */
+void loop_timer_arm(struct loop_source *timer, uint64_t after_ms, uint64_t interval_ms);
+void loop_timer_disarm(struct loop_source *timer);
+bool loop_timer_armed(const struct loop_source *timer);
+
+/**
+ * loop_add_signal() - deliver @signo through the loop's signalfd.
+ * @loop: the loop.
+ * @signo: the signal; it is blocked for the process (see loop_block_signals()).
+ * @fn: called once per delivered signal.
+ * @data: passed to @fn.
+ *
+ * Return: 0 or -errno.
+ */
+int loop_add_signal(struct loop *loop, int signo, loop_signal_fn *fn, void *data) _must_check_;
+
+/* loop_remove() - remove and (later) free a source. NULL is fine. Return: NULL. */
+struct loop_source *loop_remove(struct loop_source *src);
+struct loop *loop_source_loop(const struct loop_source *src);
+
+/* loop_run() - dispatch until loop_quit(). Return: the code given to loop_quit(). */
+int loop_run(struct loop *loop);
+void loop_quit(struct loop *loop, int code);
+/* loop_run_once() - wait up to @timeout_ms and dispatch one round (tests). */
+int loop_run_once(struct loop *loop, int timeout_ms);
+
+/* now_ms() - CLOCK_MONOTONIC in milliseconds. */
+uint64_t now_ms(void);
+
+/* ---- signals for PID 1 -------------------------------------------------
+ *
+ * The supervisor blocks every asynchronous signal and reads them from a
+ * signalfd. Children must not inherit that: sig_restore_for_child() gives
+ * a child the mask and dispositions the supervisor itself started with.
+ */
+/* sig_save_and_block() - remember the original mask/dispositions, block all. */
+void sig_save_and_block(void);
+/* sig_restore_for_child() - async-signal-safe; call between fork and exec. */
+void sig_restore_for_child(void);
+
+/* ---- supervised children ---------------------------------------------
+ *
+ * A child_set owns every supervised process of the daemon. Each child has
+ * a stop plan (signal, wait; ...; then SIGKILL, with SIGCONT after every
+ * signal so a stopped process can act on it), a restart policy with
+ * exponential backoff, and a start order: it starts only when the children
+ * it comes "after" are running and the named conditions it waits for
+ * (e.g. "tunnel-fresh") are true. Conditions turning false later do not
+ * stop anything. Shutdown stops children in reverse start order: a child
+ * is signalled only once everything that depends on it has exited.
+ * Every zombie is reaped, known or not; the set knows its own.
+ */
+enum child_restart {
+	CHILD_RESTART_NEVER,
+	CHILD_RESTART_ON_FAILURE,
+	CHILD_RESTART_ALWAYS,
+};
+
+enum child_state {
+	CHILD_STATE_WAITING,  /* for dependencies/conditions, or not started yet */
+	CHILD_STATE_STARTING, /* forked; exec not confirmed yet */
+	CHILD_STATE_RUNNING,
+	CHILD_STATE_STOPPING, /* stop plan in progress */
+	CHILD_STATE_BACKOFF,  /* exited; restart timer armed */
+	CHILD_STATE_EXITED,   /* exited and will not be restarted */
+	CHILD_STATE_FAILED,   /* gave up restarting */
+};
+
+#define CHILD_STOP_STEPS_MAX 4
+
+struct child_stop_step {
+	int signo;
+	uint32_t timeout_ms;
+};
+
+struct child;
+struct child_set;
+
+typedef void child_exit_fn(struct child *c, int wait_status, void *data);
+
+struct child_spec {
+	const char *name;
+	const char *const *argv;       /* argv[0] is an absolute path */
+	const char *const *env;        /* NULL: the set's base environment */
+	const char *user;              /* NULL: keep the supervisor's uid */
+	const char *cwd;               /* NULL: "/" */
+	enum child_restart restart;
+	struct child_stop_step stop[CHILD_STOP_STEPS_MAX];
+	size_t n_stop;                 /* 0: SIGTERM/5s */
+	const char *const *after;      /* names of children; NULL-terminated or NULL */
+	const char *const *conditions; /* names of conditions; NULL-terminated or NULL */
+	bool required;                 /* its giving up ends the supervisor */
+	bool signal_group;             /* stop signals go to its whole process group */
+	child_exit_fn *on_exit;        /* called after each exit (may be NULL) */
+	void *data;
+};
+
+struct child_policy {
+	uint32_t backoff_max_ms;  /* delay doubles from 1 s up to this */
+	uint32_t stable_after_ms; /* up this long: backoff and failure count reset */
+	uint32_t give_up_after;   /* consecutive quick failures; 0: never give up */
+};
+
+struct child_status {
+	const char *name;
+	enum child_state state;
+	int pid;                  /* 0 when not running */
+	unsigned restarts;
+	int last_status;          /* wait status of the last exit, -1 if none */
+	uint64_t state_since_ms;  /* now_ms() when the state was entered */
+	uint64_t next_start_ms;   /* BACKOFF: when it restarts */
+	const char *last_error;   /* e.g. exec failure, or NULL */
+	bool required;
+};
+
+/* child_set_new() - an empty set on @loop. Return: 0 or -errno. */
+int child_set_new(struct loop *loop, const struct child_policy *policy,
+		  struct child_set **out) _must_check_;
+/* child_set_free() - forget every child (does not signal them). Return: NULL. */
+struct child_set *child_set_free(struct child_set *set);
+void child_set_policy(struct child_set *set, const struct child_policy *policy);
+/* child_set_base_env() - environment for children without their own (copied). */
+void child_set_base_env(struct child_set *set, const char *const *env);
+
+/**
+ * child_add() - add a child (the spec is copied).
+ * @set: the set.
+ * @spec: what to run.
+ * @out: receives the child (may be NULL).
+ *
+ * It starts once child_set_start() was called and its dependencies allow.
+ * Return: 0, or -EEXIST when the name is taken.
+ */
+int child_add(struct child_set *set, const struct child_spec *spec, struct child **out);
+/* child_remove() - stop it (if running) and forget it once it has exited. */
+void child_remove(struct child *c);
+struct child *child_find(struct child_set *set, const char *name);
+const char *child_name(const struct child *c);
+const struct child_spec *child_spec(const struct child *c);
+
+/* child_set_start() - allow children to start (in dependency order). */
+void child_set_start(struct child_set *set);
+/* child_set_condition() - set a named condition; may start waiting children. */
+void child_set_condition(struct child_set *set, const char *name, bool value);
+bool child_set_condition_get(const struct child_set *set, const char *name);
+
+/**
+ * child_set_shutdown() - stop everything in reverse order within @budget_ms.
+ * @set: the set.
+ * @budget_ms: after this, whatever is left (children and orphans) is SIGKILLed.
+ * @done: called once no child of this process is left, or a grace period
+ *        after the SIGKILLs; @status 0 when everything stopped in time.
+ * @data: for @done.
+ */
+void child_set_shutdown(struct child_set *set, uint32_t budget_ms,
+			void (*done)(void *data, int status), void *data);
+bool child_set_shutting_down(const struct child_set *set);
+
+/* child_set_on_give_up() - called when a required child gives up. */
+void child_set_on_give_up(struct child_set *set, void (*fn)(void *data, struct child *c),
+			  void *data);
+
+/* child_set_reap() - reap every exited child (call on SIGCHLD). */
+void child_set_reap(struct child_set *set);
+
+/* child_set_status() - fill @out with up to @max entries. Return: the count. */
+size_t child_set_status(const struct child_set *set, struct child_status *out, size_t max);
+const char *child_state_name(enum child_state state);
+
+/* signal_name() - "SIGTERM" for SIGTERM, "SIG?" for an unknown number. */
+const char *signal_name(int signo);
 
 /* ---- small string helpers -------------------------------------------- */
 

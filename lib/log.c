@@ -108,49 +108,56 @@ static size_t message_length(const char *text)
 	}
 }
 
-void log_emit(enum log_level level, const char *component, int err,
-	      const char *fmt, va_list ap)
+/* Write one finished line: the quoted message and the raw fields. */
+static void emit(enum log_level level, const char *component, const char *qmsg,
+		 const char *fields, int err)
 {
-	char text[4096], msg[1024], line[6144], ts[40];
+	char line[6144], ts[40], qerr[256] = "";
 	struct timeval tv;
 	struct tm tm;
-	size_t mlen;
 	FILE *out = log_stream ? log_stream : stderr;
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (err)
+		log_quote(qerr, sizeof(qerr), strerror(err));
+	snprintf(line, sizeof(line), "ts=%s.%03dZ level=%s component=%s msg=%s%s%s%s%s\n", ts,
+		 (int)(tv.tv_usec / 1000), log_level_name(level), component, qmsg,
+		 *fields ? " " : "", fields, err ? " err=" : "", qerr);
+	/* One write per line keeps lines whole even when stderr is a pipe. */
+	fputs(line, out);
+	fflush(out);
+}
+
+void log_emit(enum log_level level, const char *component, int err, const char *fmt,
+	      va_list ap)
+{
+	char text[4096], msg[1024], qmsg[1100];
+	size_t mlen;
+	const char *fields;
 
 	if (level < log_min)
 		return;
 	vsnprintf(text, sizeof(text), fmt, ap);
 	mlen = message_length(text);
 	snprintf(msg, sizeof(msg), "%.*s", (int)mlen, text);
-
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-
-	char qmsg[1100];
 	log_quote(qmsg, sizeof(qmsg), msg);
-	const char *fields = text + mlen;
-
+	fields = text + mlen;
 	while (*fields == ' ')
 		fields++;
-	int n = snprintf(line, sizeof(line), "ts=%s.%03dZ level=%s component=%s msg=%s%s%s",
-			 ts, (int)(tv.tv_usec / 1000), log_level_name(level), component,
-			 qmsg, *fields ? " " : "", fields);
-	if (err && n > 0 && (size_t)n < sizeof(line)) {
-		char qerr[256];
+	emit(level, component, qmsg, fields, err);
+}
 
-		snprintf(line + n, sizeof(line) - (size_t)n, " err=%s",
-			 log_quote(qerr, sizeof(qerr), strerror(err)));
-	}
-	/* One write per line keeps lines whole even when stderr is a pipe. */
-	size_t len = strlen(line);
+void log_child_output(const char *child, const char *line)
+{
+	char qmsg[2200], qname[128], fields[160];
 
-	if (len + 1 < sizeof(line)) {
-		line[len] = '\n';
-		line[len + 1] = '\0';
-	}
-	fputs(line, out);
-	fflush(out);
+	if (LOG_LEVEL_INFO < log_min)
+		return;
+	log_quote(qmsg, sizeof(qmsg), line);
+	snprintf(fields, sizeof(fields), "child=%s", log_quote(qname, sizeof(qname), child));
+	emit(LOG_LEVEL_INFO, "output", qmsg, fields, 0);
 }
 
 #define LOG_FN(name, level, err)                                        \

@@ -67,21 +67,3 @@ int cmd_version(const struct cli_command *cmd, int argc, char **argv)
 	printf("supervisor %s\n", SUPERVISOR_VERSION);
 	return 0;
 }
-
-int cmd_run(const struct cli_command *cmd, int argc, char **argv)
-{
-	(void)cmd;
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "supervisor run: not yet implemented\n");
-	return 1;
-}
-
-int cmd_ctl(const struct cli_command *cmd, int argc, char **argv)
-{
-	(void)cmd;
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "supervisor ctl: not yet implemented\n");
-	return 1;
-}

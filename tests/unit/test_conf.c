@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -230,6 +231,53 @@ static void test_cascade(void **state)
 	conf_free(c);
 }
 
+static void test_children(void **state)
+{
+	struct conf *c = load_ok("valid/children.conf", "spoke-a");
+	const struct conf_node *me = conf_self(c);
+	const struct conf_child *db, *app;
+
+	(void)state;
+	assert_int_equal(me->n_children, 2);
+	db = &me->children[0];
+	app = &me->children[1];
+	assert_string_equal(db->name, "db");
+	assert_string_equal(db->argv[0], "/bin/sleep");
+	assert_string_equal(db->argv[1], "1000");
+	assert_null(db->argv[2]);
+	assert_null(db->env); /* inherit */
+	assert_int_equal(db->restart, CHILD_RESTART_ALWAYS);
+	assert_int_equal(db->n_stop, 2);
+	assert_int_equal(db->stop[0].signo, SIGINT);
+	assert_int_equal(db->stop[0].timeout_ms, 3000);
+	assert_int_equal(db->stop[1].signo, SIGQUIT);
+	assert_int_equal(db->stop[1].timeout_ms, 500);
+	assert_true(db->required);
+	assert_string_equal(db->user, "nobody");
+	assert_string_equal(db->cwd, "/tmp");
+	assert_null(db->after[0]);
+	/* defaults */
+	assert_int_equal(app->restart, CHILD_RESTART_ON_FAILURE);
+	assert_int_equal(app->n_stop, 1);
+	assert_int_equal(app->stop[0].signo, SIGTERM);
+	assert_int_equal(app->stop[0].timeout_ms, 5000);
+	assert_false(app->required);
+	assert_null(app->user);
+	assert_string_equal(app->after[0], "db");
+	assert_null(app->after[1]);
+	assert_string_equal(app->env[0], "MODE=test");
+	assert_string_equal(app->env[1], "EMPTY=");
+	assert_null(app->env[2]);
+	/* supervision: node group over top-level group over defaults */
+	assert_int_equal(me->settings.supervision.shutdown_budget_ms, 6000);
+	assert_int_equal(me->settings.supervision.backoff_max_ms, 4000);
+	assert_int_equal(me->settings.supervision.stable_after_ms, 2000);
+	assert_int_equal(me->settings.supervision.give_up_after, 5);
+	assert_int_equal(conf_hub(c)->settings.supervision.shutdown_budget_ms, 8000);
+	assert_int_equal(conf_hub(c)->n_children, 0);
+	conf_free(c);
+}
+
 static void test_node_from_environment(void **state)
 {
 	struct conf *c;
@@ -392,6 +440,7 @@ int main(void)
 		cmocka_unit_test(test_overrides),
 		cmocka_unit_test(test_acl_mesh),
 		cmocka_unit_test(test_cascade),
+		cmocka_unit_test(test_children),
 		cmocka_unit_test(test_node_from_environment),
 		cmocka_unit_test(test_schedules),
 		cmocka_unit_test(test_missing_file),

@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `supervisor ctl`: send one request line to the daemon's control socket,
+ * print its reply as a table (or raw with --json), and exit with the
+ * Nagios-style health the reply carries: 0 ok, 1 degraded, 2 critical,
+ * 3 unknown (also: the daemon could not be asked).
+ */
+#include "supervisor/cli.h"
+#include "supervisor/daemon.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define REPLY_MAX (4 << 20)
+
+static const char *socket_path(const char *opt_socket, const char *conf_path, const char *node)
+{
+	static char path[108];
+	struct conf_diag diag = { 0 };
+	struct conf *c = NULL;
+
+	if (opt_socket)
+		return opt_socket;
+	/* The cluster file says where the socket is; a broken file is not our business here. */
+	if (conf_load_file(conf_path, node, &c, &diag) == 0) {
+		snprintf(path, sizeof(path), "%s", conf_self(c)->settings.control_socket);
+		conf_free(c);
+		return path;
+	}
+	conf_diag_clear(&diag);
+	return "/run/supervisor/ctl.sock";
+}
+
+static int ask(const char *path, const char *request, char **reply)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 30 };
+	_cleanup_close_ int fd = -1;
+	size_t len = 0, cap = 4096;
+	char *buf;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0)
+		return -errno;
+	buf = xmalloc(cap);
+	for (;;) {
+		ssize_t n;
+
+		if (len + 1 == cap) {
+			if (cap >= REPLY_MAX) {
+				free(buf);
+				return -EMSGSIZE;
+			}
+			cap *= 2;
+			buf = xrealloc(buf, cap);
+		}
+		n = recv(fd, buf + len, cap - 1 - len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int r = -errno;
+
+			free(buf);
+			return r;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	*reply = buf;
+	return 0;
+}
+
+static void fmt_duration(json_int_t s, char *buf, size_t size)
+{
+	if (s < 60)
+		snprintf(buf, size, "%llds", (long long)s);
+	else if (s < 3600)
+		snprintf(buf, size, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+	else if (s < 86400)
+		snprintf(buf, size, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+	else
+		snprintf(buf, size, "%lldd%02lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+}
+
+static void print_reasons(json_t *reply)
+{
+	json_t *r = json_object_get(reply, "reasons");
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(r, i, v)
+		printf("  - %s\n", json_string_value(v));
+}
+
+static void print_status(json_t *reply)
+{
+	json_t *children = json_object_get(reply, "children"), *c;
+	char up[32];
+	size_t i;
+
+	fmt_duration(json_integer_value(json_object_get(reply, "uptime_s")), up, sizeof(up));
+	printf("node %s (%s), pid %lld%s, up %s, overall %s\n",
+	       json_string_value(json_object_get(reply, "node")),
+	       json_string_value(json_object_get(reply, "role")),
+	       (long long)json_integer_value(json_object_get(reply, "pid")),
+	       json_is_true(json_object_get(reply, "pid1")) ? " (PID 1)" : "", up,
+	       json_string_value(json_object_get(reply, "overall")));
+	print_reasons(reply);
+	if (!json_array_size(children)) {
+		printf("no supervised children\n");
+		return;
+	}
+	printf("%-16s %-9s %7s %8s  %-13s %-8s %s\n", "CHILD", "STATE", "PID", "RESTARTS",
+	       "LAST EXIT", "FOR", "NOTE");
+	json_array_foreach(children, i, c) {
+		json_t *ex = json_object_get(c, "last_exit");
+		const char *err = json_string_value(json_object_get(c, "last_error"));
+		char last[32] = "-", pid[16] = "-", dur[32], note[320] = "";
+
+		if (json_object_get(ex, "code"))
+			snprintf(last, sizeof(last), "exit %lld",
+				 (long long)json_integer_value(json_object_get(ex, "code")));
+		else if (json_object_get(ex, "signal"))
+			snprintf(last, sizeof(last), "%s",
+				 json_string_value(json_object_get(ex, "signal_name")) ?
+				 json_string_value(json_object_get(ex, "signal_name")) : "signal");
+		if (json_integer_value(json_object_get(c, "pid")))
+			snprintf(pid, sizeof(pid), "%lld",
+				 (long long)json_integer_value(json_object_get(c, "pid")));
+		fmt_duration(json_integer_value(json_object_get(c, "state_for_s")), dur, sizeof(dur));
+		if (json_object_get(c, "restart_in_s"))
+			snprintf(note, sizeof(note), "restart in %llds%s",
+				 (long long)json_integer_value(json_object_get(c, "restart_in_s")),
+				 err ? "; " : "");
+		if (err)
+			snprintf(note + strlen(note), sizeof(note) - strlen(note), "%s", err);
+		printf("%-16s %-9s %7s %8lld  %-13s %-8s %s\n",
+		       json_string_value(json_object_get(c, "name")),
+		       json_string_value(json_object_get(c, "state")), pid,
+		       (long long)json_integer_value(json_object_get(c, "restarts")), last, dur, note);
+	}
+}
+
+static void print_reload(json_t *reply)
+{
+	json_t *errors = json_object_get(reply, "errors"), *e;
+	size_t i;
+
+	if (json_is_true(json_object_get(reply, "ok"))) {
+		printf("configuration reloaded\n");
+		return;
+	}
+	fprintf(stderr, "%s\n", json_string_value(json_object_get(reply, "error")));
+	json_array_foreach(errors, i, e)
+		fprintf(stderr, "%s\n", json_string_value(e));
+}
+
+static const struct {
+	const char *command;
+	void (*print)(json_t *reply);
+} printers[] = {
+	{ "status", print_status },
+	{ "reload", print_reload },
+};
+
+static enum health reply_health(json_t *reply)
+{
+	const char *h = json_string_value(json_object_get(reply, "health"));
+
+	for (int i = HEALTH_OK; h && i <= HEALTH_UNKNOWN; i++)
+		if (strcmp(h, health_name((enum health)i)) == 0)
+			return (enum health)i;
+	return HEALTH_UNKNOWN;
+}
+
+int cmd_ctl(const struct cli_command *cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "node", required_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ 0 },
+	};
+	const char *opt_socket = NULL, *conf_path = conf_default_path(), *node = NULL, *path;
+	char request[CONTROL_REQUEST_MAX], *text = NULL;
+	bool raw = false;
+	json_error_t jerr;
+	json_t *reply;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "s:c:n:j", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's': opt_socket = optarg; break;
+		case 'c': conf_path = optarg; break;
+		case 'n': node = optarg; break;
+		case 'j': raw = true; break;
+		default:
+			cli_command_usage(cmd, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		cli_command_usage(cmd, stderr);
+		return EXIT_USAGE;
+	}
+	request[0] = '\0';
+	for (int i = optind; i < argc; i++) {
+		if (strlen(request) + strlen(argv[i]) + 2 >= sizeof(request)) {
+			fprintf(stderr, "supervisor ctl: request too long\n");
+			return EXIT_USAGE;
+		}
+		strcat(request, argv[i]);
+		strcat(request, i + 1 < argc ? " " : "\n");
+	}
+	path = socket_path(opt_socket, conf_path, node);
+	r = ask(path, request, &text);
+	if (r < 0) {
+		fprintf(stderr, "supervisor ctl: cannot ask the daemon at %s: %s%s\n", path,
+			strerror(-r), r == -ENOENT || r == -ECONNREFUSED ?
+			" (is `supervisor run` running on this node?)" : "");
+		return HEALTH_UNKNOWN;
+	}
+	reply = json_loads(text, 0, &jerr);
+	if (!reply || !json_is_object(reply)) {
+		fprintf(stderr, "supervisor ctl: the daemon sent no valid JSON: %s\n", jerr.text);
+		free(text);
+		json_decref(reply);
+		return HEALTH_UNKNOWN;
+	}
+	if (raw) {
+		fputs(text, stdout);
+	} else {
+		const char *command = json_string_value(json_object_get(reply, "command"));
+		void (*print)(json_t *) = NULL;
+
+		for (size_t i = 0; command && i < ARRAY_SIZE(printers); i++)
+			if (strcmp(command, printers[i].command) == 0)
+				print = printers[i].print;
+		if (print) {
+			print(reply);
+		} else if (!json_is_true(json_object_get(reply, "ok"))) {
+			fprintf(stderr, "supervisor ctl %s: %s\n", argv[optind],
+				json_string_value(json_object_get(reply, "error")));
+		} else {
+			json_dumpf(reply, stdout, JSON_INDENT(2));
+			putchar('\n');
+		}
+	}
+	/* An unknown command is a usage error; a refusal says nothing of health. */
+	const char *error = json_string_value(json_object_get(reply, "error"));
+
+	if (error && strcmp(error, "unknown command") == 0)
+		r = EXIT_USAGE;
+	else
+		r = (int)reply_health(reply);
+	json_decref(reply);
+	free(text);
+	return r;
+}

@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Control commands: one row per command. Each handler fills a JSON reply;
+ * every reply carries "v" (protocol version), "ok", "command" and, where
+ * it judges health, "health" (ok/degraded/critical/unknown), which
+ * `supervisor ctl` turns into its exit status.
+ */
+#include "supervisor/daemon.h"
+
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef void ctl_handler_fn(struct daemon *d, const char *args, json_t *reply);
+
+const char *health_name(enum health h)
+{
+	switch (h) {
+	case HEALTH_OK: return "ok";
+	case HEALTH_DEGRADED: return "degraded";
+	case HEALTH_CRITICAL: return "critical";
+	case HEALTH_UNKNOWN: return "unknown";
+	}
+	return "unknown";
+}
+
+static json_t *exit_json(int st)
+{
+	if (st < 0)
+		return json_null();
+	if (WIFEXITED(st))
+		return json_pack("{s:i}", "code", WEXITSTATUS(st));
+	if (WIFSIGNALED(st))
+		return json_pack("{s:i, s:s}", "signal", WTERMSIG(st), "signal_name",
+				 signal_name(WTERMSIG(st)));
+	return json_null();
+}
+
+static void worse(enum health *h, enum health x)
+{
+	if (x > *h)
+		*h = x;
+}
+
+static void ctl_status(struct daemon *d, const char *args, json_t *reply)
+{
+	const struct conf_node *me = conf_self(d->conf);
+	struct child_status st[256];
+	size_t n = child_set_status(d->children, st, ARRAY_SIZE(st));
+	uint64_t now = now_ms();
+	json_t *children = json_array(), *reasons = json_array();
+	enum health h = HEALTH_OK;
+
+	(void)args;
+	for (size_t i = 0; i < n; i++) {
+		char reason[300];
+		json_t *c = json_pack("{s:s, s:s, s:i, s:i, s:o, s:I, s:b, s:s?}",
+				      "name", st[i].name, "state", child_state_name(st[i].state),
+				      "pid", st[i].pid, "restarts", (int)st[i].restarts,
+				      "last_exit", exit_json(st[i].last_status),
+				      "state_for_s", (json_int_t)((now - st[i].state_since_ms) / 1000),
+				      "required", st[i].required, "last_error", st[i].last_error);
+
+		if (st[i].state == CHILD_STATE_BACKOFF)
+			json_object_set_new(c, "restart_in_s",
+					    json_integer((json_int_t)((st[i].next_start_ms - now + 999) / 1000)));
+		json_array_append_new(children, c);
+		switch (st[i].state) {
+		case CHILD_STATE_FAILED:
+			snprintf(reason, sizeof(reason), "child %s gave up", st[i].name);
+			json_array_append_new(reasons, json_string(reason));
+			worse(&h, st[i].required ? HEALTH_CRITICAL : HEALTH_DEGRADED);
+			break;
+		case CHILD_STATE_BACKOFF:
+			snprintf(reason, sizeof(reason), "child %s is restarting after a failure%s%s",
+				 st[i].name, st[i].last_error ? ": " : "",
+				 st[i].last_error ? st[i].last_error : "");
+			json_array_append_new(reasons, json_string(reason));
+			worse(&h, HEALTH_DEGRADED);
+			break;
+		case CHILD_STATE_WAITING:
+		case CHILD_STATE_STARTING:
+		case CHILD_STATE_RUNNING:
+		case CHILD_STATE_STOPPING:
+		case CHILD_STATE_EXITED:
+			break;
+		}
+	}
+	if (child_set_shutting_down(d->children)) {
+		json_array_append_new(reasons, json_string("shutting down"));
+		worse(&h, HEALTH_DEGRADED);
+	}
+	if (d->last_reload_error) {
+		json_array_append_new(reasons, json_string(d->last_reload_error));
+		worse(&h, HEALTH_DEGRADED);
+	}
+	json_object_set_new(reply, "node", json_string(me->name));
+	json_object_set_new(reply, "role", json_string(me->kind == CONF_NODE_HUB ? "hub" : "spoke"));
+	json_object_set_new(reply, "version", json_string(SUPERVISOR_VERSION));
+	json_object_set_new(reply, "pid", json_integer(getpid()));
+	json_object_set_new(reply, "pid1", json_boolean(d->pid1));
+	json_object_set_new(reply, "uptime_s", json_integer((json_int_t)((now - d->started_ms) / 1000)));
+	json_object_set_new(reply, "config", json_pack("{s:s, s:I, s:i, s:s?}",
+		"path", d->conf_path, "loaded_at", (json_int_t)(d->conf_loaded_ms / 1000),
+		"reloads", (int)d->reloads, "last_reload_error", d->last_reload_error));
+	json_object_set_new(reply, "children", children);
+	json_object_set_new(reply, "overall", json_string(health_name(h)));
+	json_object_set_new(reply, "reasons", reasons);
+	json_object_set_new(reply, "health", json_string(health_name(h)));
+}
+
+static void ctl_reload(struct daemon *d, const char *args, json_t *reply)
+{
+	json_t *errors = json_array();
+
+	(void)args;
+	if (daemon_reload(d, errors) == 0) {
+		json_object_set_new(reply, "reloaded", json_true());
+		json_object_set_new(reply, "health", json_string("ok"));
+		json_decref(errors);
+		return;
+	}
+	json_object_set_new(reply, "ok", json_false());
+	json_object_set_new(reply, "error", json_string(d->last_reload_error));
+	json_object_set_new(reply, "errors", errors);
+	json_object_set_new(reply, "health", json_string("critical"));
+}
+
+/* Commands whose module is not part of this build yet say so plainly. */
+static void ctl_unavailable(struct daemon *d, const char *args, json_t *reply)
+{
+	(void)d;
+	(void)args;
+	json_object_set_new(reply, "ok", json_false());
+	json_object_set_new(reply, "error", json_string("not available yet in this version"));
+	json_object_set_new(reply, "health", json_string("unknown"));
+}
+
+static const struct {
+	const char *name;
+	ctl_handler_fn *fn;
+} commands[] = {
+	{ "status", ctl_status },
+	{ "reload", ctl_reload },
+	{ "replication", ctl_unavailable },
+	{ "tunnel", ctl_unavailable },
+	{ "firewall", ctl_unavailable },
+	{ "backups", ctl_unavailable },
+	{ "backup-now", ctl_unavailable },
+};
+
+json_t *control_dispatch(struct daemon *d, const char *line)
+{
+	char name[32];
+	size_t len = strcspn(line, " ");
+	const char *args = line + len;
+	json_t *reply;
+
+	while (*args == ' ')
+		args++;
+	if (len == 0 || len >= sizeof(name))
+		return json_pack("{s:i, s:b, s:s}", "v", 1, "ok", 0, "error", "unknown command");
+	memcpy(name, line, len);
+	name[len] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		if (strcmp(commands[i].name, name) != 0)
+			continue;
+		reply = json_pack("{s:i, s:b, s:s}", "v", 1, "ok", 1, "command", name);
+		commands[i].fn(d, args, reply);
+		return reply;
+	}
+	return json_pack("{s:i, s:b, s:s, s:s}", "v", 1, "ok", 0, "command", name, "error",
+			 "unknown command");
+}

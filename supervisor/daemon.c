@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `supervisor run`: the daemon, fit to be PID 1. It blocks every signal
+ * and reads them from a signalfd in its one event loop; reaps every
+ * zombie (PID 1, or a child subreaper when it is not); starts the
+ * supervised children; serves the control socket; reloads on SIGHUP or
+ * `ctl reload` without ever dropping the running configuration for a bad
+ * one; and on SIGTERM/SIGINT stops everything in reverse order within the
+ * shutdown budget before it exits.
+ */
+#include "supervisor/cli.h"
+#include "supervisor/daemon.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static struct child_policy policy_of(const struct conf *c)
+{
+	const struct conf_supervision *s = &conf_self(c)->settings.supervision;
+
+	return (struct child_policy){
+		.backoff_max_ms = s->backoff_max_ms,
+		.stable_after_ms = s->stable_after_ms,
+		.give_up_after = s->give_up_after,
+	};
+}
+
+static struct child_spec spec_of(const struct conf_child *cc)
+{
+	struct child_spec sp = {
+		.name = cc->name,
+		.argv = cc->argv,
+		.env = cc->env,
+		.user = cc->user,
+		.cwd = cc->cwd,
+		.restart = cc->restart,
+		.n_stop = cc->n_stop,
+		.after = cc->after,
+		.required = cc->required,
+	};
+
+	memcpy(sp.stop, cc->stop, sizeof(sp.stop));
+	return sp;
+}
+
+static bool same_vec(const char *const *a, const char *const *b)
+{
+	size_t i = 0;
+
+	if (!a || !b)
+		return a == b || ((!a || !a[0]) && (!b || !b[0]));
+	for (; a[i] && b[i]; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return !a[i] && !b[i];
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_child(const struct child_spec *a, const struct child_spec *b)
+{
+	return same_vec(a->argv, b->argv) && same_vec(a->env, b->env) &&
+	       same_str(a->user, b->user) && same_str(a->cwd, b->cwd) &&
+	       a->restart == b->restart && a->n_stop == b->n_stop &&
+	       memcmp(a->stop, b->stop, sizeof(a->stop[0]) * a->n_stop) == 0 &&
+	       same_vec(a->after, b->after) && a->required == b->required;
+}
+
+/*
+ * Children never see the WireGuard private key: when it came in through an
+ * environment variable, their environment is ours without it.
+ */
+static void set_child_env(struct daemon *d)
+{
+	const char *secret = conf_self(d->conf)->settings.keys.private_key_env;
+	size_t n = 0, k = 0;
+	const char **env;
+
+	while (environ[n])
+		n++;
+	env = xcalloc(n + 1, sizeof(*env));
+	for (size_t i = 0; i < n; i++) {
+		size_t len = secret ? strlen(secret) : 0;
+
+		if (secret && strncmp(environ[i], secret, len) == 0 && environ[i][len] == '=')
+			continue;
+		env[k++] = environ[i];
+	}
+	child_set_base_env(d->children, env);
+	free(env);
+}
+
+/* Bring the set in line with this node's children in the configuration. */
+static void apply_children(struct daemon *d)
+{
+	const struct conf_node *me = conf_self(d->conf);
+	struct child_status st[256];
+	size_t n = child_set_status(d->children, st, ARRAY_SIZE(st));
+
+	/* Children that are gone from the file, or changed, are stopped. */
+	for (size_t i = 0; i < n; i++) {
+		struct child *c = child_find(d->children, st[i].name);
+		bool keep = false;
+
+		for (size_t k = 0; k < me->n_children; k++) {
+			struct child_spec want = spec_of(&me->children[k]);
+
+			if (strcmp(me->children[k].name, st[i].name) == 0)
+				keep = same_child(child_spec(c), &want);
+		}
+		if (!keep) {
+			log_info("supervisor", "removing child name=%s", st[i].name);
+			child_remove(c);
+		}
+	}
+	/* New or changed ones start, a changed one once its old self has exited. */
+	free(d->pending);
+	d->pending = NULL;
+	d->n_pending = 0;
+	for (size_t k = 0; k < me->n_children; k++) {
+		struct child_spec sp = spec_of(&me->children[k]);
+
+		if (child_find(d->children, sp.name)) {
+			struct child_spec have = *child_spec(child_find(d->children, sp.name));
+
+			if (same_child(&have, &sp))
+				continue;
+			d->pending = xreallocarray(d->pending, d->n_pending + 1, sizeof(*d->pending));
+			d->pending[d->n_pending++] = me->children[k];
+			continue;
+		}
+		if (child_add(d->children, &sp, NULL) < 0)
+			log_errorx("supervisor", "cannot add child name=%s", sp.name);
+	}
+}
+
+static void add_pending(struct daemon *d)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < d->n_pending; i++) {
+		struct child_spec sp = spec_of(&d->pending[i]);
+
+		if (child_find(d->children, sp.name))
+			d->pending[k++] = d->pending[i];
+		else if (child_add(d->children, &sp, NULL) < 0)
+			log_errorx("supervisor", "cannot add child name=%s", sp.name);
+	}
+	d->n_pending = k;
+}
+
+int daemon_reload(struct daemon *d, json_t *errors)
+{
+	struct conf_diag diag = { 0 };
+	struct conf *next = NULL;
+
+	log_info("supervisor", "reloading path=%s", d->conf_path);
+	if (conf_load_file(d->conf_path, d->node, &next, &diag) != 0) {
+		char q[1024];
+
+		for (size_t i = 0; i < diag.n; i++) {
+			log_errorx("supervisor", "reload rejected error=%s",
+				   log_quote(q, sizeof(q), diag.lines[i]));
+			if (errors)
+				json_array_append_new(errors, json_string(diag.lines[i]));
+		}
+		free(d->last_reload_error);
+		d->last_reload_error = xasprintf("%zu error%s in %s; the previous configuration stays in force",
+						 diag.n, diag.n == 1 ? "" : "s", d->conf_path);
+		log_warnx("supervisor", "keeping the running configuration errors=%zu", diag.n);
+		conf_diag_clear(&diag);
+		return CONF_E_INVALID;
+	}
+	/*
+	 * The node's name is fixed for the life of the process, so @next is
+	 * about the same node; everything in it replaces the old values now.
+	 */
+	if (strcmp(conf_self(next)->settings.control_socket,
+		   conf_self(d->conf)->settings.control_socket) != 0)
+		log_warnx("supervisor", "control.socket changed; it takes effect at the next start");
+	conf_free(d->conf);
+	d->conf = next;
+	d->reloads++;
+	d->conf_loaded_ms = (uint64_t)time(NULL) * 1000;
+	free(d->last_reload_error);
+	d->last_reload_error = NULL;
+	if (!d->verbose)
+		log_set_level(conf_self(d->conf)->settings.log_level);
+	struct child_policy pol = policy_of(d->conf);
+
+	child_set_policy(d->children, &pol);
+	set_child_env(d);
+	apply_children(d);
+	log_info("supervisor", "reloaded reloads=%u", d->reloads);
+	return 0;
+}
+
+/* ---- signals ------------------------------------------------------------ */
+
+static void shutdown_done(void *data, int status)
+{
+	struct daemon *d = data;
+
+	if (status && !d->exit_code)
+		log_warnx("supervisor", "shutdown was not clean: children had to be killed");
+	loop_quit(d->loop, d->exit_code);
+}
+
+static void begin_shutdown(struct daemon *d, const char *why)
+{
+	if (child_set_shutting_down(d->children))
+		return;
+	log_info("supervisor", "shutting down reason=%s", why);
+	child_set_shutdown(d->children, conf_self(d->conf)->settings.supervision.shutdown_budget_ms,
+			   shutdown_done, d);
+}
+
+static void on_sigchld(struct loop *loop, const struct signalfd_siginfo *si, void *data)
+{
+	struct daemon *d = data;
+
+	(void)loop;
+	(void)si;
+	child_set_reap(d->children);
+	if (d->n_pending && !child_set_shutting_down(d->children))
+		add_pending(d);
+}
+
+static void on_stop_signal(struct loop *loop, const struct signalfd_siginfo *si, void *data)
+{
+	(void)loop;
+	begin_shutdown(data, signal_name((int)si->ssi_signo));
+}
+
+static void on_sighup(struct loop *loop, const struct signalfd_siginfo *si, void *data)
+{
+	(void)loop;
+	(void)si;
+	(void)daemon_reload(data, NULL);
+}
+
+static void on_give_up(void *data, struct child *c)
+{
+	struct daemon *d = data;
+
+	log_errorx("supervisor", "a required child gave up name=%s", child_name(c));
+	d->exit_code = 1;
+	begin_shutdown(d, "required child failed");
+}
+
+/* ---- the run command ------------------------------------------------------ */
+
+static int setup(struct daemon *d)
+{
+	static const int stop_signals[] = { SIGTERM, SIGINT, SIGQUIT };
+	const struct conf_node *me = conf_self(d->conf);
+	struct child_policy pol = policy_of(d->conf);
+	int r;
+
+	sig_save_and_block();
+	d->pid1 = getpid() == 1;
+	/*
+	 * Not PID 1 (e.g. compose's `init: true` put tini there): become a
+	 * subreaper, or orphaned postgres backends would escape us.
+	 */
+	if (!d->pid1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		log_warn("supervisor", "cannot become a child subreaper; orphans will not be reaped");
+	if ((r = loop_new(&d->loop)) < 0)
+		return r;
+	if ((r = child_set_new(d->loop, &pol, &d->children)) < 0)
+		return r;
+	child_set_on_give_up(d->children, on_give_up, d);
+	for (size_t i = 0; i < ARRAY_SIZE(stop_signals); i++)
+		if ((r = loop_add_signal(d->loop, stop_signals[i], on_stop_signal, d)) < 0)
+			return r;
+	if ((r = loop_add_signal(d->loop, SIGCHLD, on_sigchld, d)) < 0 ||
+	    (r = loop_add_signal(d->loop, SIGHUP, on_sighup, d)) < 0)
+		return r;
+	r = control_open(d, me->settings.control_socket, &d->control);
+	if (r < 0)
+		return r;
+	set_child_env(d);
+	for (size_t i = 0; i < me->n_children; i++) {
+		struct child_spec sp = spec_of(&me->children[i]);
+
+		if ((r = child_add(d->children, &sp, NULL)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+int cmd_run(const struct cli_command *cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "node", required_argument, NULL, 'n' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ 0 },
+	};
+	struct daemon d = { .conf_path = conf_default_path(), .exit_code = 0 };
+	char host[256];
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "c:n:v", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': d.conf_path = optarg; break;
+		case 'n': d.node = xstrdup(optarg); break;
+		case 'v': d.verbose = true; break;
+		default:
+			cli_command_usage(cmd, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		cli_command_usage(cmd, stderr);
+		return EXIT_USAGE;
+	}
+	if (!d.node)
+		d.node = xstrdup(conf_default_node_name(host, sizeof(host)));
+	r = cli_load_conf(d.conf_path, d.node, &d.conf);
+	if (r) {
+		free(d.node);
+		return r;
+	}
+	log_set_level(d.verbose ? LOG_LEVEL_DEBUG : conf_self(d.conf)->settings.log_level);
+	d.started_ms = now_ms();
+	d.conf_loaded_ms = (uint64_t)time(NULL) * 1000;
+
+	r = setup(&d);
+	if (r < 0) {
+		errno = -r;
+		log_warn("supervisor", "cannot start");
+		d.exit_code = 1;
+	} else {
+		log_info("supervisor", "running node=%s role=%s pid=%d pid1=%s version=%s",
+			 conf_self(d.conf)->name,
+			 conf_self(d.conf)->kind == CONF_NODE_HUB ? "hub" : "spoke", (int)getpid(),
+			 d.pid1 ? "yes" : "no", SUPERVISOR_VERSION);
+		child_set_start(d.children);
+		r = loop_run(d.loop);
+		d.exit_code = r < 0 ? 1 : r;
+		log_info("supervisor", "exiting status=%d", d.exit_code);
+	}
+	control_close(d.control);
+	child_set_free(d.children);
+	loop_free(d.loop);
+	conf_free(d.conf);
+	free(d.pending);
+	free(d.last_reload_error);
+	free(d.node);
+	return d.exit_code;
+}

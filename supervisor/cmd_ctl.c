@@ -122,6 +122,14 @@ static void print_status(json_t *reply)
 	       json_is_true(json_object_get(reply, "pid1")) ? " (PID 1)" : "", up,
 	       json_string_value(json_object_get(reply, "overall")));
 	print_reasons(reply);
+	{
+		json_t *t = json_object_get(reply, "tunnel");
+
+		printf("tunnel %s (%lld/%lld peers fresh)\n",
+		       json_string_value(json_object_get(t, "state")),
+		       (long long)json_integer_value(json_object_get(t, "fresh_peers")),
+		       (long long)json_integer_value(json_object_get(t, "peer_count")));
+	}
 	if (!json_array_size(children)) {
 		printf("no supervised children\n");
 		return;
@@ -171,11 +179,53 @@ static void print_reload(json_t *reply)
 		fprintf(stderr, "%s\n", json_string_value(e));
 }
 
+static void print_age(json_t *age, char *buf, size_t size)
+{
+	if (json_is_integer(age))
+		fmt_duration(json_integer_value(age), buf, size);
+	else
+		snprintf(buf, size, "never");
+}
+
+static void print_tunnel(json_t *reply)
+{
+	json_t *t = json_object_get(reply, "tunnel"), *peers = json_object_get(t, "peers"), *p;
+	const char *err = json_string_value(json_object_get(t, "last_error"));
+	size_t i;
+
+	printf("%s on %s (%s): %s, %lld/%lld peers fresh, repairs %lld, re-arms %lld\n",
+	       json_string_value(json_object_get(reply, "node")),
+	       json_string_value(json_object_get(t, "interface")),
+	       json_string_value(json_object_get(t, "backend")),
+	       json_string_value(json_object_get(t, "state")),
+	       (long long)json_integer_value(json_object_get(t, "fresh_peers")),
+	       (long long)json_integer_value(json_object_get(t, "peer_count")),
+	       (long long)json_integer_value(json_object_get(t, "repairs")),
+	       (long long)json_integer_value(json_object_get(t, "rearms")));
+	if (err)
+		printf("  - %s\n", err);
+	printf("%-12s %-12s %-22s %-11s %-10s %12s %12s\n", "PEER", "OVERLAY IP", "ENDPOINT",
+	       "STATE", "HANDSHAKE", "RX", "TX");
+	json_array_foreach(peers, i, p) {
+		char age[32];
+		const char *ep = json_string_value(json_object_get(p, "endpoint"));
+
+		print_age(json_object_get(p, "handshake_age_s"), age, sizeof(age));
+		printf("%-12s %-12s %-22s %-11s %-10s %12lld %12lld\n",
+		       json_string_value(json_object_get(p, "name")),
+		       json_string_value(json_object_get(p, "overlay_ip")), ep ? ep : "-",
+		       json_string_value(json_object_get(p, "state")), age,
+		       (long long)json_integer_value(json_object_get(p, "rx_bytes")),
+		       (long long)json_integer_value(json_object_get(p, "tx_bytes")));
+	}
+}
+
 static const struct {
 	const char *command;
 	void (*print)(json_t *reply);
 } printers[] = {
 	{ "status", print_status },
+	{ "tunnel", print_tunnel },
 	{ "reload", print_reload },
 };
 

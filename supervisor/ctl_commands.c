@@ -6,6 +6,7 @@
  * `supervisor ctl` turns into its exit status.
  */
 #include "supervisor/daemon.h"
+#include "overlay/overlay.h"
 
 #include <string.h>
 #include <sys/wait.h>
@@ -13,6 +14,9 @@
 #include <unistd.h>
 
 typedef void ctl_handler_fn(struct daemon *d, const char *args, json_t *reply);
+
+static json_t *tunnel_json(const struct overlay_status *ov);
+static enum health tunnel_health(const struct overlay_status *ov, json_t *reasons);
 
 const char *health_name(enum health h)
 {
@@ -87,6 +91,7 @@ static void ctl_status(struct daemon *d, const char *args, json_t *reply)
 			break;
 		}
 	}
+	worse(&h, tunnel_health(overlay_status(d->overlay), reasons));
 	if (child_set_shutting_down(d->children)) {
 		json_array_append_new(reasons, json_string("shutting down"));
 		worse(&h, HEALTH_DEGRADED);
@@ -104,8 +109,72 @@ static void ctl_status(struct daemon *d, const char *args, json_t *reply)
 	json_object_set_new(reply, "config", json_pack("{s:s, s:I, s:i, s:s?}",
 		"path", d->conf_path, "loaded_at", (json_int_t)(d->conf_loaded_ms / 1000),
 		"reloads", (int)d->reloads, "last_reload_error", d->last_reload_error));
+	json_object_set_new(reply, "tunnel", tunnel_json(overlay_status(d->overlay)));
 	json_object_set_new(reply, "children", children);
 	json_object_set_new(reply, "overall", json_string(health_name(h)));
+	json_object_set_new(reply, "reasons", reasons);
+	json_object_set_new(reply, "health", json_string(health_name(h)));
+}
+
+static json_t *tunnel_json(const struct overlay_status *ov)
+{
+	json_t *peers = json_array();
+	char ip[16];
+
+	for (size_t i = 0; i < ov->n_peers; i++) {
+		const struct overlay_peer_status *p = &ov->peers[i];
+
+		json_array_append_new(peers, json_pack("{s:s, s:s, s:s?, s:o, s:o, s:I, s:I, s:s, s:b}",
+			"name", p->name, "overlay_ip", conf_ip_str(p->overlay_ip, ip),
+			"endpoint", p->endpoint[0] ? p->endpoint : NULL,
+			"last_handshake", p->last_handshake ? json_integer(p->last_handshake) : json_null(),
+			"handshake_age_s", p->age_s >= 0 ? json_integer(p->age_s) : json_null(),
+			"rx_bytes", (json_int_t)p->rx_bytes, "tx_bytes", (json_int_t)p->tx_bytes,
+			"state", tunnel_state_name(p->state), "fresh", p->state == TUNNEL_FRESH));
+	}
+	return json_pack("{s:s, s:s, s:s, s:b, s:i, s:i, s:o, s:I, s:I, s:s?, s:o}",
+		"state", tunnel_state_name(ov->state), "interface", ov->interface,
+		"backend", ov->backend, "link_up", ov->link_up, "peer_count", (int)ov->n_peers,
+		"fresh_peers", (int)ov->n_fresh,
+		"max_handshake_age_s", ov->max_age_s >= 0 ? json_integer(ov->max_age_s) : json_null(),
+		"repairs", (json_int_t)ov->repairs, "rearms", (json_int_t)ov->rearms,
+		"last_error", ov->last_error[0] ? ov->last_error : NULL, "peers", peers);
+}
+
+/* The tunnel's part of a node's health, with a reason when not ok. */
+static enum health tunnel_health(const struct overlay_status *ov, json_t *reasons)
+{
+	char reason[400];
+
+	switch (ov->state) {
+	case TUNNEL_FRESH:
+		return HEALTH_OK;
+	case TUNNEL_CONNECTING:
+		json_array_append_new(reasons, json_string("tunnel: no handshake yet"));
+		return HEALTH_DEGRADED;
+	case TUNNEL_STALE:
+		snprintf(reason, sizeof(reason), "tunnel: %zu of %zu peers without a fresh handshake",
+			 ov->n_peers - ov->n_fresh, ov->n_peers);
+		json_array_append_new(reasons, json_string(reason));
+		return HEALTH_DEGRADED;
+	case TUNNEL_DOWN:
+		snprintf(reason, sizeof(reason), "tunnel down: %s",
+			 ov->last_error[0] ? ov->last_error : "starting");
+		json_array_append_new(reasons, json_string(reason));
+		return HEALTH_CRITICAL;
+	}
+	return HEALTH_UNKNOWN;
+}
+
+static void ctl_tunnel(struct daemon *d, const char *args, json_t *reply)
+{
+	const struct overlay_status *ov = overlay_status(d->overlay);
+	json_t *reasons = json_array();
+	enum health h = tunnel_health(ov, reasons);
+
+	(void)args;
+	json_object_set_new(reply, "node", json_string(conf_self(d->conf)->name));
+	json_object_set_new(reply, "tunnel", tunnel_json(ov));
 	json_object_set_new(reply, "reasons", reasons);
 	json_object_set_new(reply, "health", json_string(health_name(h)));
 }
@@ -144,7 +213,7 @@ static const struct {
 	{ "status", ctl_status },
 	{ "reload", ctl_reload },
 	{ "replication", ctl_unavailable },
-	{ "tunnel", ctl_unavailable },
+	{ "tunnel", ctl_tunnel },
 	{ "firewall", ctl_unavailable },
 	{ "backups", ctl_unavailable },
 	{ "backup-now", ctl_unavailable },

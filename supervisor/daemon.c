@@ -191,6 +191,8 @@ int daemon_reload(struct daemon *d, json_t *errors)
 		log_warnx("supervisor", "control.socket changed; it takes effect at the next start");
 	conf_free(d->conf);
 	d->conf = next;
+	/* Nothing runs between these two lines: the overlay never sees freed memory. */
+	overlay_set_conf(d->overlay, d->conf);
 	d->reloads++;
 	d->conf_loaded_ms = (uint64_t)time(NULL) * 1000;
 	free(d->last_reload_error);
@@ -250,6 +252,14 @@ static void on_sighup(struct loop *loop, const struct signalfd_siginfo *si, void
 	(void)daemon_reload(data, NULL);
 }
 
+/* Postgres (and anything else waiting on it) starts once the tunnel is fresh. */
+static void on_tunnel(void *data, enum tunnel_state st)
+{
+	struct daemon *d = data;
+
+	child_set_condition(d->children, OVERLAY_CONDITION_FRESH, st == TUNNEL_FRESH);
+}
+
 static void on_give_up(void *data, struct child *c)
 {
 	struct daemon *d = data;
@@ -290,6 +300,9 @@ static int setup(struct daemon *d)
 	r = control_open(d, me->settings.control_socket, &d->control);
 	if (r < 0)
 		return r;
+	if ((r = overlay_new(d->loop, d->children, d->conf, &d->overlay)) < 0)
+		return r;
+	overlay_on_change(d->overlay, on_tunnel, d);
 	set_child_env(d);
 	for (size_t i = 0; i < me->n_children; i++) {
 		struct child_spec sp = spec_of(&me->children[i]);
@@ -353,6 +366,7 @@ int cmd_run(const struct cli_command *cmd, int argc, char **argv)
 		log_info("supervisor", "exiting status=%d", d.exit_code);
 	}
 	control_close(d.control);
+	overlay_free(d.overlay);
 	child_set_free(d.children);
 	loop_free(d.loop);
 	conf_free(d.conf);

@@ -10,6 +10,7 @@
 
 #include "conf/conf.h"
 #include "lib/common.h"
+#include "overlay/overlay.h"
 
 #define CONTROL_REQUEST_MAX 512     /* one request line, newline included */
 #define CONTROL_CLIENTS_MAX 16
@@ -30,6 +31,7 @@ struct daemon {
 	unsigned reloads;
 	char *last_reload_error;   /* NULL after a good reload */
 	struct control *control;
+	struct overlay *overlay;
 	int exit_code;
 	struct conf_child *pending; /* changed children waiting for the old one to exit */
 	size_t n_pending;

@@ -1,0 +1,617 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The reconcile pass (once a second): desired state from the cluster file,
+ * actual state from the device and rtnetlink, and the difference applied.
+ * Bring-up, repair and reload are the same code; a reload differs from a
+ * repair only in how it is counted and logged.
+ *
+ * Freshness: a peer is fresh when its last handshake is at most
+ * cluster.fresh_handshake old (180 s = REJECT_AFTER_TIME by default: an
+ * idle tunnel's handshake age is a sawtooth up to ~145 s, and that is
+ * healthy). "Never" is its own state, not age 0.
+ *
+ * Re-arm: after the hub restarts, the spoke's old session is useless but
+ * WireGuard starts a new handshake only when its rekey timer says so (up
+ * to 120 s). So when the hub peer is stale, or never handshook for 5 s, the
+ * spoke removes and re-adds it (at most every 5 s): setting a persistent
+ * keepalive on a new peer sends a packet at once, which starts a handshake.
+ */
+#include "overlay_internal.h"
+
+#include <signal.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define POLL_MS 1000
+#define REARM_EVERY_MS 5000
+
+struct peer_memory {
+	uint8_t key[WG_KEY_LEN];
+	int64_t last_handshake;  /* survives a re-arm, which resets the device's */
+	char endpoint_set[80];   /* the endpoint we last configured, if any */
+};
+
+struct overlay {
+	struct loop *loop;
+	struct child_set *children;
+	const struct conf *conf;
+	unsigned conf_generation;
+	unsigned applied_generation;
+	struct wg_backend *backend;
+	struct rtnl *rtnl;
+	struct loop_source *timer;
+	bool have_key;
+	uint8_t private_key[WG_KEY_LEN];
+	char key_file[256], key_env[128]; /* where the key came from (copies) */
+	char key_error[240];
+	bool configured_once;
+	bool link_missing;
+	uint64_t connecting_since;
+	uint64_t last_rearm;
+	struct peer_memory *mem;
+	size_t n_mem;
+	struct overlay_status status;
+	void (*on_change)(void *data, enum tunnel_state st);
+	void *on_change_data;
+};
+
+const char *tunnel_state_name(enum tunnel_state st)
+{
+	switch (st) {
+	case TUNNEL_DOWN: return "down";
+	case TUNNEL_CONNECTING: return "connecting";
+	case TUNNEL_FRESH: return "fresh";
+	case TUNNEL_STALE: return "stale";
+	}
+	return "down";
+}
+
+static struct peer_memory *memory_of(struct overlay *ov, const uint8_t key[WG_KEY_LEN])
+{
+	for (size_t i = 0; i < ov->n_mem; i++)
+		if (!memcmp(ov->mem[i].key, key, WG_KEY_LEN))
+			return &ov->mem[i];
+	ov->mem = xreallocarray(ov->mem, ov->n_mem + 1, sizeof(*ov->mem));
+	memset(&ov->mem[ov->n_mem], 0, sizeof(ov->mem[0]));
+	memcpy(ov->mem[ov->n_mem].key, key, WG_KEY_LEN);
+	return &ov->mem[ov->n_mem++];
+}
+
+/* ---- desired state ------------------------------------------------------ */
+
+static bool resolve_endpoint(const struct conf_hostport *hp, struct sockaddr_storage *ss)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM };
+	struct addrinfo *res = NULL;
+	char port[8];
+	bool ok = false;
+
+	snprintf(port, sizeof(port), "%u", hp->port);
+	/*
+	 * A literal resolves without I/O. A name is looked up here, in the
+	 * loop; it happens once per (re)load, and the spec's hub is an address.
+	 */
+	if (getaddrinfo(hp->host, port, &hints, &res) == 0 && res) {
+		memcpy(ss, res->ai_addr, res->ai_addrlen);
+		ok = true;
+	}
+	freeaddrinfo(res);
+	return ok;
+}
+
+/* What the cluster file wants this node's device to be. */
+static void build_desired(struct overlay *ov, struct wg_device *want)
+{
+	const struct conf *c = ov->conf;
+	const struct conf_node *me = conf_self(c);
+
+	memset(want, 0, sizeof(*want));
+	want->has_private_key = true;
+	memcpy(want->private_key, ov->private_key, WG_KEY_LEN);
+	if (me->kind == CONF_NODE_HUB) {
+		want->has_listen_port = true;
+		want->listen_port = c->cluster.port;
+		for (size_t i = 1; i < c->n_nodes; i++) {
+			struct wg_peer *p = wg_device_add_peer(want);
+
+			memcpy(p->public_key, c->nodes[i].public_key, WG_KEY_LEN);
+			wg_peer_add_allowed(p, c->nodes[i].overlay_ip, 32);
+		}
+		return;
+	}
+	struct wg_peer *hub = wg_device_add_peer(want);
+
+	memcpy(hub->public_key, conf_hub(c)->public_key, WG_KEY_LEN);
+	hub->has_endpoint = resolve_endpoint(&conf_hub(c)->endpoint, &hub->endpoint);
+	hub->has_keepalive = true;
+	hub->keepalive = c->cluster.keepalive;
+	wg_peer_add_allowed(hub, c->cluster.network.addr, c->cluster.network.prefix);
+}
+
+static const struct wg_peer *find_peer(const struct wg_device *dev, const uint8_t key[WG_KEY_LEN])
+{
+	for (size_t i = 0; i < dev->n_peers; i++)
+		if (!memcmp(dev->peers[i].public_key, key, WG_KEY_LEN))
+			return &dev->peers[i];
+	return NULL;
+}
+
+static bool same_allowed(const struct wg_peer *a, const struct wg_peer *b)
+{
+	if (a->n_allowed != b->n_allowed)
+		return false;
+	for (size_t i = 0; i < a->n_allowed; i++) {
+		bool found = false;
+
+		for (size_t k = 0; k < b->n_allowed; k++)
+			found |= a->allowed[i].addr.s_addr == b->allowed[k].addr.s_addr &&
+				 a->allowed[i].cidr == b->allowed[k].cidr;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+static void copy_peer(struct wg_peer *dst, const struct wg_peer *src, uint32_t flags)
+{
+	*dst = *src;
+	dst->flags = flags;
+	dst->allowed = NULL;
+	dst->n_allowed = 0;
+	for (size_t i = 0; i < src->n_allowed; i++)
+		wg_peer_add_allowed(dst, src->allowed[i].addr, src->allowed[i].cidr);
+}
+
+struct diff_counts {
+	unsigned added, removed, updated;
+	bool key;
+	bool port;
+};
+
+/* The changes that turn @have into @want, without touching what is equal. */
+static void diff_device(struct overlay *ov, const struct wg_device *want,
+			const struct wg_device *have, struct wg_device *chg, struct diff_counts *n)
+{
+	char ep[80];
+
+	memset(chg, 0, sizeof(*chg));
+	if (!have->has_private_key || memcmp(have->private_key, want->private_key, WG_KEY_LEN)) {
+		chg->has_private_key = true;
+		memcpy(chg->private_key, want->private_key, WG_KEY_LEN);
+		n->key = true;
+	}
+	if (want->has_listen_port && (!have->has_listen_port || have->listen_port != want->listen_port)) {
+		chg->has_listen_port = true;
+		chg->listen_port = want->listen_port;
+		n->port = true;
+	}
+	for (size_t i = 0; i < want->n_peers; i++) {
+		const struct wg_peer *w = &want->peers[i];
+		const struct wg_peer *h = find_peer(have, w->public_key);
+		struct peer_memory *m = memory_of(ov, w->public_key);
+		bool ep_changed = w->has_endpoint &&
+			strcmp(m->endpoint_set, wg_endpoint_str(&w->endpoint, ep, sizeof(ep))) != 0;
+
+		if (!h) {
+			copy_peer(wg_device_add_peer(chg), w, WG_PEER_REPLACE_IPS);
+			n->added++;
+		} else if (!same_allowed(w, h) || (w->has_keepalive && h->keepalive != w->keepalive) ||
+			   ep_changed || (w->has_endpoint && !h->has_endpoint)) {
+			copy_peer(wg_device_add_peer(chg), w, WG_PEER_REPLACE_IPS | WG_PEER_UPDATE_ONLY);
+			n->updated++;
+		} else {
+			continue;
+		}
+		if (w->has_endpoint)
+			snprintf(m->endpoint_set, sizeof(m->endpoint_set), "%s", ep);
+	}
+	for (size_t i = 0; i < have->n_peers; i++) {
+		if (find_peer(want, have->peers[i].public_key))
+			continue;
+		struct wg_peer *p = wg_device_add_peer(chg);
+
+		memcpy(p->public_key, have->peers[i].public_key, WG_KEY_LEN);
+		p->flags = WG_PEER_REMOVE;
+		n->removed++;
+	}
+}
+
+/* ---- one pass ------------------------------------------------------------- */
+
+static void repaired(struct overlay *ov, const char *what)
+{
+	if (!ov->configured_once || ov->applied_generation != ov->conf_generation)
+		return; /* bringing up or applying a reload, not repairing */
+	ov->status.repairs++;
+	log_warnx("overlay", "repaired what=%s interface=%s repairs=%llu", what,
+		  ov->conf->cluster.interface, (unsigned long long)ov->status.repairs);
+}
+
+static void set_down(struct overlay *ov, const char *fmt, ...) _printf_(2, 3);
+static void set_down(struct overlay *ov, const char *fmt, ...)
+{
+	char msg[sizeof(ov->status.last_error)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (strcmp(msg, ov->status.last_error) != 0)
+		log_warnx("overlay", "tunnel down reason=\"%s\"", msg);
+	snprintf(ov->status.last_error, sizeof(ov->status.last_error), "%s", msg);
+	ov->status.state = TUNNEL_DOWN;
+	ov->status.link_up = false;
+	for (size_t i = 0; i < ov->status.n_peers; i++)
+		ov->status.peers[i].state = TUNNEL_DOWN;
+}
+
+static bool same_keys(const struct overlay *ov, const struct conf_keys *k)
+{
+	return !strcmp(ov->key_file, k->private_key_file ? k->private_key_file : "") &&
+	       !strcmp(ov->key_env, k->private_key_env ? k->private_key_env : "");
+}
+
+static bool load_key(struct overlay *ov)
+{
+	const struct conf_keys *k = &conf_self(ov->conf)->settings.keys;
+	char why[200];
+
+	if (ov->have_key && same_keys(ov, k))
+		return true;
+	if (conf_load_private_key(k, ov->private_key, why, sizeof(why)) < 0) {
+		ov->have_key = false;
+		snprintf(ov->key_error, sizeof(ov->key_error), "private key: %s", why);
+		return false;
+	}
+	ov->have_key = true;
+	snprintf(ov->key_file, sizeof(ov->key_file), "%s", k->private_key_file ? k->private_key_file : "");
+	snprintf(ov->key_env, sizeof(ov->key_env), "%s", k->private_key_env ? k->private_key_env : "");
+	ov->key_error[0] = '\0';
+	return true;
+}
+
+static const char *wireguard_go_path(void)
+{
+	static const char *const paths[] = { "/usr/bin/wireguard-go", "/usr/local/bin/wireguard-go",
+					     "/usr/sbin/wireguard-go" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
+		if (access(paths[i], X_OK) == 0)
+			return paths[i];
+	return NULL;
+}
+
+static int choose_backend(struct overlay *ov)
+{
+	const char *iface = ov->conf->cluster.interface;
+
+	if (ov->backend)
+		return 0;
+	ov->backend = wg_netlink_backend();
+	if (ov->backend) {
+		log_info("overlay", "using kernel WireGuard interface=%s", iface);
+		return 0;
+	}
+	/* No kernel WireGuard: wireguard-go creates the link, supervised by us. */
+	const char *path = wireguard_go_path();
+
+	if (!path) {
+		set_down(ov, "no kernel WireGuard and no wireguard-go binary");
+		return -ENOENT;
+	}
+	const char *argv[] = { path, "-f", iface, NULL };
+	struct child_spec spec = {
+		.name = OVERLAY_CHILD_NAME,
+		.argv = argv,
+		.restart = CHILD_RESTART_ALWAYS,
+		.stop = { { SIGTERM, 3000 } },
+		.n_stop = 1,
+	};
+	int r = child_add(ov->children, &spec, NULL);
+
+	if (r < 0 && r != -EEXIST) {
+		set_down(ov, "cannot supervise wireguard-go: %s", strerror(-r));
+		return r;
+	}
+	ov->backend = wg_uapi_backend();
+	log_info("overlay", "no kernel WireGuard; using wireguard-go path=%s interface=%s", path, iface);
+	return 0;
+}
+
+/* Make sure the link exists; return its index, or 0 (status says why). */
+static unsigned ensure_link(struct overlay *ov)
+{
+	const char *iface = ov->conf->cluster.interface;
+	unsigned ifindex = if_nametoindex(iface);
+	int r;
+
+	if (ifindex) {
+		ov->link_missing = false;
+		return ifindex;
+	}
+	if (!ov->link_missing && ov->configured_once)
+		repaired(ov, "link");
+	ov->link_missing = true;
+	if (strcmp(ov->backend->name, "kernel") != 0) {
+		set_down(ov, "waiting for wireguard-go to create %s", iface);
+		return 0;
+	}
+	r = rtnl_link_create(ov->rtnl, iface, "wireguard");
+	if (r < 0 && r != -EEXIST) {
+		set_down(ov, "cannot create %s: %s", iface, strerror(-r));
+		return 0;
+	}
+	return if_nametoindex(iface);
+}
+
+/* The hub routes between spokes: IPv4 forwarding on in its network namespace. */
+static void ensure_forwarding(struct overlay *ov)
+{
+	const char *path = "/proc/sys/net/ipv4/ip_forward";
+	char v = 0;
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (read(fd, &v, 1) == 1 && v != '1') {
+		if (pwrite(fd, "1\n", 2, 0) == 2)
+			repaired(ov, "ip_forward");
+		else
+			log_warn("overlay", "cannot enable IPv4 forwarding");
+	}
+	close(fd);
+}
+
+static void ensure_ip_stack(struct overlay *ov, unsigned ifindex)
+{
+	const struct conf *c = ov->conf;
+	const struct conf_node *me = conf_self(c);
+	bool up = false;
+	unsigned mtu = 0;
+	int r;
+
+	if ((r = rtnl_link_get(ov->rtnl, ifindex, &up, &mtu)) < 0)
+		log_warnx("overlay", "cannot read the link error=\"%s\"", strerror(-r));
+	else if (!up || mtu != c->cluster.mtu) {
+		if ((r = rtnl_link_set(ov->rtnl, ifindex, true, c->cluster.mtu)) < 0)
+			log_warnx("overlay", "cannot bring the link up error=\"%s\"", strerror(-r));
+		else if (!up)
+			repaired(ov, "link-up");
+		else
+			repaired(ov, "mtu");
+	}
+	ov->status.link_up = true;
+	if (rtnl_addr_has(ov->rtnl, ifindex, me->overlay_ip, c->cluster.network.prefix) == 0) {
+		if ((r = rtnl_addr_add(ov->rtnl, ifindex, me->overlay_ip, c->cluster.network.prefix)) < 0)
+			log_warnx("overlay", "cannot add the address error=\"%s\"", strerror(-r));
+		else
+			repaired(ov, "address");
+	}
+	if (rtnl_route_has(ov->rtnl, ifindex, c->cluster.network.addr, c->cluster.network.prefix) == 0) {
+		if ((r = rtnl_route_add(ov->rtnl, ifindex, c->cluster.network.addr,
+					c->cluster.network.prefix)) < 0)
+			log_warnx("overlay", "cannot add the route error=\"%s\"", strerror(-r));
+		else
+			repaired(ov, "route");
+	}
+	if (me->kind == CONF_NODE_HUB)
+		ensure_forwarding(ov);
+}
+
+/* The node's peers as status rows, judged against the threshold. */
+static void judge(struct overlay *ov, const struct wg_device *want, const struct wg_device *have)
+{
+	const struct conf *c = ov->conf;
+	struct overlay_status *st = &ov->status;
+	int64_t now = (int64_t)time(NULL);
+	bool any_stale = false, any_never = false;
+
+	st->n_peers = 0;
+	st->n_fresh = 0;
+	st->max_age_s = 0;
+	for (size_t i = 0; i < want->n_peers && i < OVERLAY_PEERS_MAX; i++) {
+		const struct wg_peer *w = &want->peers[i];
+		const struct wg_peer *h = find_peer(have, w->public_key);
+		struct peer_memory *m = memory_of(ov, w->public_key);
+		struct overlay_peer_status *ps = &st->peers[st->n_peers++];
+		const struct conf_node *node = NULL;
+
+		for (size_t k = 0; k < c->n_nodes; k++)
+			if (!memcmp(c->nodes[k].public_key, w->public_key, WG_KEY_LEN))
+				node = &c->nodes[k];
+		memset(ps, 0, sizeof(*ps));
+		ps->name = node ? node->name : "?";
+		ps->overlay_ip = node ? node->overlay_ip : (struct in_addr){ 0 };
+		if (h) {
+			if (h->last_handshake_sec > m->last_handshake)
+				m->last_handshake = h->last_handshake_sec;
+			ps->rx_bytes = h->rx_bytes;
+			ps->tx_bytes = h->tx_bytes;
+			if (h->has_endpoint)
+				wg_endpoint_str(&h->endpoint, ps->endpoint, sizeof(ps->endpoint));
+		}
+		ps->last_handshake = m->last_handshake;
+		if (!m->last_handshake) {
+			ps->age_s = -1;
+			ps->state = TUNNEL_CONNECTING;
+			any_never = true;
+			continue;
+		}
+		/* A clock that stepped back must not make a handshake look newer than now. */
+		ps->age_s = now > m->last_handshake ? now - m->last_handshake : 0;
+		ps->state = ps->age_s <= (int64_t)c->cluster.fresh_handshake_s ? TUNNEL_FRESH : TUNNEL_STALE;
+		if (ps->state == TUNNEL_FRESH)
+			st->n_fresh++;
+		else
+			any_stale = true;
+		if (ps->age_s > st->max_age_s)
+			st->max_age_s = ps->age_s;
+	}
+	if (any_never)
+		st->max_age_s = -1;
+	if (conf_self(c)->kind == CONF_NODE_SPOKE)
+		st->state = st->n_peers ? st->peers[0].state : TUNNEL_DOWN;
+	else
+		st->state = any_stale ? TUNNEL_STALE : any_never ? TUNNEL_CONNECTING : TUNNEL_FRESH;
+	st->last_error[0] = '\0';
+}
+
+/* Spoke only: force a new handshake with a stale or silent hub peer. */
+static void maybe_rearm(struct overlay *ov, const struct wg_device *want)
+{
+	const struct overlay_status *st = &ov->status;
+	uint64_t now = now_ms();
+	struct wg_device chg = { 0 };
+	int r;
+
+	if (conf_self(ov->conf)->kind != CONF_NODE_SPOKE || !want->n_peers)
+		return;
+	if (st->state == TUNNEL_CONNECTING && !ov->connecting_since)
+		ov->connecting_since = now;
+	if (st->state != TUNNEL_CONNECTING)
+		ov->connecting_since = 0;
+	if (!(st->state == TUNNEL_STALE ||
+	      (st->state == TUNNEL_CONNECTING && now - ov->connecting_since >= REARM_EVERY_MS)) ||
+	    now - ov->last_rearm < REARM_EVERY_MS)
+		return;
+	ov->last_rearm = now;
+	struct wg_peer *p = wg_device_add_peer(&chg);
+
+	memcpy(p->public_key, want->peers[0].public_key, WG_KEY_LEN);
+	p->flags = WG_PEER_REMOVE;
+	r = ov->backend->set(ov->backend, ov->conf->cluster.interface, &chg);
+	wg_device_clear(&chg);
+	if (r == 0) {
+		copy_peer(wg_device_add_peer(&chg), &want->peers[0], WG_PEER_REPLACE_IPS);
+		r = ov->backend->set(ov->backend, ov->conf->cluster.interface, &chg);
+		wg_device_clear(&chg);
+	}
+	ov->status.rearms++;
+	log_info("overlay", "re-armed hub peer to force a handshake state=%s age_s=%lld rearms=%llu%s",
+		 tunnel_state_name(st->state), (long long)st->peers[0].age_s,
+		 (unsigned long long)ov->status.rearms, r < 0 ? " failed=yes" : "");
+}
+
+static void reconcile(struct overlay *ov)
+{
+	const char *iface = ov->conf->cluster.interface;
+	enum tunnel_state before = ov->status.state;
+	struct wg_device want = { 0 }, have = { 0 }, chg = { 0 };
+	struct diff_counts n = { 0 };
+	unsigned ifindex;
+	int r;
+
+	if (!load_key(ov)) {
+		set_down(ov, "%s", ov->key_error);
+		goto out;
+	}
+	if (choose_backend(ov) < 0 || !(ifindex = ensure_link(ov)))
+		goto out;
+	r = ov->backend->get(ov->backend, iface, &have);
+	if (r < 0) {
+		set_down(ov, "cannot read %s (%s): %s", iface, ov->backend->name, strerror(-r));
+		goto out;
+	}
+	build_desired(ov, &want);
+	diff_device(ov, &want, &have, &chg, &n);
+	if (n.key || n.port || chg.n_peers) {
+		r = ov->backend->set(ov->backend, iface, &chg);
+		if (r < 0) {
+			set_down(ov, "cannot configure %s: %s", iface, strerror(-r));
+			goto out;
+		}
+		if (ov->applied_generation != ov->conf_generation || !ov->configured_once)
+			log_info("overlay", "configured interface=%s peers_added=%u peers_removed=%u peers_updated=%u key=%s",
+				 iface, n.added, n.removed, n.updated, n.key ? "set" : "kept");
+		else
+			repaired(ov, n.key ? "device" : "peers");
+	}
+	ensure_ip_stack(ov, ifindex);
+	judge(ov, &want, &have);
+	ov->configured_once = true;
+	ov->applied_generation = ov->conf_generation;
+	maybe_rearm(ov, &want);
+out:
+	ov->status.backend = ov->backend ? ov->backend->name : "none";
+	wg_device_clear(&want);
+	wg_device_clear(&have);
+	wg_device_clear(&chg);
+	if (ov->status.state != before) {
+		log_info("overlay", "tunnel state=%s was=%s", tunnel_state_name(ov->status.state),
+			 tunnel_state_name(before));
+		if (ov->on_change)
+			ov->on_change(ov->on_change_data, ov->status.state);
+	}
+}
+
+static void on_poll(struct loop_source *src, void *data)
+{
+	(void)src;
+	reconcile(data);
+}
+
+/* ---- public ------------------------------------------------------------------- */
+
+int overlay_new(struct loop *loop, struct child_set *children, const struct conf *conf,
+		struct overlay **out)
+{
+	struct overlay *ov = xcalloc(1, sizeof(*ov));
+	int r;
+
+	ov->loop = loop;
+	ov->children = children;
+	ov->conf = conf;
+	ov->conf_generation = 1;
+	ov->status.state = TUNNEL_DOWN;
+	ov->status.interface = conf->cluster.interface;
+	ov->status.backend = "none";
+	if ((r = rtnl_open(&ov->rtnl)) < 0 || (r = loop_add_timer(loop, on_poll, ov, &ov->timer)) < 0) {
+		overlay_free(ov);
+		return r;
+	}
+	loop_timer_arm(ov->timer, 1, POLL_MS);
+	*out = ov;
+	return 0;
+}
+
+struct overlay *overlay_free(struct overlay *ov)
+{
+	if (!ov)
+		return NULL;
+	loop_remove(ov->timer);
+	rtnl_close(ov->rtnl);
+	if (ov->backend)
+		ov->backend->free(ov->backend);
+	explicit_zero(ov->private_key, sizeof(ov->private_key));
+	free(ov->mem);
+	free(ov);
+	return NULL;
+}
+
+void overlay_set_conf(struct overlay *ov, const struct conf *conf)
+{
+	ov->conf = conf;
+	ov->conf_generation++;
+	ov->status.interface = conf->cluster.interface;
+	/* The key source may point into the old configuration: compare by value. */
+	reconcile(ov);
+}
+
+void overlay_on_change(struct overlay *ov, void (*fn)(void *data, enum tunnel_state st), void *data)
+{
+	ov->on_change = fn;
+	ov->on_change_data = data;
+}
+
+const struct overlay_status *overlay_status(const struct overlay *ov)
+{
+	return &ov->status;
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* Private to overlay/: the backend interface, rtnetlink helpers. */
+#ifndef SUP_OVERLAY_INTERNAL_H
+#define SUP_OVERLAY_INTERNAL_H
+
+#include "overlay.h"
+
+#define WG_UAPI_DIR "/var/run/wireguard"
+/* Receive buffer for rtnetlink and genetlink replies: dumps fill up to 32 KiB. */
+#define RTNL_BUF 32768
+
+/* One way to read and change a WireGuard device. */
+struct wg_backend {
+	const char *name;
+	int (*get)(struct wg_backend *b, const char *iface, struct wg_device *out);
+	int (*set)(struct wg_backend *b, const char *iface, const struct wg_device *in);
+	void (*free)(struct wg_backend *b);
+};
+
+/* wg_netlink.c: NULL when the kernel has no WireGuard family. */
+struct wg_backend *wg_netlink_backend(void);
+/* wg_nl_build_set() - the SET_DEVICE message for @dev in @buf (64 KiB). */
+struct nlmsghdr;
+struct nlmsghdr *wg_nl_build_set(char *buf, uint16_t family, unsigned seq, const char *iface,
+				 const struct wg_device *dev);
+
+/* wg_uapi.c */
+struct wg_backend *wg_uapi_backend(void);
+bool wg_parse_endpoint(const char *s, struct sockaddr_storage *ss);
+const char *wg_endpoint_str(const struct sockaddr_storage *ss, char *buf, size_t size);
+
+/* rtnl.c: link, address and route over rtnetlink; 0 or -errno. */
+struct rtnl;
+int rtnl_open(struct rtnl **out) _must_check_;
+struct rtnl *rtnl_close(struct rtnl *r);
+int rtnl_link_create(struct rtnl *r, const char *iface, const char *kind);
+int rtnl_link_get(struct rtnl *r, unsigned ifindex, bool *up, unsigned *mtu);
+int rtnl_link_set(struct rtnl *r, unsigned ifindex, bool up, unsigned mtu);
+/* rtnl_addr_has() - 1 if @ifindex has @addr/@prefix, 0 if not, -errno. */
+int rtnl_addr_has(struct rtnl *r, unsigned ifindex, struct in_addr addr, uint8_t prefix);
+int rtnl_addr_add(struct rtnl *r, unsigned ifindex, struct in_addr addr, uint8_t prefix);
+/* rtnl_route_has() - 1 if the main table routes @dst/@prefix via @ifindex. */
+int rtnl_route_has(struct rtnl *r, unsigned ifindex, struct in_addr dst, uint8_t prefix);
+int rtnl_route_add(struct rtnl *r, unsigned ifindex, struct in_addr dst, uint8_t prefix);
+
+#endif

@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The lab (design.md §5): hub and spokes as network namespaces on this
+# machine, each running `supervisor run` as PID 1 of its own PID and mount
+# namespace, with private bind mounts over the paths nodes must not share.
+#
+#   lab.sh up            clear leftovers, build the network, start every node
+#   lab.sh down          stop everything; no namespace, process, mount or link left
+#   lab.sh exec NODE CMD run CMD inside NODE (its network, mounts and PIDs)
+#   lab.sh ctl NODE ARGS supervisor ctl inside NODE
+#   lab.sh start|stop|kill NODE   one node's supervisor (SIGTERM / SIGKILL)
+#   lab.sh conf          print the path of the cluster file
+#
+# Public side: namespace "inet" holds bridge br0 (192.0.2.254/24) that every
+# node's eth0 joins: hub 192.0.2.1, spokes 192.0.2.11-13. The bridge drops
+# spoke-to-spoke traffic, as the spokes' NATs would: spokes reach each
+# other only through the hub. Overlay: 10.88.0.0/24, hub .1, spokes .11-13.
+#
+# Environment: LAB_DIR (state, default /tmp/sup-lab), SUP (the binary),
+# LAB_FRESH (fresh_handshake, default 180), LAB_KEEPALIVE (default 25),
+# LAB_EXTRA (text appended to the cluster file).
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+LAB=${LAB_DIR:-/tmp/sup-lab}
+SUP=${SUP:-$ROOT/build/supervisor}
+NODES="hub spoke-a spoke-b spoke-c"
+declare -A PUB=([hub]=192.0.2.1 [spoke-a]=192.0.2.11 [spoke-b]=192.0.2.12 [spoke-c]=192.0.2.13)
+declare -A OVL=([hub]=10.88.0.1 [spoke-a]=10.88.0.11 [spoke-b]=10.88.0.12 [spoke-c]=10.88.0.13)
+declare -A ROLE=([spoke-a]=primary [spoke-b]=replica [spoke-c]=replica)
+# Paths every node has privately (wireguard-go's socket path is global).
+MOUNTS="etc:/etc/supervisor run:/run/supervisor wireguard:/var/run/wireguard backups:/var/backups pgdata:/var/lib/postgresql"
+
+die() { echo "lab: $*" >&2; exit 1; }
+
+need_root() {
+	[ "$(id -u)" -eq 0 ] || die "must run as root: it creates network, PID and mount namespaces"
+	for t in ip unshare nsenter nft; do
+		command -v "$t" >/dev/null || die "$t is missing (run scripts/setup)"
+	done
+	[ -x "$SUP" ] || die "no supervisor binary at $SUP (build first)"
+}
+
+# sup_pid NODE: the node's supervisor (PID 1 inside) as seen from here.
+sup_pid() {
+	local outer
+	outer=$(cat "$LAB/$1/outer.pid" 2>/dev/null) || return 1
+	pgrep -P "$outer" -x supervisor | head -1
+}
+
+write_conf() {
+	local conf=$LAB/cluster.conf
+	{
+		echo "cluster = { network = \"10.88.0.0/24\"; fresh_handshake = ${LAB_FRESH:-180}; keepalive = ${LAB_KEEPALIVE:-25}; };"
+		echo "hub = { name = \"hub\"; overlay_ip = \"10.88.0.1\"; endpoint = \"192.0.2.1:51820\";"
+		echo "        public_key = \"$(cat "$LAB/hub/pub")\"; };"
+		echo "spokes = ("
+		local sep=""
+		for n in spoke-a spoke-b spoke-c; do
+			local up=""
+			[ "${ROLE[$n]}" = replica ] && up=" upstream = \"spoke-a\";"
+			printf '%s  { name = "%s"; overlay_ip = "%s"; public_key = "%s";\n    postgres = "%s";%s }' \
+				"$sep" "$n" "${OVL[$n]}" "$(cat "$LAB/$n/pub")" "${ROLE[$n]}" "$up"
+			sep=$',\n'
+		done
+		echo
+		echo ");"
+		echo "keys = { private_key_file = \"/etc/supervisor/wg.key\"; };"
+		echo "${LAB_EXTRA:-}"
+	} > "$conf"
+	for n in $NODES; do cp "$conf" "$LAB/$n/etc/cluster.conf"; done
+}
+
+net_up() {
+	ip netns add inet
+	ip -n inet link set lo up
+	ip -n inet link add br0 type bridge
+	ip -n inet addr add 192.0.2.254/24 dev br0
+	ip -n inet link set br0 up
+	ip netns exec inet nft -f - <<-'EOF'
+	table bridge lab {
+		chain forward {
+			type filter hook forward priority 0; policy accept;
+			ip saddr 192.0.2.11-192.0.2.13 ip daddr 192.0.2.11-192.0.2.13 drop
+		}
+	}
+	EOF
+	for n in $NODES; do
+		ip netns add "$n"
+		ip -n "$n" link set lo up
+		ip -n inet link add "v-$n" type veth peer name eth0 netns "$n"
+		ip -n inet link set "v-$n" master br0 up
+		ip -n "$n" addr add "${PUB[$n]}/24" dev eth0
+		ip -n "$n" link set eth0 up
+	done
+}
+
+start_node() {
+	local n=$1 d=$LAB/$1 binds=""
+	for m in $MOUNTS; do
+		local src=${m%%:*} dst=${m#*:}
+		mkdir -p "$d/$src" "$dst"
+		binds="$binds mount --bind $d/$src $dst &&"
+	done
+	chmod 700 "$d/run"
+	rm -f "$d/run/ctl.sock"
+	ip netns exec "$n" unshare --pid --fork --mount --mount-proc --propagation private \
+		/bin/sh -c "$binds exec $SUP run -c /etc/supervisor/cluster.conf -n $n" \
+		>>"$d/supervisor.log" 2>&1 &
+	echo $! > "$d/outer.pid"
+}
+
+wait_sockets() {
+	for n in "$@"; do
+		for _ in $(seq 100); do
+			[ -S "$LAB/$n/run/ctl.sock" ] && continue 2
+			sleep 0.05
+		done
+		die "$n did not start; see $LAB/$n/supervisor.log"
+	done
+}
+
+stop_node() { # stop_node NODE SIGNAL
+	local pid outer
+	outer=$(cat "$LAB/$1/outer.pid" 2>/dev/null) || return 0
+	pid=$(sup_pid "$1")
+	[ -n "$pid" ] && kill "-$2" "$pid" 2>/dev/null
+	for _ in $(seq 120); do
+		kill -0 "$outer" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$outer" 2>/dev/null
+	rm -f "$LAB/$1/outer.pid"
+}
+
+cmd_down() {
+	for n in $NODES; do
+		[ -f "$LAB/$n/outer.pid" ] && stop_node "$n" TERM
+	done
+	for ns in $NODES inet; do
+		if ip netns list | grep -qw "^$ns"; then
+			ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+			ip netns del "$ns"
+		fi
+	done
+	rm -rf "$LAB"
+}
+
+cmd_up() {
+	need_root
+	cmd_down
+	mkdir -p "$LAB"
+	chmod 700 "$LAB"
+	umask 077
+	for n in $NODES; do
+		mkdir -p "$LAB/$n/etc"
+		"$SUP" genkey > "$LAB/$n/etc/wg.key"
+		"$SUP" pubkey < "$LAB/$n/etc/wg.key" > "$LAB/$n/pub"
+	done
+	umask 022
+	write_conf
+	net_up
+	for n in $NODES; do start_node "$n"; done
+	wait_sockets $NODES
+	echo "lab: up ($NODES); state in $LAB"
+}
+
+cmd_exec() {
+	local n=$1; shift
+	local pid
+	pid=$(sup_pid "$n") || die "$n is not running"
+	[ -n "$pid" ] || die "$n is not running"
+	nsenter -t "$pid" --mount --net --pid -- "$@"
+}
+
+case "${1:-}" in
+up) cmd_up ;;
+down) need_root; cmd_down ;;
+exec) shift; [ $# -ge 2 ] || die "usage: lab.sh exec NODE CMD..."; cmd_exec "$@" ;;
+ctl) shift; [ $# -ge 2 ] || die "usage: lab.sh ctl NODE ARGS..."; n=$1; shift; cmd_exec "$n" "$SUP" ctl "$@" ;;
+start) need_root; start_node "$2"; wait_sockets "$2" ;;
+stop) stop_node "$2" TERM ;;
+kill) stop_node "$2" KILL ;;
+pid) sup_pid "$2" ;;
+conf) echo "$LAB/cluster.conf" ;;
+*) sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'; exit 64 ;;
+esac

@@ -766,6 +766,7 @@ int child_add(struct child_set *set, const struct child_spec *spec, struct child
 	c->spec.env = own_vec(c, spec->env);
 	c->spec.user = own(c, spec->user);
 	c->spec.cwd = own(c, spec->cwd);
+	c->spec.owner = own(c, spec->owner);
 	c->spec.after = own_vec(c, spec->after);
 	c->spec.conditions = own_vec(c, spec->conditions);
 	if (!c->spec.n_stop) {

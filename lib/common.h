@@ -284,6 +284,7 @@ struct child_spec {
 	const char *const *conditions; /* names of conditions; NULL-terminated or NULL */
 	bool required;                 /* its giving up ends the supervisor */
 	bool signal_group;             /* stop signals go to its whole process group */
+	const char *owner;             /* who manages it ("config", "overlay", ...) */
 	child_exit_fn *on_exit;        /* called after each exit (may be NULL) */
 	void *data;
 };

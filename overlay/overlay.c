@@ -35,7 +35,7 @@
 
 struct peer_memory {
 	uint8_t key[WG_KEY_LEN];
-	int64_t last_handshake;  /* survives a re-arm, which resets the device's */
+	int64_t last_handshake_ms; /* wall clock; survives a re-arm, which resets the device's */
 	char endpoint_set[80];   /* the endpoint we last configured, if any */
 };
 
@@ -201,6 +201,9 @@ static void diff_device(struct overlay *ov, const struct wg_device *want,
 			strcmp(m->endpoint_set, wg_endpoint_str(&w->endpoint, ep, sizeof(ep))) != 0;
 
 		if (!h) {
+			/* A peer (re)added has no session: what we remembered is void. */
+			m->last_handshake_ms = 0;
+			m->endpoint_set[0] = '\0';
 			copy_peer(wg_device_add_peer(chg), w, WG_PEER_REPLACE_IPS);
 			n->added++;
 		} else if (!same_allowed(w, h) || (w->has_keepalive && h->keepalive != w->keepalive) ||
@@ -314,6 +317,7 @@ static int choose_backend(struct overlay *ov)
 		.restart = CHILD_RESTART_ALWAYS,
 		.stop = { { SIGTERM, 3000 } },
 		.n_stop = 1,
+		.owner = "overlay",
 	};
 	int r = child_add(ov->children, &spec, NULL);
 
@@ -411,8 +415,12 @@ static void judge(struct overlay *ov, const struct wg_device *want, const struct
 {
 	const struct conf *c = ov->conf;
 	struct overlay_status *st = &ov->status;
-	int64_t now = (int64_t)time(NULL);
+	struct timespec ts;
+	int64_t now_wall, age_ms;
 	bool any_stale = false, any_never = false;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 
 	st->n_peers = 0;
 	st->n_fresh = 0;
@@ -431,23 +439,29 @@ static void judge(struct overlay *ov, const struct wg_device *want, const struct
 		ps->name = node ? node->name : "?";
 		ps->overlay_ip = node ? node->overlay_ip : (struct in_addr){ 0 };
 		if (h) {
-			if (h->last_handshake_sec > m->last_handshake)
-				m->last_handshake = h->last_handshake_sec;
+			int64_t ms = h->last_handshake_sec * 1000 + h->last_handshake_nsec / 1000000;
+
+			if (h->last_handshake_sec && ms > m->last_handshake_ms)
+				m->last_handshake_ms = ms;
 			ps->rx_bytes = h->rx_bytes;
 			ps->tx_bytes = h->tx_bytes;
 			if (h->has_endpoint)
 				wg_endpoint_str(&h->endpoint, ps->endpoint, sizeof(ps->endpoint));
 		}
-		ps->last_handshake = m->last_handshake;
-		if (!m->last_handshake) {
+		ps->last_handshake = m->last_handshake_ms / 1000;
+		ps->last_handshake_ms = m->last_handshake_ms;
+		if (!m->last_handshake_ms) {
 			ps->age_s = -1;
 			ps->state = TUNNEL_CONNECTING;
 			any_never = true;
 			continue;
 		}
 		/* A clock that stepped back must not make a handshake look newer than now. */
-		ps->age_s = now > m->last_handshake ? now - m->last_handshake : 0;
-		ps->state = ps->age_s <= (int64_t)c->cluster.fresh_handshake_s ? TUNNEL_FRESH : TUNNEL_STALE;
+		age_ms = now_wall > m->last_handshake_ms ? now_wall - m->last_handshake_ms : 0;
+		ps->age_s = age_ms / 1000;
+		/* Milliseconds, so "stale" shows within a poll of crossing the threshold. */
+		ps->state = age_ms <= (int64_t)c->cluster.fresh_handshake_s * 1000 ? TUNNEL_FRESH :
+			    TUNNEL_STALE;
 		if (ps->state == TUNNEL_FRESH)
 			st->n_fresh++;
 		else

@@ -42,6 +42,7 @@ struct wg_peer {
 	bool has_keepalive;
 	uint16_t keepalive;
 	int64_t last_handshake_sec;  /* wall clock; 0: never */
+	int64_t last_handshake_nsec;
 	uint64_t rx_bytes, tx_bytes;
 	struct wg_allowedip *allowed;
 	size_t n_allowed;
@@ -102,6 +103,7 @@ struct overlay_peer_status {
 	struct in_addr overlay_ip;
 	char endpoint[64];         /* "" when unknown */
 	int64_t last_handshake;    /* unix seconds; 0: never */
+	int64_t last_handshake_ms; /* the same in milliseconds */
 	int64_t age_s;             /* -1: never */
 	uint64_t rx_bytes, tx_bytes;
 	enum tunnel_state state;

@@ -105,11 +105,13 @@ static int parse_peer(const struct nlattr *a, struct wg_device *dev)
 			p->has_keepalive = true;
 			break;
 		case WGPEER_A_LAST_HANDSHAKE_TIME:
-			if (mnl_attr_get_payload_len(x) >= sizeof(int64_t)) {
-				int64_t sec;
+			/* struct __kernel_timespec: two 64-bit fields */
+			if (mnl_attr_get_payload_len(x) == 2 * sizeof(int64_t)) {
+				int64_t ts[2];
 
-				memcpy(&sec, mnl_attr_get_payload(x), sizeof(sec));
-				p->last_handshake_sec = sec;
+				memcpy(ts, mnl_attr_get_payload(x), sizeof(ts));
+				p->last_handshake_sec = ts[0];
+				p->last_handshake_nsec = ts[1];
 			}
 			break;
 		case WGPEER_A_RX_BYTES:

@@ -179,6 +179,10 @@ int wg_uapi_parse_get(const char *text, struct wg_device *dev)
 			if (!parse_u64(val, &v))
 				return -EPROTO;
 			peer->last_handshake_sec = (int64_t)v;
+		} else if (strcmp(key, "last_handshake_time_nsec") == 0) {
+			if (!parse_u64(val, &v) || v >= 1000000000)
+				return -EPROTO;
+			peer->last_handshake_nsec = (int64_t)v;
 		} else if (strcmp(key, "rx_bytes") == 0) {
 			if (!parse_u64(val, &peer->rx_bytes))
 				return -EPROTO;
@@ -205,7 +209,7 @@ int wg_uapi_parse_get(const char *text, struct wg_device *dev)
 				return -EPROTO;
 			wg_peer_add_allowed(peer, a, (uint8_t)v);
 		}
-		/* preshared_key, protocol_version, last_handshake_time_nsec: not needed */
+		/* preshared_key, protocol_version: not needed */
 	}
 	if (!saw_errno)
 		return -EPROTO;

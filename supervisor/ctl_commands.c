@@ -124,10 +124,12 @@ static json_t *tunnel_json(const struct overlay_status *ov)
 	for (size_t i = 0; i < ov->n_peers; i++) {
 		const struct overlay_peer_status *p = &ov->peers[i];
 
-		json_array_append_new(peers, json_pack("{s:s, s:s, s:s?, s:o, s:o, s:I, s:I, s:s, s:b}",
+		json_array_append_new(peers, json_pack("{s:s, s:s, s:s?, s:o, s:o, s:o, s:I, s:I, s:s, s:b}",
 			"name", p->name, "overlay_ip", conf_ip_str(p->overlay_ip, ip),
 			"endpoint", p->endpoint[0] ? p->endpoint : NULL,
 			"last_handshake", p->last_handshake ? json_integer(p->last_handshake) : json_null(),
+			"last_handshake_ms",
+			p->last_handshake ? json_integer(p->last_handshake_ms) : json_null(),
 			"handshake_age_s", p->age_s >= 0 ? json_integer(p->age_s) : json_null(),
 			"rx_bytes", (json_int_t)p->rx_bytes, "tx_bytes", (json_int_t)p->tx_bytes,
 			"state", tunnel_state_name(p->state), "fresh", p->state == TUNNEL_FRESH));

@@ -22,6 +22,9 @@
 
 extern char **environ;
 
+/* Children declared in the cluster file; modules' own children have other owners. */
+#define CONFIG_OWNER "config"
+
 static struct child_policy policy_of(const struct conf *c)
 {
 	const struct conf_supervision *s = &conf_self(c)->settings.supervision;
@@ -45,6 +48,7 @@ static struct child_spec spec_of(const struct conf_child *cc)
 		.n_stop = cc->n_stop,
 		.after = cc->after,
 		.required = cc->required,
+		.owner = CONFIG_OWNER,
 	};
 
 	memcpy(sp.stop, cc->stop, sizeof(sp.stop));
@@ -111,8 +115,11 @@ static void apply_children(struct daemon *d)
 	/* Children that are gone from the file, or changed, are stopped. */
 	for (size_t i = 0; i < n; i++) {
 		struct child *c = child_find(d->children, st[i].name);
+		const char *owner = child_spec(c)->owner;
 		bool keep = false;
 
+		if (!owner || strcmp(owner, CONFIG_OWNER) != 0)
+			continue; /* wireguard-go, postgres: their modules decide */
 		for (size_t k = 0; k < me->n_children; k++) {
 			struct child_spec want = spec_of(&me->children[k]);
 

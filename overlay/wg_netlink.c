@@ -195,8 +195,28 @@ static int parse_message(const struct nlmsghdr *nlh, void *data)
 int wg_nl_parse_dump(const void *buf, size_t len, uint16_t family, struct wg_device *dev)
 {
 	struct parse_ctx ctx = { family, dev };
+	const char *p = buf;
+	size_t rem = len;
 	int r;
 
+	/*
+	 * Every message whole and inside the buffer, checked unsigned: libmnl
+	 * stops quietly at a partial message, and its mnl_nlmsg_ok() casts the
+	 * length to int, so a length of 2^31 or more would pass it.
+	 */
+	if (len > INT32_MAX)
+		return -EPROTO;
+	while (rem) {
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)(const void *)p;
+		size_t step;
+
+		if (rem < sizeof(*nlh) || nlh->nlmsg_len < sizeof(*nlh) || nlh->nlmsg_len > rem)
+			return -EPROTO;
+		step = MNL_ALIGN(nlh->nlmsg_len);
+		step = step > rem ? rem : step;
+		p += step;
+		rem -= step;
+	}
 	errno = 0;
 	r = mnl_cb_run(buf, len, 0, 0, parse_message, &ctx);
 	if (r == MNL_CB_STOP)

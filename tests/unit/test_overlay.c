@@ -1,0 +1,385 @@
+// SPDX-License-Identifier: MIT
+/*
+ * overlay/: the two backends' pure parts. The UAPI text is wireguard-go's
+ * reply format; the genetlink messages are built here the way the kernel
+ * lays out a WG_CMD_GET_DEVICE dump (wireguard.h, netlink.c), including a
+ * peer whose allowed IPs continue in the next message.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <linux/genetlink.h>
+#include <linux/wireguard.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "overlay/overlay_internal.h"
+
+#define FAMILY 0x1d
+
+static const char reply_ok[] =
+	"private_key=e84b5a6d2717c1003a13b431570353dbaca9146cf150c5f8575680feba52027a\n"
+	"listen_port=51820\n"
+	"public_key=b85996fecc9c7f1fc6d2572a76eda11d59bcd20be8e543b15ce4bd85a8e75a33\n"
+	"preshared_key=0000000000000000000000000000000000000000000000000000000000000000\n"
+	"protocol_version=1\n"
+	"endpoint=192.0.2.11:43211\n"
+	"last_handshake_time_sec=1795312000\n"
+	"last_handshake_time_nsec=250000000\n"
+	"tx_bytes=38333\n"
+	"rx_bytes=2224\n"
+	"persistent_keepalive_interval=0\n"
+	"allowed_ip=10.88.0.11/32\n"
+	"allowed_ip=fd00::11/128\n"
+	"public_key=58402e695ba1772b1cc9309755f043251ea77fdcf10fbe63989ceb7e19321376\n"
+	"endpoint=[2001:db8::1]:51820\n"
+	"last_handshake_time_sec=0\n"
+	"last_handshake_time_nsec=0\n"
+	"tx_bytes=0\n"
+	"rx_bytes=0\n"
+	"persistent_keepalive_interval=25\n"
+	"allowed_ip=10.88.0.0/24\n"
+	"errno=0\n"
+	"\n";
+
+static void test_uapi_parse_get(void **state)
+{
+	struct wg_device d = { 0 };
+	char ep[80];
+
+	(void)state;
+	assert_int_equal(wg_uapi_parse_get(reply_ok, &d), 0);
+	assert_true(d.has_private_key);
+	assert_int_equal(d.private_key[0], 0xe8);
+	assert_int_equal(d.private_key[31], 0x7a);
+	assert_int_equal(d.listen_port, 51820);
+	assert_int_equal(d.n_peers, 2);
+	assert_int_equal(d.peers[0].public_key[0], 0xb8);
+	assert_string_equal(wg_endpoint_str(&d.peers[0].endpoint, ep, sizeof(ep)), "192.0.2.11:43211");
+	assert_int_equal(d.peers[0].last_handshake_sec, 1795312000);
+	assert_int_equal(d.peers[0].last_handshake_nsec, 250000000);
+	assert_int_equal(d.peers[0].tx_bytes, 38333);
+	assert_int_equal(d.peers[0].rx_bytes, 2224);
+	assert_int_equal(d.peers[0].n_allowed, 1); /* the IPv6 prefix is not ours */
+	assert_int_equal(d.peers[0].allowed[0].cidr, 32);
+	assert_string_equal(wg_endpoint_str(&d.peers[1].endpoint, ep, sizeof(ep)), "[2001:db8::1]:51820");
+	assert_int_equal(d.peers[1].last_handshake_sec, 0);
+	assert_int_equal(d.peers[1].keepalive, 25);
+	assert_int_equal(d.peers[1].allowed[0].cidr, 24);
+	wg_device_clear(&d);
+}
+
+static void test_uapi_parse_errors(void **state)
+{
+	static const struct {
+		const char *text;
+		int want;
+	} cases[] = {
+		{ "errno=0\n\n", 0 },
+		{ "errno=-22\n\n", -22 },
+		{ "errno=5\n\n", -5 },
+		{ "listen_port=1\n\n", -EPROTO },                    /* no errno line */
+		{ "listen_port\nerrno=0\n\n", -EPROTO },             /* no '=' */
+		{ "private_key=zz\nerrno=0\n\n", -EPROTO },           /* not hex */
+		{ "listen_port=70000\nerrno=0\n\n", -EPROTO },
+		{ "public_key=b85996fecc9c7f1fc6d2572a76eda11d59bcd20be8e543b15ce4bd85a8e75a33\n"
+		  "allowed_ip=10.0.0.1/33\nerrno=0\n\n", -EPROTO },
+		{ "public_key=b85996fecc9c7f1fc6d2572a76eda11d59bcd20be8e543b15ce4bd85a8e75a33\n"
+		  "endpoint=nowhere\nerrno=0\n\n", -EPROTO },
+		{ "errno=abc\n\n", -EPROTO },
+	};
+	char big[600];
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct wg_device d = { 0 };
+		int r = wg_uapi_parse_get(cases[i].text, &d);
+
+		if (r != cases[i].want)
+			fail_msg("case %zu: got %d want %d", i, r, cases[i].want);
+		wg_device_clear(&d);
+	}
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	struct wg_device d = { 0 };
+
+	assert_int_equal(wg_uapi_parse_get(big, &d), -EPROTO);
+	wg_device_clear(&d);
+}
+
+static void test_uapi_format_set(void **state)
+{
+	struct wg_device d = { 0 };
+	struct wg_peer *p;
+	struct in_addr a;
+	char *text;
+
+	(void)state;
+	d.has_private_key = true;
+	memset(d.private_key, 0xab, WG_KEY_LEN);
+	d.has_listen_port = true;
+	d.listen_port = 51820;
+	p = wg_device_add_peer(&d);
+	memset(p->public_key, 0x01, WG_KEY_LEN);
+	p->flags = WG_PEER_REPLACE_IPS | WG_PEER_UPDATE_ONLY;
+	p->has_endpoint = wg_parse_endpoint("192.0.2.1:51820", &p->endpoint);
+	p->has_keepalive = true;
+	p->keepalive = 25;
+	inet_pton(AF_INET, "10.88.0.0", &a);
+	wg_peer_add_allowed(p, a, 24);
+	p = wg_device_add_peer(&d);
+	memset(p->public_key, 0x02, WG_KEY_LEN);
+	p->flags = WG_PEER_REMOVE;
+	text = wg_uapi_format_set(&d);
+	assert_string_equal(text,
+		"set=1\n"
+		"private_key=abababababababababababababababababababababababababababababababab\n"
+		"listen_port=51820\n"
+		"public_key=0101010101010101010101010101010101010101010101010101010101010101\n"
+		"update_only=true\n"
+		"endpoint=192.0.2.1:51820\n"
+		"persistent_keepalive_interval=25\n"
+		"replace_allowed_ips=true\n"
+		"allowed_ip=10.88.0.0/24\n"
+		"public_key=0202020202020202020202020202020202020202020202020202020202020202\n"
+		"remove=true\n"
+		"\n");
+	free(text);
+	wg_device_clear(&d);
+}
+
+/* ---- genetlink ---------------------------------------------------------- */
+
+static struct nlmsghdr *dump_msg(char *buf, uint16_t flags)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct genlmsghdr *g;
+
+	nlh->nlmsg_type = FAMILY;
+	nlh->nlmsg_flags = NLM_F_MULTI | flags;
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->cmd = WG_CMD_GET_DEVICE;
+	g->version = WG_GENL_VERSION;
+	mnl_attr_put_strz(nlh, WGDEVICE_A_IFNAME, "wg0");
+	return nlh;
+}
+
+static void put_ip(struct nlmsghdr *nlh, const char *ip, uint8_t cidr)
+{
+	struct nlattr *n = mnl_attr_nest_start(nlh, 0);
+	struct in_addr a;
+
+	inet_pton(AF_INET, ip, &a);
+	mnl_attr_put_u16(nlh, WGALLOWEDIP_A_FAMILY, AF_INET);
+	mnl_attr_put(nlh, WGALLOWEDIP_A_IPADDR, sizeof(a), &a);
+	mnl_attr_put_u8(nlh, WGALLOWEDIP_A_CIDR_MASK, cidr);
+	mnl_attr_nest_end(nlh, n);
+}
+
+static void put_key(struct nlmsghdr *nlh, uint16_t type, uint8_t fill)
+{
+	uint8_t k[WG_KEY_LEN];
+
+	memset(k, fill, sizeof(k));
+	mnl_attr_put(nlh, type, sizeof(k), k);
+}
+
+/* Two data messages (peer 2 continues in the second) and NLMSG_DONE. */
+static size_t build_dump(char *buf)
+{
+	struct nlmsghdr *m1, *m2, *done;
+	struct nlattr *peers, *peer, *ips;
+	struct sockaddr_in ep = { .sin_family = AF_INET, .sin_port = htons(40000) };
+	int64_t ts[2] = { 1795312000, 500000000 };
+	size_t off;
+
+	inet_pton(AF_INET, "192.0.2.11", &ep.sin_addr);
+	m1 = dump_msg(buf, 0);
+	put_key(m1, WGDEVICE_A_PRIVATE_KEY, 0x11);
+	put_key(m1, WGDEVICE_A_PUBLIC_KEY, 0x22);
+	mnl_attr_put_u16(m1, WGDEVICE_A_LISTEN_PORT, 51820);
+	peers = mnl_attr_nest_start(m1, WGDEVICE_A_PEERS);
+	peer = mnl_attr_nest_start(m1, 0);
+	put_key(m1, WGPEER_A_PUBLIC_KEY, 0xa1);
+	mnl_attr_put(m1, WGPEER_A_ENDPOINT, sizeof(ep), &ep);
+	mnl_attr_put_u16(m1, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, 0);
+	mnl_attr_put(m1, WGPEER_A_LAST_HANDSHAKE_TIME, sizeof(ts), ts);
+	mnl_attr_put_u64(m1, WGPEER_A_RX_BYTES, 1234);
+	mnl_attr_put_u64(m1, WGPEER_A_TX_BYTES, 5678);
+	ips = mnl_attr_nest_start(m1, WGPEER_A_ALLOWEDIPS);
+	put_ip(m1, "10.88.0.11", 32);
+	mnl_attr_nest_end(m1, ips);
+	mnl_attr_nest_end(m1, peer);
+	peer = mnl_attr_nest_start(m1, 0);
+	put_key(m1, WGPEER_A_PUBLIC_KEY, 0xa2);
+	ips = mnl_attr_nest_start(m1, WGPEER_A_ALLOWEDIPS);
+	put_ip(m1, "10.88.0.12", 32);
+	mnl_attr_nest_end(m1, ips);
+	mnl_attr_nest_end(m1, peer);
+	mnl_attr_nest_end(m1, peers);
+
+	off = MNL_ALIGN(m1->nlmsg_len);
+	m2 = dump_msg(buf + off, 0);
+	peers = mnl_attr_nest_start(m2, WGDEVICE_A_PEERS);
+	peer = mnl_attr_nest_start(m2, 0); /* the same peer again: only key and more IPs */
+	put_key(m2, WGPEER_A_PUBLIC_KEY, 0xa2);
+	ips = mnl_attr_nest_start(m2, WGPEER_A_ALLOWEDIPS);
+	put_ip(m2, "10.99.0.0", 16);
+	put_ip(m2, "10.98.0.0", 16);
+	mnl_attr_nest_end(m2, ips);
+	mnl_attr_nest_end(m2, peer);
+	peer = mnl_attr_nest_start(m2, 0);
+	put_key(m2, WGPEER_A_PUBLIC_KEY, 0xa3);
+	mnl_attr_nest_end(m2, peer);
+	mnl_attr_nest_end(m2, peers);
+
+	off += MNL_ALIGN(m2->nlmsg_len);
+	done = mnl_nlmsg_put_header(buf + off);
+	done->nlmsg_type = NLMSG_DONE;
+	done->nlmsg_flags = NLM_F_MULTI;
+	*(int *)mnl_nlmsg_put_extra_header(done, sizeof(int)) = 0;
+	return off + MNL_ALIGN(done->nlmsg_len);
+}
+
+static void test_netlink_dump_coalesces(void **state)
+{
+	char *buf = xcalloc(1, 16384);
+	size_t len = build_dump(buf);
+	size_t first = MNL_ALIGN(((struct nlmsghdr *)buf)->nlmsg_len);
+	struct wg_device d = { 0 };
+	char ep[80];
+
+	(void)state;
+	/* As two recv() calls: the first message, then the rest. */
+	assert_int_equal(wg_nl_parse_dump(buf, first, FAMILY, &d), 0);
+	assert_int_equal(wg_nl_parse_dump(buf + first, len - first, FAMILY, &d), 1);
+	assert_true(d.has_private_key);
+	assert_int_equal(d.private_key[0], 0x11);
+	assert_int_equal(d.public_key[0], 0x22);
+	assert_int_equal(d.listen_port, 51820);
+	assert_int_equal(d.n_peers, 3);
+	assert_int_equal(d.peers[0].public_key[0], 0xa1);
+	assert_string_equal(wg_endpoint_str(&d.peers[0].endpoint, ep, sizeof(ep)), "192.0.2.11:40000");
+	assert_int_equal(d.peers[0].last_handshake_sec, 1795312000);
+	assert_int_equal(d.peers[0].last_handshake_nsec, 500000000);
+	assert_int_equal(d.peers[0].rx_bytes, 1234);
+	assert_int_equal(d.peers[0].tx_bytes, 5678);
+	assert_int_equal(d.peers[1].public_key[0], 0xa2);
+	assert_int_equal(d.peers[1].n_allowed, 3); /* 1 + 2 from the continuation */
+	assert_int_equal(d.peers[1].allowed[2].cidr, 16);
+	assert_int_equal(d.peers[2].public_key[0], 0xa3);
+	assert_int_equal(d.peers[2].n_allowed, 0);
+	wg_device_clear(&d);
+	free(buf);
+}
+
+static void test_netlink_dump_rejects(void **state)
+{
+	char *buf = xcalloc(1, 16384);
+	struct wg_device d = { 0 };
+	struct nlmsghdr *m;
+	struct nlattr *peers, *peer;
+	size_t len;
+
+	(void)state;
+	/* interrupted dump: the caller must retry */
+	m = dump_msg(buf, NLM_F_DUMP_INTR);
+	assert_int_equal(wg_nl_parse_dump(buf, m->nlmsg_len, FAMILY, &d), -EINTR);
+	wg_device_clear(&d);
+
+	/* a peer without a public key */
+	m = dump_msg(buf, 0);
+	peers = mnl_attr_nest_start(m, WGDEVICE_A_PEERS);
+	peer = mnl_attr_nest_start(m, 0);
+	mnl_attr_put_u64(m, WGPEER_A_RX_BYTES, 1);
+	mnl_attr_nest_end(m, peer);
+	mnl_attr_nest_end(m, peers);
+	assert_true(wg_nl_parse_dump(buf, m->nlmsg_len, FAMILY, &d) < 0);
+	wg_device_clear(&d);
+
+	/* found by fuzz_wg: a length of 2^31 or more must not pass as negative */
+	m = dump_msg(buf, 0);
+	m->nlmsg_len = 0x80000010;
+	assert_int_equal(wg_nl_parse_dump(buf, 64, FAMILY, &d), -EPROTO);
+	wg_device_clear(&d);
+
+	/* a truncated message is an error, never a read past the end */
+	len = build_dump(buf);
+	assert_true(wg_nl_parse_dump(buf, 37, FAMILY, &d) < 0);
+	wg_device_clear(&d);
+	/* another family's message is ignored */
+	((struct nlmsghdr *)buf)->nlmsg_type = FAMILY + 1;
+	assert_int_equal(wg_nl_parse_dump(buf, len, FAMILY, &d), 1);
+	assert_int_equal(d.n_peers, 1 + 1); /* only the second message's peers */
+	wg_device_clear(&d);
+	free(buf);
+}
+
+static int count_attr(const struct nlattr *a, void *data)
+{
+	uint32_t *flags = data;
+	const struct nlattr *peer, *x;
+
+	if (mnl_attr_get_type(a) != WGDEVICE_A_PEERS)
+		return MNL_CB_OK;
+	mnl_attr_for_each_nested(peer, a)
+		mnl_attr_for_each_nested(x, peer)
+			if (mnl_attr_get_type(x) == WGPEER_A_FLAGS)
+				*flags |= mnl_attr_get_u32(x);
+	return MNL_CB_OK;
+}
+
+static void test_netlink_build_set(void **state)
+{
+	char *buf = xcalloc(1, 65536);
+	struct wg_device d = { 0 }, back = { 0 };
+	struct wg_peer *p;
+	struct nlmsghdr *nlh;
+	uint32_t flags = 0;
+	struct in_addr a;
+
+	(void)state;
+	p = wg_device_add_peer(&d);
+	memset(p->public_key, 0x05, WG_KEY_LEN);
+	p->flags = WG_PEER_REPLACE_IPS;
+	inet_pton(AF_INET, "10.88.0.13", &a);
+	wg_peer_add_allowed(p, a, 32);
+	p = wg_device_add_peer(&d);
+	memset(p->public_key, 0x06, WG_KEY_LEN);
+	p->flags = WG_PEER_REMOVE;
+	nlh = wg_nl_build_set(buf, FAMILY, 7, "wg0", &d);
+	assert_int_equal(nlh->nlmsg_type, FAMILY);
+	assert_int_equal(nlh->nlmsg_seq, 7);
+	assert_true(nlh->nlmsg_flags & NLM_F_ACK);
+	assert_int_equal(((struct genlmsghdr *)mnl_nlmsg_get_payload(nlh))->cmd, WG_CMD_SET_DEVICE);
+	mnl_attr_parse(nlh, sizeof(struct genlmsghdr), count_attr, &flags);
+	assert_int_equal(flags, WGPEER_F_REPLACE_ALLOWEDIPS | WGPEER_F_REMOVE_ME);
+	/* what we send parses back (as a dump would carry it) */
+	nlh->nlmsg_flags = NLM_F_MULTI;
+	assert_int_equal(wg_nl_parse_dump(buf, nlh->nlmsg_len, FAMILY, &back), 0);
+	assert_int_equal(back.n_peers, 2);
+	assert_int_equal(back.peers[0].n_allowed, 1);
+	assert_int_equal(back.peers[0].allowed[0].addr.s_addr, a.s_addr);
+	wg_device_clear(&d);
+	wg_device_clear(&back);
+	free(buf);
+}
+
+int main(void)
+{
+	static const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_uapi_parse_get),
+		cmocka_unit_test(test_uapi_parse_errors),
+		cmocka_unit_test(test_uapi_format_set),
+		cmocka_unit_test(test_netlink_dump_coalesces),
+		cmocka_unit_test(test_netlink_dump_rejects),
+		cmocka_unit_test(test_netlink_build_set),
+	};
+
+	return cmocka_run_group_tests_name("overlay", tests, NULL, NULL);
+}

@@ -31,6 +31,8 @@
 #include <unistd.h>
 
 #define POLL_MS 1000
+/* Until the first handshake, look often: Postgres waits on it. */
+#define POLL_FAST_MS 100
 #define REARM_EVERY_MS 5000
 
 struct peer_memory {
@@ -55,6 +57,7 @@ struct overlay {
 	bool configured_once;
 	bool link_missing;
 	uint64_t connecting_since;
+	uint64_t poll_ms;
 	uint64_t last_rearm;
 	struct peer_memory *mem;
 	size_t n_mem;
@@ -558,6 +561,13 @@ out:
 	wg_device_clear(&want);
 	wg_device_clear(&have);
 	wg_device_clear(&chg);
+	uint64_t want_poll = ov->status.state == TUNNEL_DOWN || ov->status.state == TUNNEL_CONNECTING ?
+			     POLL_FAST_MS : POLL_MS;
+
+	if (want_poll != ov->poll_ms) {
+		ov->poll_ms = want_poll;
+		loop_timer_arm(ov->timer, want_poll, want_poll);
+	}
 	if (ov->status.state != before) {
 		log_info("overlay", "tunnel state=%s was=%s", tunnel_state_name(ov->status.state),
 			 tunnel_state_name(before));
@@ -591,7 +601,8 @@ int overlay_new(struct loop *loop, struct child_set *children, const struct conf
 		overlay_free(ov);
 		return r;
 	}
-	loop_timer_arm(ov->timer, 1, POLL_MS);
+	ov->poll_ms = POLL_FAST_MS;
+	loop_timer_arm(ov->timer, 1, POLL_FAST_MS);
 	*out = ov;
 	return 0;
 }

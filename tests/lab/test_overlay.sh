@@ -111,6 +111,8 @@ old_hs=$(peer hub spoke-c last_handshake)
 sleep 0.2
 "$LAB" exec spoke-c ip link show wg0 >/dev/null 2>&1 && gone=no || gone=yes
 if el=$(wait_until 8000 sh -c "[ \"\$(\"$LAB\" ctl spoke-c tunnel --json | python3 -c 'import json,sys; t=json.load(sys.stdin)[\"tunnel\"]; print(t[\"state\"], t[\"link_up\"])')\" = 'fresh True' ] && \"$LAB\" exec spoke-c ip -4 addr show wg0 | grep -q 10.88.0.13/24"); then
+	# The hub sees the new handshake at its next poll (every second when fresh).
+	wait_until 2000 sh -c "[ \"\$(\"$LAB\" ctl hub tunnel --json | python3 -c 'import json,sys; print([p for p in json.load(sys.stdin)[\"tunnel\"][\"peers\"] if p[\"name\"]==\"spoke-c\"][0][\"last_handshake\"])')\" -gt $old_hs ]" >/dev/null
 	new_hs=$(peer hub spoke-c last_handshake)
 	if [ "$gone" = yes ] && [ "$el" -le 5000 ] && [ "$new_hs" -gt "$old_hs" ]; then
 		tap_ok "wireguard-go killed (wg0 gone): restarted, reconfigured, fresh handshake again in ${el} ms"

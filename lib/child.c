@@ -53,6 +53,7 @@ struct child {
 	size_t stop_next; /* next step of the stop plan; n_stop means SIGKILL */
 	bool stop_requested;
 	bool removed;
+	bool in_exit_callback;  /* child_remove() from on_exit must not free it yet */
 	int report_fd;
 	struct loop_source *report_src;
 	struct loop_source *timer;
@@ -459,8 +460,11 @@ static void child_exited(struct child *c, int status)
 		c->quick_failures = 0;
 		c->backoff_ms = 1000;
 	}
-	if (c->spec.on_exit)
+	if (c->spec.on_exit) {
+		c->in_exit_callback = true;
 		c->spec.on_exit(c, status, c->spec.data);
+		c->in_exit_callback = false;
+	}
 
 	if (c->stop_requested || set->shutting_down || c->removed) {
 		set_state(c, CHILD_STATE_EXITED);
@@ -801,8 +805,9 @@ void child_remove(struct child *c)
 	c->removed = true;
 	if (alive(c))
 		child_stop(c);
-	else
+	else if (!c->in_exit_callback)
 		child_free(c);
+	/* else: child_exited() frees it once the callback has returned */
 }
 
 struct child *child_find(struct child_set *set, const char *name)
@@ -816,6 +821,11 @@ struct child *child_find(struct child_set *set, const char *name)
 const char *child_name(const struct child *c)
 {
 	return c->spec.name;
+}
+
+int child_pid(const struct child *c)
+{
+	return (int)c->pid;
 }
 
 const struct child_spec *child_spec(const struct child *c)

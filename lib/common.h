@@ -330,6 +330,8 @@ int child_add(struct child_set *set, const struct child_spec *spec, struct child
 void child_remove(struct child *c);
 struct child *child_find(struct child_set *set, const char *name);
 const char *child_name(const struct child *c);
+/* child_pid() - the running process, or 0. */
+int child_pid(const struct child *c);
 const struct child_spec *child_spec(const struct child *c);
 
 /* child_set_start() - allow children to start (in dependency order). */

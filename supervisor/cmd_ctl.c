@@ -220,10 +220,101 @@ static void print_tunnel(json_t *reply)
 	}
 }
 
+/* Bytes with a unit: "0 B", "512 B", "1.5 KiB", "48.0 MiB"; "-" when unknown. */
+static const char *fmt_bytes(json_t *v, char *buf, size_t size)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double b;
+	size_t u = 0;
+
+	if (!json_is_number(v))
+		return "-";
+	b = json_number_value(v);
+	while (b >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+		b /= 1024;
+		u++;
+	}
+	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", b, units[u]);
+	return buf;
+}
+
+static const char *fmt_secs(json_t *v, char *buf, size_t size)
+{
+	if (!json_is_number(v))
+		return "unknown";
+	snprintf(buf, size, "%.1f s", json_number_value(v));
+	return buf;
+}
+
+static const char *str_or(json_t *v, const char *dflt)
+{
+	return json_is_string(v) ? json_string_value(v) : dflt;
+}
+
+static void print_replication(json_t *reply)
+{
+	json_t *pg = json_object_get(reply, "postgres"), *rows = json_object_get(pg, "replication"), *r;
+	const char *primary = "?";
+	size_t i;
+
+	json_array_foreach(rows, i, r)
+		if (!strcmp(str_or(json_object_get(r, "role"), ""), "primary"))
+			primary = str_or(json_object_get(r, "name"), "?");
+	{
+		char tl[16] = "?", age[32] = "never";
+		json_t *t = json_object_get(pg, "timeline");
+
+		if (json_is_integer(t))
+			snprintf(tl, sizeof(tl), "%lld", (long long)json_integer_value(t));
+		if (json_is_number(json_object_get(pg, "observed_age_s")))
+			snprintf(age, sizeof(age), "%.1f s ago",
+				 json_number_value(json_object_get(pg, "observed_age_s")));
+		printf("cluster %s, primary %s, timeline %s, observed %s, overall %s (seen from %s)\n",
+		       str_or(json_object_get(pg, "sysid"), "?"), primary, tl, age,
+		       str_or(json_object_get(reply, "overall"), "?"),
+		       str_or(json_object_get(reply, "node"), "?"));
+	}
+	printf("%-10s %-12s %-7s %-8s %-13s %-3s %-13s %-22s %-22s %-21s %s\n", "NODE", "OVERLAY IP",
+	       "WG-HS", "ROLE", "PG", "TL", "LINK", "SLOT (WAL)", "REPLAY LAG", "SEND / FLUSH LAG",
+	       "LAST MSG");
+	json_array_foreach(rows, i, r) {
+		char hs[32] = "-", tl[16] = "-", slot[64] = "-", lag[64], b1[32], b2[32], b3[32], s1[32];
+		char sf[64] = "-", last[32] = "-";
+		json_t *v;
+
+		if (json_is_integer(v = json_object_get(r, "handshake_age_s")))
+			snprintf(hs, sizeof(hs), "%llds", (long long)json_integer_value(v));
+		if (json_is_integer(v = json_object_get(r, "timeline")))
+			snprintf(tl, sizeof(tl), "%lld", (long long)json_integer_value(v));
+		if (json_is_string(v = json_object_get(r, "slot")))
+			snprintf(slot, sizeof(slot), "%s (%s)", json_string_value(v),
+				 str_or(json_object_get(r, "slot_wal_status"), "-"));
+		if (json_object_get(r, "replay_lag_bytes"))
+			snprintf(lag, sizeof(lag), "%s, %s%s",
+				 fmt_bytes(json_object_get(r, "replay_lag_bytes"), b1, sizeof(b1)),
+				 fmt_secs(json_object_get(r, "replay_lag_s"), s1, sizeof(s1)),
+				 json_is_true(json_object_get(r, "idle")) ? " idle" : "");
+		else
+			snprintf(lag, sizeof(lag), "-");
+		if (json_object_get(r, "send_lag_bytes"))
+			snprintf(sf, sizeof(sf), "%s / %s",
+				 fmt_bytes(json_object_get(r, "send_lag_bytes"), b2, sizeof(b2)),
+				 fmt_bytes(json_object_get(r, "flush_lag_bytes"), b3, sizeof(b3)));
+		if (json_is_number(v = json_object_get(r, "last_msg_age_s")))
+			snprintf(last, sizeof(last), "%.1f s", json_number_value(v));
+		printf("%-10s %-12s %-7s %-8s %-13s %-3s %-13s %-22s %-22s %-21s %s\n",
+		       str_or(json_object_get(r, "name"), "?"), str_or(json_object_get(r, "overlay_ip"), "?"),
+		       hs, str_or(json_object_get(r, "role"), "?"), str_or(json_object_get(r, "pg_state"), "-"),
+		       tl, str_or(json_object_get(r, "link"), "-"), slot, lag, sf, last);
+	}
+	print_reasons(reply);
+}
+
 static const struct {
 	const char *command;
 	void (*print)(json_t *reply);
 } printers[] = {
+	{ "replication", print_replication },
 	{ "status", print_status },
 	{ "tunnel", print_tunnel },
 	{ "reload", print_reload },

@@ -266,7 +266,8 @@ static int make_parent(const char *path)
 	if (!slash || slash == dir)
 		return 0;
 	*slash = '\0';
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+	/* 0711: others may pass (to Postgres' socket directory), not list. */
+	if (mkdir(dir, 0711) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
 }

@@ -92,6 +92,7 @@ static void ctl_status(struct daemon *d, const char *args, json_t *reply)
 		}
 	}
 	worse(&h, tunnel_health(overlay_status(d->overlay), reasons));
+	worse(&h, (enum health)pgwatch_health(d->pgwatch, reasons));
 	if (child_set_shutting_down(d->children)) {
 		json_array_append_new(reasons, json_string("shutting down"));
 		worse(&h, HEALTH_DEGRADED);
@@ -110,6 +111,7 @@ static void ctl_status(struct daemon *d, const char *args, json_t *reply)
 		"path", d->conf_path, "loaded_at", (json_int_t)(d->conf_loaded_ms / 1000),
 		"reloads", (int)d->reloads, "last_reload_error", d->last_reload_error));
 	json_object_set_new(reply, "tunnel", tunnel_json(overlay_status(d->overlay)));
+	json_object_set_new(reply, "postgres", pgwatch_json(d->pgwatch));
 	json_object_set_new(reply, "children", children);
 	json_object_set_new(reply, "overall", json_string(health_name(h)));
 	json_object_set_new(reply, "reasons", reasons);
@@ -181,6 +183,35 @@ static void ctl_tunnel(struct daemon *d, const char *args, json_t *reply)
 	json_object_set_new(reply, "health", json_string(health_name(h)));
 }
 
+/*
+ * The DBA's view: Postgres and replication of this node, each spoke's row
+ * with the tunnel beside it (this node's own handshake; on the hub peer of
+ * a spoke the handshake is the only tunnel figure it has).
+ */
+static void ctl_replication(struct daemon *d, const char *args, json_t *reply)
+{
+	const struct overlay_status *ov = overlay_status(d->overlay);
+	json_t *pg = pgwatch_json(d->pgwatch), *row, *reasons = json_array();
+	enum health h = tunnel_health(ov, reasons);
+	size_t i;
+
+	(void)args;
+	worse(&h, (enum health)pgwatch_health(d->pgwatch, reasons));
+	json_array_foreach(json_object_get(pg, "replication"), i, row) {
+		/* A spoke knows its own tunnel: the handshake with the hub. */
+		if (json_is_true(json_object_get(row, "self")) && ov->n_peers) {
+			json_object_set_new(row, "tunnel", json_string(tunnel_state_name(ov->state)));
+			json_object_set_new(row, "handshake_age_s", ov->peers[0].age_s >= 0 ?
+					    json_integer(ov->peers[0].age_s) : json_null());
+		}
+	}
+	json_object_set_new(reply, "node", json_string(conf_self(d->conf)->name));
+	json_object_set_new(reply, "postgres", pg);
+	json_object_set_new(reply, "overall", json_string(health_name(h)));
+	json_object_set_new(reply, "reasons", reasons);
+	json_object_set_new(reply, "health", json_string(health_name(h)));
+}
+
 static void ctl_reload(struct daemon *d, const char *args, json_t *reply)
 {
 	json_t *errors = json_array();
@@ -214,7 +245,7 @@ static const struct {
 } commands[] = {
 	{ "status", ctl_status },
 	{ "reload", ctl_reload },
-	{ "replication", ctl_unavailable },
+	{ "replication", ctl_replication },
 	{ "tunnel", ctl_tunnel },
 	{ "firewall", ctl_unavailable },
 	{ "backups", ctl_unavailable },

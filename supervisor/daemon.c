@@ -200,6 +200,7 @@ int daemon_reload(struct daemon *d, json_t *errors)
 	d->conf = next;
 	/* Nothing runs between these two lines: the overlay never sees freed memory. */
 	overlay_set_conf(d->overlay, d->conf);
+	pgwatch_set_conf(d->pgwatch, d->conf);
 	d->reloads++;
 	d->conf_loaded_ms = (uint64_t)time(NULL) * 1000;
 	free(d->last_reload_error);
@@ -265,6 +266,7 @@ static void on_tunnel(void *data, enum tunnel_state st)
 	struct daemon *d = data;
 
 	child_set_condition(d->children, OVERLAY_CONDITION_FRESH, st == TUNNEL_FRESH);
+	pgwatch_tunnel(d->pgwatch, st == TUNNEL_FRESH);
 }
 
 static void on_give_up(void *data, struct child *c)
@@ -306,6 +308,8 @@ static int setup(struct daemon *d)
 		return r;
 	r = control_open(d, me->settings.control_socket, &d->control);
 	if (r < 0)
+		return r;
+	if ((r = pgwatch_new(d->loop, d->children, d->conf, &d->pgwatch)) < 0)
 		return r;
 	if ((r = overlay_new(d->loop, d->children, d->conf, &d->overlay)) < 0)
 		return r;
@@ -374,6 +378,7 @@ int cmd_run(const struct cli_command *cmd, int argc, char **argv)
 	}
 	control_close(d.control);
 	overlay_free(d.overlay);
+	pgwatch_free(d.pgwatch);
 	child_set_free(d.children);
 	loop_free(d.loop);
 	conf_free(d.conf);

@@ -11,6 +11,7 @@
 #include "conf/conf.h"
 #include "lib/common.h"
 #include "overlay/overlay.h"
+#include "pgwatch/pgwatch.h"
 
 #define CONTROL_REQUEST_MAX 512     /* one request line, newline included */
 #define CONTROL_CLIENTS_MAX 16
@@ -32,6 +33,7 @@ struct daemon {
 	char *last_reload_error;   /* NULL after a good reload */
 	struct control *control;
 	struct overlay *overlay;
+	struct pgwatch *pgwatch;
 	int exit_code;
 	struct conf_child *pending; /* changed children waiting for the old one to exit */
 	size_t n_pending;

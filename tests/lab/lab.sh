@@ -156,6 +156,9 @@ cmd_up() {
 		"$SUP" genkey > "$LAB/$n/etc/wg.key"
 		"$SUP" pubkey < "$LAB/$n/etc/wg.key" > "$LAB/$n/pub"
 	done
+	# One replication password for the cluster, in each node's own 0600 file.
+	pass=$("$SUP" genkey | tr -d '=+/')
+	for n in $NODES; do printf '%s\n' "$pass" > "$LAB/$n/etc/replication.pass"; done
 	umask 022
 	write_conf
 	net_up

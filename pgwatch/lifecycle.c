@@ -1,0 +1,511 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Postgres' lifecycle on a spoke. Nothing happens until the hub handshake
+ * has been fresh once; then, in order: directories and the passfile; the
+ * data directory (used as it is when it holds a cluster, made by initdb on
+ * the primary or pg_basebackup on a replica when it is empty, refused when
+ * it holds anything else); the generated files; and the postmaster as a
+ * supervised child (SIGINT, then SIGQUIT, then SIGKILL). A failed step is
+ * retried with a growing delay and its reason is shown meanwhile.
+ */
+#include "pgwatch_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RETRY_MIN_MS 2000
+#define RETRY_MAX_MS 60000
+
+static void step_begin(struct pgwatch *pw);
+
+const char *pg_state_name(enum pg_state st)
+{
+	switch (st) {
+	case PG_STATE_NONE: return "none";
+	case PG_STATE_WAITING_FOR_TUNNEL: return "waiting_for_tunnel";
+	case PG_STATE_BOOTSTRAPPING: return "bootstrapping";
+	case PG_STATE_STARTING: return "starting";
+	case PG_STATE_RUNNING: return "running";
+	case PG_STATE_UNRESPONSIVE: return "unresponsive";
+	case PG_STATE_STOPPED: return "stopped";
+	case PG_STATE_FAILED: return "failed";
+	}
+	return "unknown";
+}
+
+void lifecycle_set_state(struct pgwatch *pw, enum pg_state st, const char *fmt, ...)
+{
+	char reason[sizeof(pw->reason)] = "";
+	va_list ap;
+
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(reason, sizeof(reason), fmt, ap);
+		va_end(ap);
+	}
+	if (st != pw->state || strcmp(reason, pw->reason) != 0) {
+		char q[600];
+
+		log_info("pgwatch", "postgres state=%s was=%s reason=%s", pg_state_name(st),
+			 pg_state_name(pw->state), log_quote(q, sizeof(q), reason));
+	}
+	pw->state = st;
+	snprintf(pw->reason, sizeof(pw->reason), "%s", reason);
+}
+
+static const struct conf_postgres *pgconf(const struct pgwatch *pw)
+{
+	return &conf_self(pw->conf)->settings.postgres;
+}
+
+static void fail_and_retry(struct pgwatch *pw, const char *fmt, ...) _printf_(2, 3);
+static void fail_and_retry(struct pgwatch *pw, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	lifecycle_set_state(pw, PG_STATE_FAILED, "%s (retrying in %us)", msg, pw->retry_ms / 1000);
+	loop_timer_arm(pw->retry, pw->retry_ms, 0);
+	pw->retry_ms = pw->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : pw->retry_ms * 2;
+}
+
+static void on_retry(struct loop_source *src, void *data)
+{
+	(void)src;
+	step_begin(data);
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+static int write_owned(struct pgwatch *pw, const char *path, const char *text, mode_t mode)
+{
+	_cleanup_free_ char *tmp = xasprintf("%s.tmp", path);
+	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	size_t n = strlen(text);
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, n) != (ssize_t)n || fchmod(fd, mode) < 0 ||
+	    fchown(fd, pw->uid, pw->gid) < 0 || fsync(fd) < 0) {
+		int r = -errno;
+
+		unlink(tmp);
+		return r;
+	}
+	return rename(tmp, path) < 0 ? -errno : 0;
+}
+
+static int ensure_dir(struct pgwatch *pw, const char *path, mode_t mode, bool own)
+{
+	struct stat st;
+
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return -errno;
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (own && (st.st_uid != pw->uid || (st.st_mode & 07777) != mode)) {
+		if (chown(path, pw->uid, pw->gid) < 0 || chmod(path, mode) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static int ensure_traversable(const char *path)
+{
+	struct stat st;
+
+	if (mkdir(path, 0711) < 0 && errno != EEXIST)
+		return -errno;
+	if (stat(path, &st) < 0)
+		return -errno;
+	if ((st.st_mode & 0111) != 0111 && chmod(path, (st.st_mode & 07777) | 0111) < 0)
+		return -errno;
+	return 0;
+}
+
+static char *read_small(const char *path, size_t max)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *buf;
+	ssize_t n;
+
+	if (fd < 0)
+		return NULL;
+	buf = xmalloc(max + 1);
+	n = read(fd, buf, max);
+	if (n < 0) {
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* The replication password: from a 0600 file, for the passfile and the role. */
+static int load_password(struct pgwatch *pw)
+{
+	const char *path = pgconf(pw)->password_file;
+	struct stat st;
+	char *text;
+
+	if (stat(path, &st) < 0) {
+		fail_and_retry(pw, "replication password: cannot read %s: %s (hint: one line, mode 0600)",
+			       path, strerror(errno));
+		return -1;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		fail_and_retry(pw, "replication password: %s is readable by group or others (hint: chmod 600 %s)",
+			       path, path);
+		return -1;
+	}
+	text = read_small(path, sizeof(pw->password) - 1);
+	if (!text || !*str_trim_right(text) || strchr(text, '\n')) {
+		fail_and_retry(pw, "replication password: %s must hold one non-empty line", path);
+		free(text);
+		return -1;
+	}
+	snprintf(pw->password, sizeof(pw->password), "%s", text);
+	explicit_zero(text, strlen(text));
+	free(text);
+	return 0;
+}
+
+static int write_passfile(struct pgwatch *pw)
+{
+	char line[600];
+	size_t o = 0;
+	int r;
+
+	o += (size_t)snprintf(line, sizeof(line), "*:*:*:%s:", pgconf(pw)->replication_user);
+	/* pgpass escapes ':' and '\' with a backslash */
+	for (const char *p = pw->password; *p && o + 3 < sizeof(line); p++) {
+		if (*p == ':' || *p == '\\')
+			line[o++] = '\\';
+		line[o++] = *p;
+	}
+	line[o++] = '\n';
+	line[o] = '\0';
+	r = write_owned(pw, pw->passfile, line, 0600);
+	explicit_zero(line, sizeof(line));
+	return r;
+}
+
+int pgwatch_write_config(struct pgwatch *pw)
+{
+	const char *data = pgconf(pw)->data_dir;
+	_cleanup_free_ char *local = NULL, *hba = NULL, *settings = NULL, *conf_text = NULL;
+	_cleanup_free_ char *p_local = xasprintf("%s/pg_hba.local.conf", data);
+	_cleanup_free_ char *p_hba = xasprintf("%s/pg_hba.supervisor.conf", data);
+	_cleanup_free_ char *p_ident = xasprintf("%s/pg_ident.supervisor.conf", data);
+	_cleanup_free_ char *p_set = xasprintf("%s/supervisor.conf", data);
+	_cleanup_free_ char *p_conf = xasprintf("%s/postgresql.conf", data);
+	char ident[256];
+	int r;
+
+	local = read_small(p_local, 1 << 16);
+	hba = pg_hba_text(pw->conf, local);
+	settings = pg_settings_text(pw->conf, pw->passfile);
+	snprintf(ident, sizeof(ident),
+		 "# Generated by supervisor: root (the supervisor) and %s may use the %s role locally.\n"
+		 "supervisor root %s\nsupervisor %s %s\n", pgconf(pw)->user, pgconf(pw)->user,
+		 pgconf(pw)->user, pgconf(pw)->user, pgconf(pw)->user);
+	if ((r = write_owned(pw, p_hba, hba, 0600)) < 0 || (r = write_owned(pw, p_ident, ident, 0600)) < 0 ||
+	    (r = write_owned(pw, p_set, settings, 0600)) < 0)
+		return r;
+	/* postgresql.conf stays the user's: we only make sure it includes ours, once. */
+	conf_text = read_small(p_conf, 1 << 20);
+	if (conf_text && !strstr(conf_text, "include_if_exists = 'supervisor.conf'")) {
+		_cleanup_free_ char *next = xasprintf("%s%s# Added by supervisor: the settings it generates.\n"
+						      "include_if_exists = 'supervisor.conf'\n", conf_text,
+						      conf_text[0] && conf_text[strlen(conf_text) - 1] != '\n' ? "\n" : "");
+
+		if ((r = write_owned(pw, p_conf, next, 0600)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* ---- steps ------------------------------------------------------------------ */
+
+static void add_postgres(struct pgwatch *pw);
+
+static void on_bootstrap_exit(struct child *c, int status, void *data)
+{
+	struct pgwatch *pw = data;
+	const char *name = child_name(c);
+
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fail_and_retry(pw, "%s failed (%s %d); its output is in the log", name,
+			       WIFEXITED(status) ? "exit" : "signal",
+			       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		child_remove(c);
+		return;
+	}
+	log_info("pgwatch", "bootstrap step done step=%s", name);
+	child_remove(c);
+	step_begin(pw); /* the data directory now holds a cluster */
+}
+
+static void run_bootstrap(struct pgwatch *pw, const char *name, const char *const *argv)
+{
+	_cleanup_free_ char *passfile_env = xasprintf("PGPASSFILE=%s", pw->passfile);
+	const char *env[] = { "PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8", passfile_env, NULL };
+	struct child_spec spec = {
+		.name = name,
+		.argv = argv,
+		.env = env,
+		.user = pgconf(pw)->user,
+		.restart = CHILD_RESTART_NEVER,
+		.stop = { { SIGTERM, 5000 } },
+		.n_stop = 1,
+		.owner = PG_OWNER,
+		.on_exit = on_bootstrap_exit,
+		.data = pw,
+	};
+
+	lifecycle_set_state(pw, PG_STATE_BOOTSTRAPPING, "%s", name);
+	if (child_add(pw->children, &spec, NULL) < 0)
+		fail_and_retry(pw, "cannot start %s", name);
+}
+
+static bool dir_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	bool empty = true;
+
+	if (!d)
+		return errno == ENOENT;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			empty = false;
+	closedir(d);
+	return empty;
+}
+
+static void step_begin(struct pgwatch *pw)
+{
+	const struct conf_node *me = conf_self(pw->conf);
+	const struct conf_postgres *pg = pgconf(pw);
+	_cleanup_free_ char *version = xasprintf("%s/PG_VERSION", pg->data_dir);
+	_cleanup_free_ char *signal_file = xasprintf("%s/standby.signal", pg->data_dir);
+	struct passwd *p = getpwnam(pg->user);
+	int r;
+
+	if (!p) {
+		fail_and_retry(pw, "no such OS user %s (postgres.user)", pg->user);
+		return;
+	}
+	pw->uid = p->pw_uid;
+	pw->gid = p->pw_gid;
+	/*
+	 * Postgres must traverse the run directory to its socket directory and
+	 * passfile: 0711 lets it pass without listing; the control socket in
+	 * it stays 0600.
+	 */
+	if ((r = ensure_traversable(pw->rundir)) < 0 ||
+	    (r = ensure_dir(pw, pw->sockdir, 0700, true)) < 0) {
+		fail_and_retry(pw, "cannot create %s: %s", pw->sockdir, strerror(-r));
+		return;
+	}
+	if (load_password(pw) < 0)
+		return;
+	if ((r = write_passfile(pw)) < 0) {
+		fail_and_retry(pw, "cannot write %s: %s", pw->passfile, strerror(-r));
+		return;
+	}
+	if (access(version, F_OK) != 0) {
+		if (!dir_empty(pg->data_dir)) {
+			/* Never wipe: whatever is there may be someone's only copy. */
+			fail_and_retry(pw, "%s is not empty but holds no cluster (no PG_VERSION); refusing to touch it (hint: move it away to let this node bootstrap)",
+				       pg->data_dir);
+			return;
+		}
+		if ((r = ensure_dir(pw, pg->data_dir, 0700, true)) < 0) {
+			fail_and_retry(pw, "cannot create %s: %s", pg->data_dir, strerror(-r));
+			return;
+		}
+		if (me->pg_role == CONF_PG_PRIMARY) {
+			_cleanup_free_ char *initdb = xasprintf("%s/initdb", pg->bin_dir);
+			_cleanup_free_ char *user = xasprintf("--username=%s", pg->user);
+			const char *argv[] = { initdb, "-D", pg->data_dir, user, "--data-checksums",
+					       "--encoding=UTF8", "--locale=C", "--auth-local=peer",
+					       "--auth-host=scram-sha-256", NULL };
+
+			run_bootstrap(pw, "initdb", argv);
+		} else {
+			const struct conf_node *up = &pw->conf->nodes[me->upstream];
+			_cleanup_free_ char *bb = xasprintf("%s/pg_basebackup", pg->bin_dir);
+			_cleanup_free_ char *port = xasprintf("%u", up->settings.postgres.port);
+			char host[16], slot[64];
+			const char *argv[] = { bb, "-h", conf_ip_str(up->overlay_ip, host), "-p", port,
+					       "-U", pg->replication_user, "-D", pg->data_dir, "-X", "stream",
+					       "-S", slot, "-c", "fast", "--no-password", NULL };
+
+			pg_slot_name(me->name, slot, sizeof(slot));
+			run_bootstrap(pw, "pg_basebackup", argv);
+		}
+		return;
+	}
+	/* A replica's data directory must say so, or it would come up as a primary. */
+	if (me->pg_role == CONF_PG_REPLICA && access(signal_file, F_OK) != 0 &&
+	    (r = write_owned(pw, signal_file, "", 0600)) < 0) {
+		fail_and_retry(pw, "cannot write %s: %s", signal_file, strerror(-r));
+		return;
+	}
+	if ((r = pgwatch_write_config(pw)) < 0) {
+		fail_and_retry(pw, "cannot write the generated settings: %s", strerror(-r));
+		return;
+	}
+	pw->retry_ms = RETRY_MIN_MS;
+	add_postgres(pw);
+}
+
+static void on_postgres_exit(struct child *c, int status, void *data)
+{
+	struct pgwatch *pw = data;
+
+	(void)c;
+	lifecycle_set_state(pw, PG_STATE_STOPPED, "postmaster exited (%s %d)",
+			    WIFEXITED(status) ? "exit" : "signal",
+			    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	pw->setup_done = false;
+}
+
+static void add_postgres(struct pgwatch *pw)
+{
+	const struct conf_node *me = conf_self(pw->conf);
+	const struct conf_postgres *pg = pgconf(pw);
+	_cleanup_free_ char *bin = xasprintf("%s/postgres", pg->bin_dir);
+	char ip[16];
+	/*
+	 * What decides who can reach Postgres is on the command line, where no
+	 * configuration file can override it: the overlay IP only.
+	 */
+	_cleanup_free_ char *listen = xasprintf("listen_addresses=%s", conf_ip_str(me->overlay_ip, ip));
+	_cleanup_free_ char *port = xasprintf("port=%u", pg->port);
+	_cleanup_free_ char *sock = xasprintf("unix_socket_directories=%s", pw->sockdir);
+	_cleanup_free_ char *hba = xasprintf("hba_file=%s/pg_hba.supervisor.conf", pg->data_dir);
+	_cleanup_free_ char *ident = xasprintf("ident_file=%s/pg_ident.supervisor.conf", pg->data_dir);
+	const char *argv[] = { bin, "-D", pg->data_dir, "-c", listen, "-c", port, "-c", sock,
+			       "-c", hba, "-c", ident, NULL };
+	const char *env[] = { "PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8", NULL };
+	struct child_spec spec = {
+		.name = PG_CHILD_NAME,
+		.argv = argv,
+		.env = env,
+		.user = pg->user,
+		.restart = CHILD_RESTART_ALWAYS,
+		/* fast shutdown, then immediate, then kill (docs: "Shutting Down the Server") */
+		.stop = { { SIGINT, 30000 }, { SIGQUIT, 10000 } },
+		.n_stop = 2,
+		.after = (const char *const[]){ "wireguard-go", NULL },
+		.owner = PG_OWNER,
+		.on_exit = on_postgres_exit,
+		.data = pw,
+	};
+
+	/* Stop before wireguard-go only if it is ours (userspace backend). */
+	if (!child_find(pw->children, "wireguard-go"))
+		spec.after = NULL;
+	if (child_add(pw->children, &spec, NULL) < 0) {
+		fail_and_retry(pw, "cannot start postgres");
+		return;
+	}
+	pw->bootstrapped = true;
+	pw->started_ms = now_ms();
+	lifecycle_set_state(pw, PG_STATE_STARTING, NULL);
+	probe_fast(pw, true);
+}
+
+/* ---- public ------------------------------------------------------------------- */
+
+static void set_paths(struct pgwatch *pw)
+{
+	const char *sock = conf_self(pw->conf)->settings.control_socket;
+	const char *slash = strrchr(sock, '/');
+
+	snprintf(pw->rundir, sizeof(pw->rundir), "%.*s", slash && slash != sock ? (int)(slash - sock) : 1,
+		 slash && slash != sock ? sock : "/");
+	snprintf(pw->sockdir, sizeof(pw->sockdir), "%s/postgresql", pw->rundir);
+	snprintf(pw->passfile, sizeof(pw->passfile), "%s/pgpass", pw->rundir);
+}
+
+int pgwatch_new(struct loop *loop, struct child_set *children, const struct conf *conf,
+		struct pgwatch **out)
+{
+	struct pgwatch *pw = xcalloc(1, sizeof(*pw));
+	int r;
+
+	pw->loop = loop;
+	pw->children = children;
+	pw->conf = conf;
+	pw->retry_ms = RETRY_MIN_MS;
+	set_paths(pw);
+	pw->state = conf_self(conf)->pg_role == CONF_PG_NONE || conf_self(conf)->kind == CONF_NODE_HUB ?
+		    PG_STATE_NONE : PG_STATE_WAITING_FOR_TUNNEL;
+	if ((r = loop_add_timer(loop, on_retry, pw, &pw->retry)) < 0 || (r = probe_init(pw)) < 0) {
+		pgwatch_free(pw);
+		return r;
+	}
+	*out = pw;
+	return 0;
+}
+
+struct pgwatch *pgwatch_free(struct pgwatch *pw)
+{
+	if (!pw)
+		return NULL;
+	probe_stop(pw);
+	loop_remove(pw->retry);
+	json_decref(pw->last);
+	json_decref(pw->bound);
+	explicit_zero(pw->password, sizeof(pw->password));
+	free(pw);
+	return NULL;
+}
+
+void pgwatch_tunnel(struct pgwatch *pw, bool fresh)
+{
+	if (!fresh || pw->started || pw->state == PG_STATE_NONE)
+		return;
+	/* The first fresh handshake starts everything; a later stale one stops nothing. */
+	pw->started = true;
+	log_info("pgwatch", "hub tunnel fresh: starting postgres role=%s",
+		 conf_pg_role_name(conf_self(pw->conf)->pg_role));
+	step_begin(pw);
+}
+
+void pgwatch_set_conf(struct pgwatch *pw, const struct conf *conf)
+{
+	struct child *pg;
+
+	pw->conf = conf;
+	set_paths(pw);
+	if (!pw->bootstrapped)
+		return;
+	/* hba and replication settings follow the file; Postgres rereads them on SIGHUP. */
+	if (pgwatch_write_config(pw) < 0)
+		log_warn("pgwatch", "cannot rewrite the generated settings");
+	pg = child_find(pw->children, PG_CHILD_NAME);
+	if (pg && child_pid(pg) > 0)
+		kill(child_pid(pg), SIGHUP);
+	pw->setup_done = false; /* slots for replicas added to the file */
+}
+
+enum pg_state pgwatch_state(const struct pgwatch *pw)
+{
+	return pw->state;
+}

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * PostgreSQL on a spoke: the lifecycle (bootstrap and a supervised
+ * postmaster, started only once the hub tunnel is fresh, bound only to the
+ * overlay IP) and the health probes (non-blocking libpq on the event loop,
+ * a fresh connection per probe so a frozen postmaster shows, every figure
+ * with the time it was observed).
+ *
+ * Bootstrap steps are one-shot children (initdb, pg_basebackup), never work
+ * in the loop; nothing is ever deleted: a data directory that is not empty
+ * is used as it is, or refused with the reason and the fix.
+ */
+#ifndef SUP_PGWATCH_H
+#define SUP_PGWATCH_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+#include "lib/common.h"
+
+enum pg_state {
+	PG_STATE_NONE,               /* this node runs no Postgres */
+	PG_STATE_WAITING_FOR_TUNNEL, /* not started: the hub handshake was never fresh */
+	PG_STATE_BOOTSTRAPPING,      /* initdb or pg_basebackup running */
+	PG_STATE_STARTING,           /* postmaster started, not accepting yet */
+	PG_STATE_RUNNING,            /* accepting connections, probes answer */
+	PG_STATE_UNRESPONSIVE,       /* running, but probes time out */
+	PG_STATE_STOPPED,            /* exited; restarting or shutting down */
+	PG_STATE_FAILED,             /* cannot go on by itself: see the reason */
+};
+
+struct pgwatch;
+
+/**
+ * pgwatch_new() - manage this node's Postgres (a no-op on the hub).
+ * @loop: the event loop.
+ * @children: where initdb, pg_basebackup and postgres are supervised.
+ * @conf: the configuration (replace with pgwatch_set_conf() on reload).
+ * @out: receives the object.
+ *
+ * Return: 0 or -errno.
+ */
+int pgwatch_new(struct loop *loop, struct child_set *children, const struct conf *conf,
+		struct pgwatch **out) _must_check_;
+struct pgwatch *pgwatch_free(struct pgwatch *pw);
+void pgwatch_set_conf(struct pgwatch *pw, const struct conf *conf);
+/* pgwatch_tunnel() - the hub tunnel's freshness; the first "fresh" starts Postgres. */
+void pgwatch_tunnel(struct pgwatch *pw, bool fresh);
+
+enum pg_state pgwatch_state(const struct pgwatch *pw);
+const char *pg_state_name(enum pg_state st);
+
+/**
+ * pgwatch_json() - this node's Postgres and replication view.
+ * @pw: the watcher.
+ *
+ * Return: a new object: {state, reason, role, listen{...}, observed_at,
+ * probe{...} (raw figures from the last good probe, with their age),
+ * replication{...} (one entry per configured spoke, "absent" when a replica
+ * is not connected)}. The caller owns it.
+ */
+json_t *pgwatch_json(const struct pgwatch *pw);
+
+/* pgwatch_health() - 0 ok, 1 degraded, 2 critical; appends reasons. */
+int pgwatch_health(const struct pgwatch *pw, json_t *reasons);
+
+/* Pure helpers (pgwatch/files.c), unit-tested. */
+/* pg_hba_text() - the generated pg_hba for this node. Caller frees. */
+char *pg_hba_text(const struct conf *conf, const char *local_extra);
+/* pg_settings_text() - the generated settings include file. Caller frees. */
+char *pg_settings_text(const struct conf *conf, const char *passfile);
+/* pg_slot_name() - "spoke_b" for "spoke-b" (slot names allow [a-z0-9_]). */
+void pg_slot_name(const char *node, char *out, size_t size);
+
+#endif

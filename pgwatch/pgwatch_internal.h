@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/* Private to pgwatch/: shared between the lifecycle and the probes. */
+#ifndef SUP_PGWATCH_INTERNAL_H
+#define SUP_PGWATCH_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <limits.h>
+#include <sys/types.h>
+
+#include "pgwatch.h"
+
+#define PG_CHILD_NAME "postgres"
+#define PG_OWNER "pgwatch"
+
+struct pgwatch {
+	struct loop *loop;
+	struct child_set *children;
+	const struct conf *conf;
+	enum pg_state state;
+	char reason[512];
+	bool started;
+	bool bootstrapped;          /* data dir ready, postgres added */
+	struct loop_source *retry;
+	uint32_t retry_ms;
+	uid_t uid;
+	gid_t gid;
+	char rundir[256], sockdir[300], passfile[300];
+	char password[256];
+	/* probes */
+	PGconn *conn;
+	struct loop_source *conn_src;
+	struct loop_source *probe_timer;
+	struct loop_source *probe_deadline;
+	int probe_step;             /* 0 idle, 1 connecting, 2 probe query, 3 setup SQL */
+	bool setup_done;            /* role and slots ensured (primary) */
+	json_t *last;               /* the last good probe, as the server sent it */
+	int64_t last_ok_wall_ms;
+	uint64_t last_ok_mono_ms;
+	unsigned failures;
+	char probe_error[300];
+	json_t *bound;              /* addresses Postgres listens on (TCP) */
+	uint64_t started_ms;
+};
+
+/* probe.c */
+int probe_init(struct pgwatch *pw);
+void probe_stop(struct pgwatch *pw);
+void probe_fast(struct pgwatch *pw, bool fast);
+/* listen_check() - TCP sockets listening on @port in this netns (JSON array). */
+json_t *listen_check(uint16_t port);
+
+/* lifecycle.c */
+int pgwatch_write_config(struct pgwatch *pw);
+void lifecycle_set_state(struct pgwatch *pw, enum pg_state st, const char *fmt, ...)
+	_printf_(3, 4);
+
+#endif

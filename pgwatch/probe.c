@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Health probes: every 2 s (every 250 ms while starting), a new libpq
+ * connection over the private unix socket, driven non-blocking from the
+ * event loop, one query that returns every figure as one JSON document,
+ * and a deadline. A new connection each time is deliberate: it goes
+ * through the postmaster, so a frozen postmaster shows as "unresponsive"
+ * even while old backends still answer.
+ *
+ * On the primary, the first good probe after a start (or reload) also makes
+ * sure the replication role has its password (sent as a SCRAM verifier,
+ * computed here, so the plaintext never reaches the server or its logs) and
+ * that every downstream replica has its physical slot.
+ */
+#include "pgwatch_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+
+#define PROBE_EVERY_MS 2000
+#define PROBE_FAST_MS 250
+#define PROBE_DEADLINE_MS 1500
+
+static const char probe_sql[] =
+	"SELECT json_build_object("
+	" 'in_recovery', pg_is_in_recovery(),"
+	" 'sysid', (SELECT system_identifier::text FROM pg_control_system()),"
+	" 'version', current_setting('server_version_num')::int,"
+	" 'timeline', CASE WHEN pg_is_in_recovery() THEN COALESCE("
+	"     (SELECT received_tli FROM pg_stat_wal_receiver),"
+	"     (SELECT timeline_id FROM pg_control_checkpoint()))"
+	"   ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,"
+	" 'flush_lsn', CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn()::text END,"
+	" 'receive_lsn', pg_last_wal_receive_lsn()::text,"
+	" 'replay_lsn', pg_last_wal_replay_lsn()::text,"
+	" 'replay_delay_s', CASE WHEN NOT pg_is_in_recovery() THEN NULL"
+	"   WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
+	"   ELSE greatest(0, extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())) END,"
+	" 'receiver', (SELECT row_to_json(w) FROM (SELECT status, sender_host, sender_port, slot_name,"
+	"   received_tli, latest_end_lsn::text,"
+	"   extract(epoch FROM clock_timestamp() - last_msg_receipt_time) AS since_last_msg_s,"
+	"   pg_wal_lsn_diff(latest_end_lsn, pg_last_wal_replay_lsn()) AS lag_bytes"
+	"   FROM pg_stat_wal_receiver) w),"
+	" 'replicas', COALESCE((SELECT json_agg(row_to_json(x)) FROM (SELECT r.application_name,"
+	"   host(r.client_addr) AS client_addr, r.state, r.sync_state, s.slot_name,"
+	"   pg_wal_lsn_diff(pg_current_wal_flush_lsn(), r.sent_lsn) AS send_lag_bytes,"
+	"   pg_wal_lsn_diff(pg_current_wal_flush_lsn(), r.flush_lsn) AS flush_lag_bytes,"
+	"   pg_wal_lsn_diff(pg_current_wal_flush_lsn(), r.replay_lsn) AS replay_lag_bytes,"
+	"   extract(epoch FROM r.replay_lag) AS replay_lag_s,"
+	"   extract(epoch FROM r.flush_lag) AS flush_lag_s,"
+	"   extract(epoch FROM clock_timestamp() - r.reply_time) AS reply_age_s"
+	"   FROM pg_stat_replication r LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid) x),"
+	"   '[]'::json),"
+	" 'slots', COALESCE((SELECT json_agg(row_to_json(y)) FROM (SELECT slot_name, active, wal_status,"
+	"   safe_wal_size, pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()"
+	"   ELSE pg_current_wal_lsn() END, restart_lsn) AS retained_bytes"
+	"   FROM pg_replication_slots WHERE slot_type = 'physical') y), '[]'::json)"
+	")::text";
+
+static void probe_finish(struct pgwatch *pw)
+{
+	pw->conn_src = loop_remove(pw->conn_src);
+	if (pw->conn)
+		PQfinish(pw->conn);
+	pw->conn = NULL;
+	pw->probe_step = 0;
+	loop_timer_disarm(pw->probe_deadline);
+}
+
+static bool postmaster_running(const struct pgwatch *pw)
+{
+	struct child *c = child_find(pw->children, PG_CHILD_NAME);
+
+	return c && child_pid(c) > 0;
+}
+
+static void probe_failed(struct pgwatch *pw, bool timeout, const char *why)
+{
+	char q[400];
+
+	snprintf(pw->probe_error, sizeof(pw->probe_error), "%s", why);
+	for (char *p = pw->probe_error; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	str_trim_right(pw->probe_error);
+	probe_finish(pw);
+	pw->failures++;
+	if (!postmaster_running(pw))
+		return;
+	if (pw->state == PG_STATE_STARTING && !timeout)
+		return; /* "starting up", socket not there yet: keep waiting */
+	if (timeout || pw->state == PG_STATE_RUNNING || pw->state == PG_STATE_UNRESPONSIVE)
+		lifecycle_set_state(pw, PG_STATE_UNRESPONSIVE, "probe %s: %s",
+				    timeout ? "timed out" : "failed", pw->probe_error);
+	log_debug("pgwatch", "probe failed error=%s", log_quote(q, sizeof(q), pw->probe_error));
+}
+
+static void on_conn(struct loop_source *src, int fd, uint32_t events, void *data);
+
+static void wait_for(struct pgwatch *pw, uint32_t events)
+{
+	if (!pw->conn_src) {
+		if (loop_add_fd(pw->loop, PQsocket(pw->conn), events, on_conn, pw, &pw->conn_src) < 0)
+			probe_failed(pw, false, "cannot watch the connection");
+		return;
+	}
+	loop_fd_events(pw->conn_src, events);
+}
+
+static const char *downstream_slots_sql(const struct pgwatch *pw, char *buf, size_t size)
+{
+	const struct conf *c = pw->conf;
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < c->n_nodes; i++) {
+		char slot[64];
+
+		if (c->nodes[i].upstream != c->self)
+			continue;
+		pg_slot_name(c->nodes[i].name, slot, sizeof(slot));
+		o += (size_t)snprintf(buf + o, size - o, "%s'%s'", o ? "," : "", slot);
+		if (o >= size)
+			break;
+	}
+	return buf;
+}
+
+/*
+ * Role and slots on the primary; idempotent, sent once per start or reload.
+ * Slots reserve WAL at once: a replica cloning with -S needs it from now on.
+ */
+static int send_setup(struct pgwatch *pw)
+{
+	const struct conf_postgres *pg = &conf_self(pw->conf)->settings.postgres;
+	char slots[2048];
+	char *verifier = PQencryptPasswordConn(pw->conn, pw->password, pg->replication_user,
+					       "scram-sha-256");
+	_cleanup_free_ char *sql = NULL;
+	int ok;
+
+	if (!verifier)
+		return -EINVAL;
+	downstream_slots_sql(pw, slots, sizeof(slots));
+	/* Names are checked identifiers ([A-Za-z_][A-Za-z0-9_]*), slots [a-z0-9_]. */
+	sql = xasprintf("DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN "
+			"CREATE ROLE \"%s\" WITH REPLICATION LOGIN; END IF; END$$;"
+			"ALTER ROLE \"%s\" WITH REPLICATION LOGIN PASSWORD '%s';"
+			"SELECT count(pg_create_physical_replication_slot(s, true)) FROM unnest(ARRAY[%s]::text[]) s "
+			"WHERE s NOT IN (SELECT slot_name FROM pg_replication_slots);",
+			pg->replication_user, pg->replication_user, pg->replication_user, verifier,
+			slots[0] ? slots : "");
+	PQfreemem(verifier);
+	ok = PQsendQuery(pw->conn, sql);
+	explicit_zero(sql, strlen(sql));
+	return ok ? 0 : -EIO;
+}
+
+static void take_result(struct pgwatch *pw)
+{
+	PGresult *res;
+	bool failed = false;
+	char err[300] = "";
+
+	while ((res = PQgetResult(pw->conn))) {
+		ExecStatusType st = PQresultStatus(res);
+
+		if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+			failed = true;
+			snprintf(err, sizeof(err), "%s", PQresultErrorMessage(res));
+		} else if (pw->probe_step == 2 && PQntuples(res) == 1) {
+			json_error_t je;
+			json_t *j = json_loads(PQgetvalue(res, 0, 0), 0, &je);
+			struct timespec ts;
+
+			if (j) {
+				json_decref(pw->last);
+				pw->last = j;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				pw->last_ok_wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+				pw->last_ok_mono_ms = now_ms();
+			}
+		}
+		PQclear(res);
+	}
+	if (failed) {
+		if (pw->probe_step == 3)
+			log_errorx("pgwatch", "setting up the replication role and slots failed error=\"%.200s\"",
+				   err);
+		probe_failed(pw, false, err);
+		return;
+	}
+	if (pw->probe_step == 3) {
+		pw->setup_done = true;
+		log_info("pgwatch", "replication role and slots are in place");
+		probe_finish(pw);
+		return;
+	}
+	/* A good probe. */
+	pw->failures = 0;
+	pw->probe_error[0] = '\0';
+	if (pw->state != PG_STATE_RUNNING) {
+		lifecycle_set_state(pw, PG_STATE_RUNNING, NULL);
+		log_info("pgwatch", "postgres accepting connections after_ms=%llu",
+			 (unsigned long long)(now_ms() - pw->started_ms));
+		probe_fast(pw, false);
+	}
+	json_decref(pw->bound);
+	pw->bound = listen_check(conf_self(pw->conf)->settings.postgres.port);
+	if (!json_is_true(json_object_get(pw->last, "in_recovery")) && !pw->setup_done &&
+	    pw->password[0]) {
+		if (send_setup(pw) == 0) {
+			pw->probe_step = 3;
+			wait_for(pw, EPOLLIN);
+			return;
+		}
+	}
+	probe_finish(pw);
+}
+
+static void on_conn(struct loop_source *src, int fd, uint32_t events, void *data)
+{
+	struct pgwatch *pw = data;
+
+	(void)src;
+	(void)fd;
+	(void)events;
+	if (pw->probe_step == 1) {
+		switch (PQconnectPoll(pw->conn)) {
+		case PGRES_POLLING_READING:
+			wait_for(pw, EPOLLIN);
+			return;
+		case PGRES_POLLING_WRITING:
+			wait_for(pw, EPOLLOUT);
+			return;
+		case PGRES_POLLING_FAILED:
+			probe_failed(pw, false, PQerrorMessage(pw->conn));
+			return;
+		case PGRES_POLLING_OK:
+		case PGRES_POLLING_ACTIVE:
+			break;
+		}
+		if (PQsetnonblocking(pw->conn, 1) != 0 || !PQsendQuery(pw->conn, probe_sql)) {
+			probe_failed(pw, false, PQerrorMessage(pw->conn));
+			return;
+		}
+		pw->probe_step = 2;
+		if (PQflush(pw->conn) == 1)
+			wait_for(pw, EPOLLIN | EPOLLOUT);
+		else
+			wait_for(pw, EPOLLIN);
+		return;
+	}
+	if (PQflush(pw->conn) == 1) {
+		wait_for(pw, EPOLLIN | EPOLLOUT);
+		return;
+	}
+	if (!PQconsumeInput(pw->conn)) {
+		probe_failed(pw, false, PQerrorMessage(pw->conn));
+		return;
+	}
+	if (PQisBusy(pw->conn)) {
+		wait_for(pw, EPOLLIN);
+		return;
+	}
+	take_result(pw);
+}
+
+static void on_probe(struct loop_source *src, void *data)
+{
+	struct pgwatch *pw = data;
+	const struct conf_postgres *pg = &conf_self(pw->conf)->settings.postgres;
+	_cleanup_free_ char *conninfo = NULL;
+
+	(void)src;
+	if (pw->probe_step || !pw->bootstrapped)
+		return;
+	if (!postmaster_running(pw)) {
+		if (pw->state == PG_STATE_RUNNING || pw->state == PG_STATE_UNRESPONSIVE)
+			lifecycle_set_state(pw, PG_STATE_STOPPED, "postmaster not running");
+		return;
+	}
+	if (pw->state == PG_STATE_STOPPED)
+		lifecycle_set_state(pw, PG_STATE_STARTING, NULL);
+	conninfo = xasprintf("host=%s port=%u user=%s dbname=postgres connect_timeout=2 "
+			     "application_name=supervisor", pw->sockdir, pg->port, pg->user);
+	pw->conn = PQconnectStart(conninfo);
+	if (!pw->conn || PQstatus(pw->conn) == CONNECTION_BAD) {
+		probe_failed(pw, false, pw->conn ? PQerrorMessage(pw->conn) : "out of memory");
+		return;
+	}
+	pw->probe_step = 1;
+	loop_timer_arm(pw->probe_deadline, PROBE_DEADLINE_MS, 0);
+	if (loop_add_fd(pw->loop, PQsocket(pw->conn), EPOLLOUT, on_conn, pw, &pw->conn_src) < 0)
+		probe_failed(pw, false, "cannot watch the connection");
+}
+
+static void on_deadline(struct loop_source *src, void *data)
+{
+	(void)src;
+	probe_failed(data, true, "no answer within 1.5 s");
+}
+
+int probe_init(struct pgwatch *pw)
+{
+	int r;
+
+	if ((r = loop_add_timer(pw->loop, on_probe, pw, &pw->probe_timer)) < 0 ||
+	    (r = loop_add_timer(pw->loop, on_deadline, pw, &pw->probe_deadline)) < 0)
+		return r;
+	return 0;
+}
+
+void probe_fast(struct pgwatch *pw, bool fast)
+{
+	uint64_t every = fast ? PROBE_FAST_MS : PROBE_EVERY_MS;
+
+	loop_timer_arm(pw->probe_timer, fast ? 50 : every, every);
+}
+
+void probe_stop(struct pgwatch *pw)
+{
+	probe_finish(pw);
+	loop_remove(pw->probe_timer);
+	loop_remove(pw->probe_deadline);
+}
+
+/* /proc/net/tcp{,6}: "sl local_address rem_address st ..." with hex addr:port. */
+json_t *listen_check(uint16_t port)
+{
+	static const char *const files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+	json_t *bound = json_array();
+
+	for (size_t f = 0; f < ARRAY_SIZE(files); f++) {
+		FILE *fp = fopen(files[f], "re");
+		char line[512];
+
+		if (!fp)
+			continue;
+		while (fgets(line, sizeof(line), fp)) {
+			char local[64], st[8], addr[64];
+			unsigned lport;
+
+			if (sscanf(line, " %*s %63[0-9A-Fa-f]:%x %*s %7s", local, &lport, st) != 3 ||
+			    lport != port || strcmp(st, "0A") != 0)
+				continue;
+			if (strlen(local) == 8) {
+				struct in_addr a = { .s_addr = (uint32_t)strtoul(local, NULL, 16) };
+
+				inet_ntop(AF_INET, &a, addr, sizeof(addr));
+			} else {
+				struct in6_addr a6;
+
+				/* four 32-bit words, each in host byte order */
+				for (int w = 0; w < 4; w++) {
+					char word[9];
+					uint32_t v;
+
+					memcpy(word, local + w * 8, 8);
+					word[8] = '\0';
+					v = (uint32_t)strtoul(word, NULL, 16);
+					memcpy(&a6.s6_addr[w * 4], &v, 4);
+				}
+				inet_ntop(AF_INET6, &a6, addr, sizeof(addr));
+			}
+			json_array_append_new(bound, json_string(addr));
+		}
+		fclose(fp);
+	}
+	return bound;
+}

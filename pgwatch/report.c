@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The DBA's view, built from the last probe and the cluster file: one row
+ * per spoke. On the primary, replicas are matched to pg_stat_replication by
+ * overlay address, so a configured replica that is not connected still has
+ * a row, marked "absent". Seconds of lag are null ("unknown") whenever the
+ * link is not streaming, never 0; an idle, caught-up link (NULL intervals in
+ * Postgres) reads 0 with "idle": true.
+ */
+#include "pgwatch_internal.h"
+
+#include <string.h>
+#include <time.h>
+
+static json_t *get(const json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+
+	return v ? json_incref(v) : json_null();
+}
+
+static json_t *find_by(json_t *arr, const char *key, const char *value)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(arr, i, e) {
+		const char *v = json_string_value(json_object_get(e, key));
+
+		if (v && strcmp(v, value) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static void add_slot(json_t *row, const json_t *slot, const char *slot_name)
+{
+	json_object_set_new(row, "slot", slot_name ? json_string(slot_name) : json_null());
+	json_object_set_new(row, "slot_active", get(slot, "active"));
+	json_object_set_new(row, "slot_wal_status", get(slot, "wal_status"));
+	json_object_set_new(row, "slot_retained_bytes", get(slot, "retained_bytes"));
+}
+
+/* A downstream replica as the primary sees it. */
+static json_t *downstream_row(const struct pgwatch *pw, const struct conf_node *n)
+{
+	json_t *last = pw->last, *row = json_object(), *r;
+	char ip[16], slot[64];
+
+	conf_ip_str(n->overlay_ip, ip);
+	pg_slot_name(n->name, slot, sizeof(slot));
+	r = find_by(json_object_get(last, "replicas"), "client_addr", ip);
+	add_slot(row, find_by(json_object_get(last, "slots"), "slot_name", slot), slot);
+	if (!r) {
+		json_object_set_new(row, "link", json_string("absent"));
+		json_object_set_new(row, "replay_lag_bytes", json_null());
+		json_object_set_new(row, "replay_lag_s", json_null());
+		return row;
+	}
+	const char *state = json_string_value(json_object_get(r, "state"));
+	json_t *lag_s = json_object_get(r, "replay_lag_s");
+	bool streaming = state && strcmp(state, "streaming") == 0;
+
+	json_object_set_new(row, "link", json_string(state ? state : "unknown"));
+	json_object_set_new(row, "sync_state", get(r, "sync_state"));
+	json_object_set_new(row, "send_lag_bytes", get(r, "send_lag_bytes"));
+	json_object_set_new(row, "flush_lag_bytes", get(r, "flush_lag_bytes"));
+	json_object_set_new(row, "replay_lag_bytes", get(r, "replay_lag_bytes"));
+	if (json_is_number(lag_s)) {
+		json_object_set_new(row, "replay_lag_s", json_incref(lag_s));
+	} else if (streaming) {
+		/* Postgres reports NULL once an idle standby has caught up. */
+		json_object_set_new(row, "replay_lag_s", json_integer(0));
+		json_object_set_new(row, "idle", json_true());
+	} else {
+		json_object_set_new(row, "replay_lag_s", json_null());
+	}
+	json_object_set_new(row, "last_msg_age_s", get(r, "reply_age_s"));
+	return row;
+}
+
+/* This node as a replica: its WAL receiver is its link. */
+static void self_replica(const struct pgwatch *pw, json_t *row)
+{
+	json_t *rx = json_object_get(pw->last, "receiver");
+	const char *status = json_string_value(json_object_get(rx, "status"));
+	bool streaming = status && strcmp(status, "streaming") == 0;
+	char slot[64];
+
+	pg_slot_name(conf_self(pw->conf)->name, slot, sizeof(slot));
+	json_object_set_new(row, "link", json_string(!rx || json_is_null(rx) ? "not_streaming" :
+						      status ? status : "unknown"));
+	json_object_set_new(row, "slot", json_string(slot));
+	json_object_set_new(row, "replay_lag_bytes", get(rx, "lag_bytes"));
+	/* The receive = replay guard reads 0 with a dead receiver: only trust it streaming. */
+	json_object_set_new(row, "replay_lag_s", streaming ? get(pw->last, "replay_delay_s") : json_null());
+	json_object_set_new(row, "last_msg_age_s", get(rx, "since_last_msg_s"));
+	json_object_set_new(row, "sender", rx && !json_is_null(rx) ? get(rx, "sender_host") : json_null());
+}
+
+static json_t *rows(const struct pgwatch *pw)
+{
+	const struct conf *c = pw->conf;
+	bool probed = pw->last && pw->state != PG_STATE_NONE;
+	bool primary_view = probed && json_is_false(json_object_get(pw->last, "in_recovery"));
+	json_t *out = json_array();
+	char ip[16];
+
+	for (size_t i = 1; i < c->n_nodes; i++) {
+		const struct conf_node *n = &c->nodes[i];
+		json_t *row;
+		bool self = (int)i == c->self;
+
+		if (self || !(primary_view && n->upstream == c->self)) {
+			row = json_object();
+			if (self && probed && !primary_view)
+				self_replica(pw, row);
+			else if (!self)
+				json_object_set_new(row, "link", json_null()); /* not seen from here */
+		} else {
+			row = downstream_row(pw, n);
+		}
+		json_object_set_new(row, "name", json_string(n->name));
+		json_object_set_new(row, "overlay_ip", json_string(conf_ip_str(n->overlay_ip, ip)));
+		json_object_set_new(row, "role", json_string(conf_pg_role_name(n->pg_role)));
+		json_object_set_new(row, "upstream", n->upstream >= 0 ? json_string(c->nodes[n->upstream].name)
+								       : json_null());
+		json_object_set_new(row, "self", json_boolean(self));
+		if (self) {
+			json_object_set_new(row, "pg_state", json_string(pg_state_name(pw->state)));
+			json_object_set_new(row, "timeline", probed ? get(pw->last, "timeline") : json_null());
+		}
+		json_array_append_new(out, row);
+	}
+	return out;
+}
+
+json_t *pgwatch_json(const struct pgwatch *pw)
+{
+	const struct conf_node *me = conf_self(pw->conf);
+	json_t *o = json_object(), *listen = json_object();
+	char ip[16], addr[32];
+	bool only = true;
+	size_t i;
+	json_t *b;
+
+	json_object_set_new(o, "state", json_string(pg_state_name(pw->state)));
+	json_object_set_new(o, "reason", pw->reason[0] ? json_string(pw->reason) : json_null());
+	json_object_set_new(o, "role", json_string(conf_pg_role_name(me->pg_role)));
+	snprintf(addr, sizeof(addr), "%s:%u", conf_ip_str(me->overlay_ip, ip), me->settings.postgres.port);
+	json_object_set_new(listen, "configured", json_string(addr));
+	json_object_set_new(listen, "bound", pw->bound ? json_incref(pw->bound) : json_null());
+	json_array_foreach(pw->bound, i, b)
+		only &= strcmp(json_string_value(b), ip) == 0;
+	json_object_set_new(listen, "only_overlay", pw->bound ? json_boolean(only) : json_null());
+	json_object_set_new(o, "listen", listen);
+	if (pw->last) {
+		static const char *const keys[] = { "sysid", "version", "timeline", "in_recovery",
+						    "flush_lsn", "receive_lsn", "replay_lsn",
+						    "replay_delay_s", "receiver", "slots" };
+
+		json_object_set_new(o, "observed_at_ms", json_integer(pw->last_ok_wall_ms));
+		json_object_set_new(o, "observed_age_s",
+				    json_real((double)(now_ms() - pw->last_ok_mono_ms) / 1000.0));
+		for (i = 0; i < ARRAY_SIZE(keys); i++)
+			json_object_set_new(o, keys[i], get(pw->last, keys[i]));
+		json_object_set_new(o, "observed_role",
+				    json_string(json_is_true(json_object_get(pw->last, "in_recovery")) ?
+						"replica" : "primary"));
+	} else {
+		json_object_set_new(o, "observed_at_ms", json_null());
+		json_object_set_new(o, "observed_age_s", json_null());
+	}
+	json_object_set_new(o, "probe_error", pw->probe_error[0] ? json_string(pw->probe_error) : json_null());
+	json_object_set_new(o, "replication", rows(pw));
+	return o;
+}
+
+static void reason(json_t *reasons, const char *fmt, ...) _printf_(2, 3);
+static void reason(json_t *reasons, const char *fmt, ...)
+{
+	char buf[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	json_array_append_new(reasons, json_string(buf));
+}
+
+int pgwatch_health(const struct pgwatch *pw, json_t *reasons)
+{
+	json_t *rep, *row;
+	int h = 0;
+	size_t i;
+
+	switch (pw->state) {
+	case PG_STATE_NONE:
+		return 0;
+	case PG_STATE_WAITING_FOR_TUNNEL:
+		reason(reasons, "postgres: waiting for a fresh hub handshake before starting");
+		return 1;
+	case PG_STATE_BOOTSTRAPPING:
+	case PG_STATE_STARTING:
+		reason(reasons, "postgres: %s%s%s", pg_state_name(pw->state), pw->reason[0] ? ": " : "",
+		       pw->reason);
+		return 1;
+	case PG_STATE_UNRESPONSIVE:
+	case PG_STATE_STOPPED:
+	case PG_STATE_FAILED:
+		reason(reasons, "postgres %s: %s", pg_state_name(pw->state), pw->reason);
+		return 2;
+	case PG_STATE_RUNNING:
+		break;
+	}
+	rep = pgwatch_json(pw);
+	if (json_is_false(json_object_get(json_object_get(rep, "listen"), "only_overlay"))) {
+		reason(reasons, "postgres listens beyond the overlay IP");
+		h = 2;
+	}
+	json_array_foreach(json_object_get(rep, "replication"), i, row) {
+		const char *link = json_string_value(json_object_get(row, "link"));
+		const char *ws = json_string_value(json_object_get(row, "slot_wal_status"));
+		const char *name = json_string_value(json_object_get(row, "name"));
+
+		if (link && strcmp(link, "streaming") != 0 && (json_is_true(json_object_get(row, "self")) ||
+							       strcmp(link, "absent") == 0 ||
+							       strcmp(link, "catchup") == 0)) {
+			reason(reasons, "replication: %s is %s", name, link);
+			h = h > 1 ? h : 1;
+		}
+		if (ws && strcmp(ws, "lost") == 0) {
+			reason(reasons, "replication: slot of %s lost its WAL (the replica must be re-cloned)",
+			       name);
+			h = 2;
+		} else if (ws && (strcmp(ws, "unreserved") == 0 || strcmp(ws, "extended") == 0)) {
+			reason(reasons, "replication: slot of %s is %s (WAL retained beyond max_wal_size)",
+			       name, ws);
+			h = h > 1 ? h : 1;
+		}
+	}
+	if ((conf_self(pw->conf)->pg_role == CONF_PG_PRIMARY) !=
+	    json_is_false(json_object_get(rep, "in_recovery"))) {
+		reason(reasons, "postgres runs as %s but the cluster file says %s",
+		       json_string_value(json_object_get(rep, "observed_role")),
+		       conf_pg_role_name(conf_self(pw->conf)->pg_role));
+		h = 2;
+	}
+	json_decref(rep);
+	return h;
+}

@@ -18,7 +18,8 @@
 #
 # Environment: LAB_DIR (state, default /tmp/sup-lab), SUP (the binary),
 # LAB_FRESH (fresh_handshake, default 180), LAB_KEEPALIVE (default 25),
-# LAB_EXTRA (text appended to the cluster file).
+# LAB_EXTRA (text appended to the cluster file), LAB_SKIP (nodes `up` does
+# not start, e.g. "hub" to hold the hub down at start-up).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LAB=${LAB_DIR:-/tmp/sup-lab}
@@ -162,8 +163,13 @@ cmd_up() {
 	umask 022
 	write_conf
 	net_up
-	for n in $NODES; do start_node "$n"; done
-	wait_sockets $NODES
+	started=""
+	for n in $NODES; do
+		case " ${LAB_SKIP:-} " in *" $n "*) continue ;; esac
+		start_node "$n"
+		started="$started $n"
+	done
+	wait_sockets $started
 	echo "lab: up ($NODES); state in $LAB"
 }
 

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# PostgreSQL on the overlay, end to end in the lab: gated start, bootstrap
+# of a primary and two replicas, replication of real rows, listen address,
+# an absent replica, a frozen postmaster, and a clean restart.
+set -u
+SUP=$1 TESTS=$2
+. "$TESTS/tap.sh"
+export SUP LAB_DIR=/tmp/sup-lab-pg
+LAB="$TESTS/lab/lab.sh"
+trap '"$LAB" down >/dev/null 2>&1' EXIT
+
+if [ "$(id -u)" -ne 0 ]; then
+	tap_fail "running as root (the lab needs namespaces)"
+	tap_done
+	exit 1
+fi
+
+ms() { date +%s%3N; }
+wait_until() { # wait_until TIMEOUT_MS CMD...: prints elapsed ms
+	local limit=$1 t0; shift
+	t0=$(ms)
+	while :; do
+		if "$@" >/dev/null 2>&1; then echo $(( $(ms) - t0 )); return 0; fi
+		[ $(( $(ms) - t0 )) -ge "$limit" ] && { echo "$limit"; return 1; }
+		sleep 0.2
+	done
+}
+# rj NODE EXPR: a Python expression over `ctl replication --json` as d.
+rj() {
+	"$LAB" ctl "$1" replication --json 2>/dev/null |
+		python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null
+}
+row() { rj "$1" "[r for r in d['postgres']['replication'] if r['name']=='$2'][0]['$3']"; }
+both_streaming() {
+	[ "$(rj spoke-a "sum(1 for r in d['postgres']['replication'] if r.get('link')=='streaming')")" = 2 ]
+}
+psql_on() { # psql_on NODE SQL
+	"$LAB" exec "$1" psql -h /run/supervisor/postgresql -U postgres -d postgres -XAtq -c "$2"
+}
+pg_state() { rj "$1" "d['postgres']['state']"; }
+
+# ---- gated start: the hub held down -----------------------------------------
+LAB_SKIP=hub "$LAB" up >/dev/null || { tap_fail "lab up"; tap_done; exit 1; }
+sleep 4
+states=$(for s in spoke-a spoke-b spoke-c; do pg_state "$s"; done | sort -u | tr '\n' ' ')
+procs=$(for s in spoke-a spoke-b spoke-c; do "$LAB" exec "$s" pgrep -c -x postgres; done | paste -sd+ | bc)
+files=$(ls "$LAB_DIR"/spoke-a/pgdata/data 2>/dev/null | wc -l)
+if [ "$states" = "waiting_for_tunnel " ] && [ "$procs" = 0 ] && [ "$files" = 0 ]; then
+	tap_ok "with the hub down, no spoke starts or even initialises Postgres (waiting_for_tunnel)"
+else
+	tap_fail "with the hub down, no spoke starts or even initialises Postgres" "states=$states procs=$procs files=$files"
+fi
+reason=$("$LAB" ctl spoke-a status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["reasons"])')
+grep -q "waiting for a fresh hub handshake" <<<"$reason" &&
+	tap_ok "ctl status says Postgres waits for the tunnel" ||
+	tap_fail "ctl status says Postgres waits for the tunnel" "$reason"
+
+t0=$(ms)
+"$LAB" start hub
+if el=$(wait_until 60000 both_streaming); then
+	tap_ok "hub up: primary bootstrapped, both replicas cloned and streaming in $(( $(ms) - t0 )) ms (limit 60 s)"
+else
+	tap_fail "both replicas streaming within 60 s" "$("$LAB" ctl spoke-a replication 2>&1)"
+fi
+for s in spoke-a spoke-b spoke-c; do
+	fresh=$(grep -m1 'msg="tunnel" state=fresh' "$LAB_DIR/$s/supervisor.log" | cut -c4-26)
+	pgstart=$(grep -m1 'msg="started" name=postgres' "$LAB_DIR/$s/supervisor.log" | cut -c4-26)
+	if [ -n "$fresh" ] && [ -n "$pgstart" ] && [[ "$pgstart" > "$fresh" ]]; then
+		tap_ok "$s started Postgres only after its first fresh handshake ($fresh < $pgstart)"
+	else
+		tap_fail "$s started Postgres only after its first fresh handshake" "fresh=$fresh pg=$pgstart"
+	fi
+done
+
+# ---- data flows --------------------------------------------------------------
+psql_on spoke-a "CREATE TABLE t (id int primary key, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 10000) g;"
+sum_a=$(psql_on spoke-a "SELECT count(*), sum(id) FROM t")
+for s in spoke-b spoke-c; do
+	if wait_until 15000 sh -c "[ \"\$(\"$LAB\" exec $s psql -h /run/supervisor/postgresql -U postgres -d postgres -XAtq -c 'SELECT count(*), sum(id) FROM t' 2>/dev/null)\" = '$sum_a' ]" >/dev/null; then
+		tap_ok "10 000 rows written on spoke-a are readable on $s"
+	else
+		tap_fail "10 000 rows written on spoke-a are readable on $s" "primary: $sum_a"
+	fi
+done
+caught_up() {
+	[ "$(rj spoke-a "sorted((r['link'], r['replay_lag_bytes']) for r in d['postgres']['replication'] if not r['self'])")" = "[('streaming', 0), ('streaming', 0)]" ]
+}
+if wait_until 10000 caught_up >/dev/null; then
+	tap_ok "ctl replication on spoke-a: both replicas streaming, replay lag 0 B after catch-up"
+else
+	tap_fail "ctl replication on spoke-a: both replicas streaming, replay lag 0 B" "$("$LAB" ctl spoke-a replication)"
+fi
+out=$("$LAB" ctl spoke-a replication); rc=$?
+[ $rc -eq 0 ] && grep -q "^spoke-b .*streaming .*spoke_b (reserved) *0 B" <<<"$out" &&
+	tap_ok "ctl replication prints the table (exit 0)" ||
+	tap_fail "ctl replication prints the table (exit 0)" "rc=$rc" "$out"
+out=$("$LAB" ctl spoke-c replication); rc=$?
+[ $rc -eq 0 ] && grep -q "^spoke-c .*replica *running .*streaming" <<<"$out" &&
+	tap_ok "ctl replication works on a replica (its own link)" ||
+	tap_fail "ctl replication works on a replica (its own link)" "rc=$rc" "$out"
+
+# ---- reachability: the overlay IP only ---------------------------------------
+for s in spoke-a spoke-b spoke-c; do
+	l=$("$LAB" exec "$s" ss -Hltn 'sport = :5432' | awk '{print $4}' | sort | tr '\n' ' ')
+	ip=$(grep -o "name = \"$s\"; overlay_ip = \"[0-9.]*\"" "$LAB_DIR/cluster.conf" | grep -o '10\.[0-9.]*')
+	[ "$l" = "$ip:5432 " ] && tap_ok "$s: Postgres listens on $ip:5432 and nowhere else" ||
+		tap_fail "$s: Postgres listens on $ip:5432 and nowhere else" "listening: $l"
+done
+ip netns exec inet socat -T2 /dev/null TCP:192.0.2.11:5432,connect-timeout=2 2>/dev/null &&
+	tap_fail "5432 is unreachable from inet (the public side)" ||
+	tap_ok "5432 is unreachable from inet (the public side)"
+out=$("$LAB" exec hub psql "host=10.88.0.11 user=postgres dbname=postgres connect_timeout=3" -c "select 1" 2>&1)
+grep -q 'no pg_hba.conf entry for host "10.88.0.1"' <<<"$out" &&
+	tap_ok "the hub's overlay address is refused by pg_hba (not an allowed spoke)" ||
+	tap_fail "the hub's overlay address is refused by pg_hba" "$out"
+
+# ---- a replica goes away and comes back ------------------------------------------
+"$LAB" stop spoke-b
+if wait_until 15000 sh -c "[ \"\$(\"$LAB\" ctl spoke-a replication --json | python3 -c 'import json,sys; print([r for r in json.load(sys.stdin)[\"postgres\"][\"replication\"] if r[\"name\"]==\"spoke-b\"][0][\"link\"])')\" = absent ]" >/dev/null; then
+	tap_ok "with spoke-b stopped, the primary shows it absent"
+else
+	tap_fail "with spoke-b stopped, the primary shows it absent" "$("$LAB" ctl spoke-a replication)"
+fi
+"$LAB" ctl spoke-a replication >/dev/null; rc=$?
+[ $rc -eq 1 ] && tap_ok "ctl replication exits 1 (degraded) with a replica absent" ||
+	tap_fail "ctl replication exits 1 (degraded) with a replica absent" "rc=$rc"
+psql_on spoke-a "INSERT INTO t SELECT g, 'while away' FROM generate_series(10001, 10500) g"
+sum_a=$(psql_on spoke-a "SELECT count(*), sum(id) FROM t")
+"$LAB" start spoke-b
+if wait_until 30000 both_streaming >/dev/null &&
+   wait_until 15000 sh -c "[ \"\$(\"$LAB\" exec spoke-b psql -h /run/supervisor/postgresql -U postgres -d postgres -XAtq -c 'SELECT count(*), sum(id) FROM t' 2>/dev/null)\" = '$sum_a' ]" >/dev/null; then
+	tap_ok "spoke-b back: streaming again, and has every row, including those written while it was away"
+else
+	tap_fail "spoke-b back: streaming again with every row" "$("$LAB" ctl spoke-a replication)"
+fi
+
+# ---- a frozen postmaster ----------------------------------------------------------
+pm=$("$LAB" exec spoke-a head -1 /var/lib/postgresql/data/postmaster.pid)
+pm_outer=$(pgrep -f "postgres -D /var/lib/postgresql/data" | while read -r p; do
+	[ "$(awk '/^NSpid/ {print $NF}' /proc/$p/status)" = "$pm" ] &&
+	[ "$(readlink /proc/$p/ns/net)" = "$(readlink /proc/$("$LAB" pid spoke-a)/ns/net)" ] && echo "$p"; done | head -1)
+kill -STOP "$pm_outer"
+sleep 4
+# Time the ctl call itself, inside the node (no nsenter or Python in the figure).
+read -r el st < <("$LAB" exec spoke-a bash -c "t0=\$(date +%s%N); out=\$($SUP ctl replication --json); t1=\$(date +%s%N);
+	echo \$(( (t1 - t0) / 1000000 )) \$(grep -o '\"state\":\"[a-z_]*\",\"reason' <<<\"\$out\" | head -1 | cut -d'\"' -f4)")
+kill -CONT "$pm_outer"
+if [ "$st" = unresponsive ] && [ "$el" -le 100 ]; then
+	tap_ok "postmaster SIGSTOPped: ctl answers in ${el} ms with unresponsive"
+else
+	tap_fail "postmaster SIGSTOPped: ctl answers within 100 ms with unresponsive" "state=$st in ${el} ms"
+fi
+if wait_until 10000 sh -c "[ \"\$(\"$LAB\" ctl spoke-a replication --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"postgres\"][\"state\"])')\" = running ]" >/dev/null; then
+	tap_ok "SIGCONT: running again"
+else
+	tap_fail "SIGCONT: running again"
+fi
+
+# ---- a clean stop leaves a cluster that needs no crash recovery -----------------
+"$LAB" stop spoke-a
+grep -q 'msg="exited" name=postgres exit=0' "$LAB_DIR/spoke-a/supervisor.log" &&
+	tap_ok "SIGTERM: postgres stopped cleanly (fast shutdown, exit 0)" ||
+	tap_fail "SIGTERM: postgres stopped cleanly (fast shutdown, exit 0)" "$(grep 'name=postgres' "$LAB_DIR/spoke-a/supervisor.log" | tail -3)"
+lines=$(wc -l < "$LAB_DIR/spoke-a/supervisor.log")
+"$LAB" start spoke-a
+wait_until 20000 sh -c "[ \"\$(\"$LAB\" ctl spoke-a replication --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"postgres\"][\"state\"])')\" = running ]" >/dev/null
+after=$(tail -n +"$((lines + 1))" "$LAB_DIR/spoke-a/supervisor.log")
+if grep -q "database system was shut down at" <<<"$after" &&
+   ! grep -q -E "not properly shut down|automatic recovery in progress|was interrupted" <<<"$after"; then
+	tap_ok "the next start logs no crash recovery"
+else
+	tap_fail "the next start logs no crash recovery" "$(grep -E 'database system|recovery' <<<"$after" | head -5)"
+fi
+
+for n in hub spoke-a spoke-b spoke-c; do "$LAB" stop "$n"; done
+reports=$(grep -l -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$LAB_DIR"/*/supervisor.log 2>/dev/null)
+[ -z "$reports" ] && tap_ok "no sanitizer report in the nodes' logs" ||
+	tap_fail "no sanitizer report in the nodes' logs" "$(grep -h -E -A8 'Sanitizer|runtime error' $reports | head -40)"
+tap_done

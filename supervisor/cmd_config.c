@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* `supervisor check-config`: validate and print this node's plan. */
 #include "supervisor/cli.h"
+#include "pgwatch/pgwatch.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -51,6 +52,23 @@ static int check_private_key(const struct conf *c)
 	return 0;
 }
 
+/* What Postgres will be given: its generated pg_hba and settings. */
+static void print_postgres_plan(const struct conf *c)
+{
+	const struct conf_node *me = conf_self(c);
+	_cleanup_free_ char *hba = NULL, *settings = NULL;
+
+	if (me->kind != CONF_NODE_SPOKE || me->pg_role == CONF_PG_NONE)
+		return;
+	hba = pg_hba_text(c, NULL);
+	settings = pg_settings_text(c, "<run dir>/pgpass");
+	printf("postgres command line adds: -c listen_addresses=<overlay ip> -c port=%u "
+	       "-c unix_socket_directories=<run dir>/postgresql -c hba_file=... -c ident_file=...\n",
+	       me->settings.postgres.port);
+	printf("generated pg_hba (pg_hba.supervisor.conf):\n%s", hba);
+	printf("generated settings (supervisor.conf):\n%s", settings);
+}
+
 int cmd_check_config(const struct cli_command *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -80,6 +98,7 @@ int cmd_check_config(const struct cli_command *cmd, int argc, char **argv)
 		return r;
 	printf("configuration OK\n");
 	conf_print_plan(c, stdout);
+	print_postgres_plan(c);
 	r = check_private_key(c);
 	conf_free(c);
 	return r;

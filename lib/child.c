@@ -11,8 +11,6 @@
  */
 #include "child_internal.h"
 
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -275,6 +273,8 @@ static bool can_start(const struct child *c)
 	for (size_t i = 0; c->spec.conditions && c->spec.conditions[i]; i++)
 		if (!child_set_condition_get(set, c->spec.conditions[i]))
 			return false;
+	if (c->spec.start_gate && !c->spec.start_gate(c, c->spec.data))
+		return false;
 	return true;
 }
 
@@ -543,52 +543,35 @@ static bool has_live_dependent(const struct child_set *set, const struct child *
 	return false;
 }
 
+struct orphan_scan {
+	const struct child_set *set;
+	int sig;
+	size_t n;
+};
+
+static void orphan_seen(int pid, unsigned uid, void *data)
+{
+	struct orphan_scan *o = data;
+
+	(void)uid;
+	for (size_t i = 0; i < o->set->n; i++)
+		if (o->set->v[i]->pid == pid)
+			return; /* one of ours */
+	o->n++;
+	if (o->sig) {
+		kill(pid, o->sig);
+		if (o->sig != SIGKILL)
+			kill(pid, SIGCONT);
+	}
+}
+
 /* Direct children of this process that the set does not know (orphans). */
 static size_t foreign_children(const struct child_set *set, int sig)
 {
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	pid_t self = getpid();
-	size_t n = 0;
+	struct orphan_scan o = { set, sig, 0 };
 
-	if (!d)
-		return 0;
-	while ((e = readdir(d))) {
-		char path[300], buf[512];
-		FILE *f;
-		char *rp;
-		int ppid = 0;
-		pid_t pid;
-		bool known = false;
-
-		if (!isdigit((unsigned char)e->d_name[0]))
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-		f = fopen(path, "re");
-		if (!f)
-			continue;
-		buf[0] = '\0';
-		if (!fgets(buf, sizeof(buf), f))
-			buf[0] = '\0';
-		fclose(f);
-		/* "pid (comm) state ppid ...": comm may hold spaces and ')'. */
-		rp = strrchr(buf, ')');
-		if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1 || ppid != self)
-			continue;
-		pid = (pid_t)atoi(e->d_name);
-		for (size_t i = 0; i < set->n; i++)
-			known |= set->v[i]->pid == pid;
-		if (known)
-			continue;
-		n++;
-		if (sig) {
-			kill(pid, sig);
-			if (sig != SIGKILL)
-				kill(pid, SIGCONT);
-		}
-	}
-	closedir(d);
-	return n;
+	proc_children(getpid(), orphan_seen, &o);
+	return o.n;
 }
 
 static void shutdown_finish(struct child_set *set, int status)

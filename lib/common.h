@@ -285,6 +285,8 @@ struct child_spec {
 	bool required;                 /* its giving up ends the supervisor */
 	bool signal_group;             /* stop signals go to its whole process group */
 	const char *owner;             /* who manages it ("config", "overlay", ...) */
+	/* start_gate: may it start now? Checked again after every reap. */
+	bool (*start_gate)(const struct child *c, void *data);
 	child_exit_fn *on_exit;        /* called after each exit (may be NULL) */
 	void *data;
 };
@@ -365,6 +367,17 @@ const char *child_state_name(enum child_state state);
 
 /* signal_name() - "SIGTERM" for SIGTERM, "SIG?" for an unknown number. */
 const char *signal_name(int signo);
+
+/**
+ * proc_children() - call @fn for every process whose parent is @parent.
+ * @parent: the parent pid (usually getpid()).
+ * @fn: called with each child's pid and uid.
+ * @data: for @fn.
+ *
+ * Reads /proc; processes that vanish meanwhile are skipped.
+ * Return: the number of children seen.
+ */
+size_t proc_children(int parent, void (*fn)(int pid, unsigned uid, void *data), void *data);
 
 /* ---- small string helpers -------------------------------------------- */
 

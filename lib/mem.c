@@ -2,8 +2,11 @@
 /* Memory helpers: allocation failure is fatal (see common.h). */
 #include "common.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -165,4 +168,39 @@ const char *signal_name(int signo)
 	if (signo > 0 && (size_t)signo < ARRAY_SIZE(names) && names[signo])
 		return names[signo];
 	return "SIG?";
+}
+
+size_t proc_children(int parent, void (*fn)(int pid, unsigned uid, void *data), void *data)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char path[300], buf[512], *rp;
+		struct stat st;
+		FILE *f;
+		int ppid = 0;
+
+		if (!isdigit((unsigned char)e->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		if (stat(path, &st) < 0 || !(f = fopen(path, "re")))
+			continue;
+		buf[0] = '\0';
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = '\0';
+		fclose(f);
+		/* "pid (comm) state ppid ...": comm may hold spaces and ')'. */
+		rp = strrchr(buf, ')');
+		if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1 || ppid != parent)
+			continue;
+		n++;
+		if (fn)
+			fn(atoi(e->d_name), (unsigned)st.st_uid, data);
+	}
+	closedir(d);
+	return n;
 }

@@ -384,6 +384,33 @@ static void on_postgres_exit(struct child *c, int status, void *data)
 	pw->setup_done = false;
 }
 
+/*
+ * A new postmaster must not start while backends of the old one live on
+ * (as PID 1 we inherit them when it dies): only when no process of the
+ * postgres user is a direct child of ours any more. Checked after every
+ * reap, so the restart follows the last one's exit.
+ */
+static void count_mine(int pid, unsigned uid, void *data)
+{
+	unsigned *counter = data; /* [0] the uid to match, [1] the count */
+
+	(void)pid;
+	if (uid == counter[0])
+		counter[1]++;
+}
+
+static bool no_old_backends(const struct child *c, void *data)
+{
+	struct pgwatch *pw = data;
+	unsigned counter[2] = { (unsigned)pw->uid, 0 };
+
+	(void)c;
+	proc_children(getpid(), count_mine, counter);
+	if (counter[1])
+		log_info("pgwatch", "waiting for old postgres processes to exit count=%u", counter[1]);
+	return counter[1] == 0;
+}
+
 static void add_postgres(struct pgwatch *pw)
 {
 	const struct conf_node *me = conf_self(pw->conf);
@@ -413,6 +440,7 @@ static void add_postgres(struct pgwatch *pw)
 		.n_stop = 2,
 		.after = (const char *const[]){ "wireguard-go", NULL },
 		.owner = PG_OWNER,
+		.start_gate = no_old_backends,
 		.on_exit = on_postgres_exit,
 		.data = pw,
 	};

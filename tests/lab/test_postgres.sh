@@ -157,6 +157,45 @@ else
 	tap_fail "SIGCONT: running again"
 fi
 
+# ---- a killed postmaster: no restart while its old backends live on -------------
+outer_of() { # outer_of NODE NSPID: the pid seen from here of a process in NODE
+	local node_ns
+	node_ns=$(readlink /proc/"$("$LAB" pid "$1")"/ns/pid)
+	for p in $(pgrep -x postgres); do
+		[ "$(readlink /proc/$p/ns/pid 2>/dev/null)" = "$node_ns" ] &&
+		[ "$(awk '/^NSpid/ {print $NF}' /proc/$p/status)" = "$2" ] && { echo "$p"; return; }
+	done
+}
+"$LAB" exec spoke-a psql -h /run/supervisor/postgresql -U postgres -d postgres -XAtq -c "select pg_sleep(60)" >/dev/null 2>&1 &
+sleep 1
+backend=$(psql_on spoke-a "select pid from pg_stat_activity where query like 'select pg_sleep(60)%' limit 1")
+b_outer=$(outer_of spoke-a "$backend")
+pm=$("$LAB" exec spoke-a head -1 /var/lib/postgresql/data/postmaster.pid)
+pm_outer=$(outer_of spoke-a "$pm")
+lines=$(wc -l < "$LAB_DIR/spoke-a/supervisor.log")
+if [ -n "$b_outer" ] && [ -n "$pm_outer" ]; then
+	kill -STOP "$b_outer"     # the old backend cannot go away by itself
+	kill -KILL "$pm_outer"
+	sleep 3
+	restarted=$(tail -n +"$((lines + 1))" "$LAB_DIR/spoke-a/supervisor.log" | grep -c 'msg="started" name=postgres')
+	waited=$(tail -n +"$((lines + 1))" "$LAB_DIR/spoke-a/supervisor.log" | grep -c 'waiting for old postgres processes')
+	kill -CONT "$b_outer"     # now it notices the dead postmaster and exits
+	if [ "$restarted" -eq 0 ] && [ "$waited" -ge 1 ]; then
+		tap_ok "postmaster SIGKILLed: no new one starts while an old backend lives on"
+	else
+		tap_fail "postmaster SIGKILLed: no new one starts while an old backend lives on" "restarted=$restarted waited=$waited"
+	fi
+	if wait_until 20000 sh -c "[ \"\$(\"$LAB\" ctl spoke-a replication --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"postgres\"][\"state\"])')\" = running ]" >/dev/null &&
+	   ! kill -0 "$b_outer" 2>/dev/null; then
+		tap_ok "once the old backend is reaped, Postgres restarts and runs"
+	else
+		tap_fail "once the old backend is reaped, Postgres restarts and runs" "$("$LAB" ctl spoke-a status)"
+	fi
+else
+	tap_fail "postmaster SIGKILLed: no new one starts while an old backend lives on" "backend=$backend pm=$pm not found"
+fi
+wait_until 30000 both_streaming >/dev/null
+
 # ---- a clean stop leaves a cluster that needs no crash recovery -----------------
 "$LAB" stop spoke-a
 grep -q 'msg="exited" name=postgres exit=0' "$LAB_DIR/spoke-a/supervisor.log" &&

@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -240,6 +241,8 @@ int pgwatch_write_config(struct pgwatch *pw)
 /* ---- steps ------------------------------------------------------------------ */
 
 static void add_postgres(struct pgwatch *pw);
+static void identity_checked(struct pgwatch *pw, int verdict, uint64_t upstream);
+static void configure_and_start(struct pgwatch *pw);
 
 static void on_bootstrap_exit(struct child *c, int status, void *data)
 {
@@ -254,6 +257,8 @@ static void on_bootstrap_exit(struct child *c, int status, void *data)
 		return;
 	}
 	log_info("pgwatch", "bootstrap step done step=%s", name);
+	if (strcmp(name, "pg_basebackup") == 0)
+		pw->cloned = true; /* cloned from the upstream just now: same cluster */
 	child_remove(c);
 	step_begin(pw); /* the data directory now holds a cluster */
 }
@@ -300,7 +305,6 @@ static void step_begin(struct pgwatch *pw)
 	const struct conf_node *me = conf_self(pw->conf);
 	const struct conf_postgres *pg = pgconf(pw);
 	_cleanup_free_ char *version = xasprintf("%s/PG_VERSION", pg->data_dir);
-	_cleanup_free_ char *signal_file = xasprintf("%s/standby.signal", pg->data_dir);
 	struct passwd *p = getpwnam(pg->user);
 	int r;
 
@@ -359,6 +363,29 @@ static void step_begin(struct pgwatch *pw)
 		}
 		return;
 	}
+	/*
+	 * A replica on a directory it did not just clone: is it the upstream's
+	 * cluster? Asked before anything in it is written.
+	 */
+	if (me->pg_role == CONF_PG_REPLICA && !pw->cloned) {
+		uint64_t local;
+
+		if (pg_local_sysid(pg->data_dir, &local) == 0 &&
+		    identity_check_start(pw, local, identity_checked) == 0) {
+			lifecycle_set_state(pw, PG_STATE_BOOTSTRAPPING, "checking the system identifier against the upstream");
+			return;
+		}
+	}
+	configure_and_start(pw);
+}
+
+/* The data directory holds our cluster: write what we own in it, start. */
+static void configure_and_start(struct pgwatch *pw)
+{
+	const struct conf_node *me = conf_self(pw->conf);
+	_cleanup_free_ char *signal_file = xasprintf("%s/standby.signal", pgconf(pw)->data_dir);
+	int r;
+
 	/* A replica's data directory must say so, or it would come up as a primary. */
 	if (me->pg_role == CONF_PG_REPLICA && access(signal_file, F_OK) != 0 &&
 	    (r = write_owned(pw, signal_file, "", 0600)) < 0) {
@@ -371,6 +398,27 @@ static void step_begin(struct pgwatch *pw)
 	}
 	pw->retry_ms = RETRY_MIN_MS;
 	add_postgres(pw);
+}
+
+static void identity_checked(struct pgwatch *pw, int verdict, uint64_t upstream)
+{
+	const struct conf_node *me = conf_self(pw->conf);
+	uint64_t local = 0;
+
+	(void)pg_local_sysid(pgconf(pw)->data_dir, &local);
+	if (verdict == IDENTITY_DIFFERENT) {
+		/* Refuse, keep every byte, say how to get out. Checked again later. */
+		fail_and_retry(pw, "%s belongs to another cluster (system identifier %" PRIu64 ", upstream %s has %" PRIu64 "); refusing to start it (hint: stop this node, move the directory away to keep it, and start again to re-clone from %s)",
+			       pgconf(pw)->data_dir, local, pw->conf->nodes[me->upstream].name, upstream,
+			       pw->conf->nodes[me->upstream].name);
+		return;
+	}
+	if (verdict == IDENTITY_UNKNOWN)
+		log_warnx("pgwatch", "could not check the system identifier against the upstream; starting anyway");
+	else
+		log_info("pgwatch", "system identifier matches the upstream sysid=%" PRIu64, local);
+	pw->cloned = true; /* checked: do not ask again on restarts of this run */
+	configure_and_start(pw);
 }
 
 static void on_postgres_exit(struct child *c, int status, void *data)
@@ -497,6 +545,7 @@ struct pgwatch *pgwatch_free(struct pgwatch *pw)
 	if (!pw)
 		return NULL;
 	probe_stop(pw);
+	identity_check_cancel(pw);
 	loop_remove(pw->retry);
 	json_decref(pw->last);
 	json_decref(pw->bound);

@@ -40,7 +40,21 @@ struct pgwatch {
 	char probe_error[300];
 	json_t *bound;              /* addresses Postgres listens on (TCP) */
 	uint64_t started_ms;
+	struct identity_check *identity; /* in flight, or NULL */
+	bool cloned;                     /* this run made the data dir itself */
 };
+
+/* identity.c: is a replica's data dir from its upstream's cluster? */
+enum {
+	IDENTITY_SAME,
+	IDENTITY_DIFFERENT,
+	IDENTITY_UNKNOWN,   /* the upstream could not be asked */
+};
+struct identity_check;
+int pg_local_sysid(const char *data_dir, uint64_t *out);
+int identity_check_start(struct pgwatch *pw, uint64_t local,
+			 void (*done)(struct pgwatch *pw, int verdict, uint64_t upstream));
+void identity_check_cancel(struct pgwatch *pw);
 
 /* probe.c */
 int probe_init(struct pgwatch *pw);

@@ -8,7 +8,7 @@ SUP=$1 TESTS=$2
 . "$TESTS/tap.sh"
 export SUP LAB_DIR=/tmp/sup-lab-pg
 LAB="$TESTS/lab/lab.sh"
-trap '"$LAB" down >/dev/null 2>&1' EXIT
+trap '[ -n "${KEEP_LAB:-}" ] || "$LAB" down >/dev/null 2>&1' EXIT
 
 if [ "$(id -u)" -ne 0 ]; then
 	tap_fail "running as root (the lab needs namespaces)"
@@ -156,6 +156,37 @@ if wait_until 10000 sh -c "[ \"\$(\"$LAB\" ctl spoke-a replication --json | pyth
 else
 	tap_fail "SIGCONT: running again"
 fi
+
+# ---- a replica's data directory from another cluster is refused, never wiped -----
+"$LAB" stop spoke-c
+cdata=$LAB_DIR/spoke-c/pgdata/data
+mv "$cdata" "$cdata.orig"
+foreign=$(mktemp -d /tmp/foreign-cluster.XXXXXX)
+chown postgres "$foreign"
+runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D "$foreign/data" >/dev/null 2>&1 ||
+	tap_fail "initdb of a foreign cluster for the test"
+mv "$foreign/data" "$cdata"
+rmdir "$foreign"
+[ -f "$cdata/PG_VERSION" ] || tap_fail "the foreign cluster is in place"
+sum_before=$(find "$cdata" -type f -exec md5sum {} + | sort -k2 | md5sum)
+"$LAB" start spoke-c
+if wait_until 20000 sh -c "\"$LAB\" ctl spoke-c replication --json | grep -q 'belongs to another cluster'" >/dev/null; then
+	tap_ok "a replica whose data directory belongs to another cluster refuses to start, and says why"
+else
+	tap_fail "a replica whose data directory belongs to another cluster refuses to start" "$("$LAB" ctl spoke-c status 2>&1 | head -5)"
+fi
+"$LAB" stop spoke-c
+[ "$(find "$cdata" -type f -exec md5sum {} + | sort -k2 | md5sum)" = "$sum_before" ] &&
+	! grep -q 'msg="started" name=postgres' <(tail -20 "$LAB_DIR/spoke-c/supervisor.log") &&
+	tap_ok "the foreign data directory is left byte for byte as it was" ||
+	tap_fail "the foreign data directory is left byte for byte as it was"
+rm -rf "$cdata"
+mv "$cdata.orig" "$cdata"
+"$LAB" start spoke-c
+wait_until 30000 both_streaming >/dev/null &&
+	grep -q "system identifier matches the upstream" "$LAB_DIR/spoke-c/supervisor.log" &&
+	tap_ok "its own directory back: identifier checked, streaming again" ||
+	tap_fail "its own directory back: identifier checked, streaming again" "$("$LAB" ctl spoke-a replication)"
 
 # ---- a killed postmaster: no restart while its old backends live on -------------
 outer_of() { # outer_of NODE NSPID: the pid seen from here of a process in NODE

@@ -49,14 +49,20 @@ echo "  supervised (fresh -> accepting), ms: $(printf '%s\n' "${gate[@]}" | stat
 
 "$LAB" stop spoke-a
 mkdir -p /tmp/bench-pgsock && chown postgres /tmp/bench-pgsock
+# The lab's state is root-only; postgres started by hand must pass through.
+chmod 711 "$LAB_DIR" "$LAB_DIR/spoke-a" "$LAB_DIR/spoke-a/pgdata"
 alone=()
 for r in $(seq "$ROUNDS"); do
 	t0=$(date +%s%3N)
-	runuser -u postgres -- "$BIN/postgres" -D "$data" -c listen_addresses='' \
+	setpriv --reuid=postgres --regid=postgres --init-groups "$BIN/postgres" -D "$data" -c listen_addresses='' \
 		-c unix_socket_directories=/tmp/bench-pgsock -c hba_file="$data/pg_hba.supervisor.conf" \
 		-c ident_file="$data/pg_ident.supervisor.conf" >/dev/null 2>&1 &
 	pid=$!
-	until "$BIN/pg_isready" -q -h /tmp/bench-pgsock; do sleep 0.01; done
+	for _ in $(seq 3000); do
+		"$BIN/pg_isready" -q -h /tmp/bench-pgsock && break
+		kill -0 "$pid" 2>/dev/null || { echo "postgres alone did not start" >&2; exit 1; }
+		sleep 0.01
+	done
 	alone+=($(( $(date +%s%3N) - t0 )))
 	kill -INT "$pid"; wait "$pid" || true
 done

@@ -44,7 +44,7 @@ pg_state() { rj "$1" "d['postgres']['state']"; }
 LAB_SKIP=hub "$LAB" up >/dev/null || { tap_fail "lab up"; tap_done; exit 1; }
 sleep 4
 states=$(for s in spoke-a spoke-b spoke-c; do pg_state "$s"; done | sort -u | tr '\n' ' ')
-procs=$(for s in spoke-a spoke-b spoke-c; do "$LAB" exec "$s" pgrep -c -x postgres; done | paste -sd+ | bc)
+procs=$(for s in spoke-a spoke-b spoke-c; do "$LAB" exec "$s" pgrep -c -x postgres; done | awk '{ n += $1 } END { print n + 0 }')
 files=$(ls "$LAB_DIR"/spoke-a/pgdata/data 2>/dev/null | wc -l)
 if [ "$states" = "waiting_for_tunnel " ] && [ "$procs" = 0 ] && [ "$files" = 0 ]; then
 	tap_ok "with the hub down, no spoke starts or even initialises Postgres (waiting_for_tunnel)"

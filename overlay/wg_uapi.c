@@ -14,9 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 void wg_device_clear(struct wg_device *dev)
 {
@@ -258,59 +255,19 @@ char *wg_uapi_format_set(const struct wg_device *dev)
 	return out;
 }
 
+/* The reply ends with "errno=N\n\n". */
+static bool uapi_reply_complete(const char *buf, size_t len)
+{
+	return len >= 2 && !strcmp(buf + len - 2, "\n\n") && strstr(buf, "errno=");
+}
+
 /* One request/reply exchange with a 1 s deadline. */
 static int uapi_exchange(const char *iface, const char *request, char **reply)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = 1 };
-	_cleanup_close_ int fd = -1;
-	size_t len = 0, cap = 8192;
-	char *buf;
+	char path[108];
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s.sock", WG_UAPI_DIR, iface);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return -errno;
-	for (size_t off = 0, n = strlen(request); off < n;) {
-		ssize_t w = send(fd, request + off, n - off, MSG_NOSIGNAL);
-
-		if (w < 0)
-			return -errno;
-		off += (size_t)w;
-	}
-	buf = xmalloc(cap);
-	for (;;) {
-		ssize_t n;
-
-		if (len + 1 == cap) {
-			if (cap >= (1 << 22)) {
-				free(buf);
-				return -EMSGSIZE;
-			}
-			cap *= 2;
-			buf = xrealloc(buf, cap);
-		}
-		n = recv(fd, buf + len, cap - 1 - len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int r = -errno;
-
-			free(buf);
-			return r;
-		}
-		len += (size_t)n;
-		buf[len] = '\0';
-		/* The reply ends with "errno=N\n\n". */
-		if (n == 0 || (len >= 2 && strstr(buf, "errno=") && !strcmp(buf + len - 2, "\n\n")))
-			break;
-	}
-	*reply = buf;
-	return 0;
+	snprintf(path, sizeof(path), "%s/%s.sock", WG_UAPI_DIR, iface);
+	return unix_request(path, request, 1, 1 << 22, uapi_reply_complete, reply);
 }
 
 static int uapi_get(struct wg_backend *b, const char *iface, struct wg_device *dev)

@@ -43,17 +43,22 @@ int pg_local_sysid(const char *data_dir, uint64_t *out)
 	return 0;
 }
 
-static void finish(struct identity_check *ic, int verdict, uint64_t upstream)
+static void teardown(struct identity_check *ic)
 {
-	struct pgwatch *pw = ic->pw;
-	void (*done)(struct pgwatch *, int, uint64_t) = ic->done;
-
+	ic->pw->identity = NULL;
 	loop_remove(ic->src);
 	loop_remove(ic->deadline);
 	if (ic->conn)
 		PQfinish(ic->conn);
 	free(ic);
-	pw->identity = NULL;
+}
+
+static void finish(struct identity_check *ic, int verdict, uint64_t upstream)
+{
+	struct pgwatch *pw = ic->pw;
+	void (*done)(struct pgwatch *, int, uint64_t) = ic->done;
+
+	teardown(ic);
 	done(pw, verdict, upstream);
 }
 
@@ -148,14 +153,6 @@ int identity_check_start(struct pgwatch *pw, uint64_t local,
 
 void identity_check_cancel(struct pgwatch *pw)
 {
-	struct identity_check *ic = pw->identity;
-
-	if (!ic)
-		return;
-	loop_remove(ic->src);
-	loop_remove(ic->deadline);
-	if (ic->conn)
-		PQfinish(ic->conn);
-	free(ic);
-	pw->identity = NULL;
+	if (pw->identity)
+		teardown(pw->identity);
 }

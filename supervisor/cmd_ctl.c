@@ -11,9 +11,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #define REPLY_MAX (4 << 20)
@@ -34,56 +31,6 @@ static const char *socket_path(const char *opt_socket, const char *conf_path, co
 	}
 	conf_diag_clear(&diag);
 	return "/run/supervisor/ctl.sock";
-}
-
-static int ask(const char *path, const char *request, char **reply)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = 30 };
-	_cleanup_close_ int fd = -1;
-	size_t len = 0, cap = 4096;
-	char *buf;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return -errno;
-	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0)
-		return -errno;
-	buf = xmalloc(cap);
-	for (;;) {
-		ssize_t n;
-
-		if (len + 1 == cap) {
-			if (cap >= REPLY_MAX) {
-				free(buf);
-				return -EMSGSIZE;
-			}
-			cap *= 2;
-			buf = xrealloc(buf, cap);
-		}
-		n = recv(fd, buf + len, cap - 1 - len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int r = -errno;
-
-			free(buf);
-			return r;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-	*reply = buf;
-	return 0;
 }
 
 static void fmt_duration(json_int_t s, char *buf, size_t size)
@@ -371,7 +318,7 @@ int cmd_ctl(const struct cli_command *cmd, int argc, char **argv)
 		strcat(request, i + 1 < argc ? " " : "\n");
 	}
 	path = socket_path(opt_socket, conf_path, node);
-	r = ask(path, request, &text);
+	r = unix_request(path, request, 30, REPLY_MAX, NULL, &text);
 	if (r < 0) {
 		fprintf(stderr, "supervisor ctl: cannot ask the daemon at %s: %s%s\n", path,
 			strerror(-r), r == -ENOENT || r == -ECONNREFUSED ?

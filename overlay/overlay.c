@@ -13,8 +13,9 @@
  * Re-arm: after the hub restarts, the spoke's old session is useless but
  * WireGuard starts a new handshake only when its rekey timer says so (up
  * to 120 s). So when the hub peer is stale, or never handshook for 5 s, the
- * spoke removes and re-adds it (at most every 5 s): setting a persistent
- * keepalive on a new peer sends a packet at once, which starts a handshake.
+ * spoke removes and re-adds it (every 5 s while stale, every 1.5 s while it
+ * never had one): setting a persistent keepalive on a new peer sends a
+ * packet at once, which starts a handshake.
  */
 #include "overlay_internal.h"
 
@@ -34,6 +35,11 @@
 /* Until the first handshake, look often: Postgres waits on it. */
 #define POLL_FAST_MS 100
 #define REARM_EVERY_MS 5000
+/*
+ * Never handshaken yet: our first initiation may have reached a hub that was
+ * not configured yet, and WireGuard would wait REKEY_TIMEOUT (5 s) to retry.
+ */
+#define REARM_CONNECTING_MS 1500
 
 struct peer_memory {
 	uint8_t key[WG_KEY_LEN];
@@ -495,10 +501,13 @@ static void maybe_rearm(struct overlay *ov, const struct wg_device *want)
 		ov->connecting_since = now;
 	if (st->state != TUNNEL_CONNECTING)
 		ov->connecting_since = 0;
-	if (!(st->state == TUNNEL_STALE ||
-	      (st->state == TUNNEL_CONNECTING && now - ov->connecting_since >= REARM_EVERY_MS)) ||
-	    now - ov->last_rearm < REARM_EVERY_MS)
+	if (st->state == TUNNEL_CONNECTING) {
+		if (now - ov->connecting_since < REARM_CONNECTING_MS ||
+		    now - ov->last_rearm < REARM_CONNECTING_MS)
+			return;
+	} else if (st->state != TUNNEL_STALE || now - ov->last_rearm < REARM_EVERY_MS) {
 		return;
+	}
 	ov->last_rearm = now;
 	struct wg_peer *p = wg_device_add_peer(&chg);
 

@@ -221,8 +221,12 @@ int wg_nl_parse_dump(const void *buf, size_t len, uint16_t family, struct wg_dev
 	r = mnl_cb_run(buf, len, 0, 0, parse_message, &ctx);
 	if (r == MNL_CB_STOP)
 		return 1;
-	if (r == MNL_CB_ERROR)
-		return errno ? -errno : -EPROTO;
+	if (r == MNL_CB_ERROR) {
+		/* An NLMSG_ERROR from the wire sets errno to anything, INT_MIN too. */
+		int e = errno;
+
+		return e > 0 && e < 4096 ? -e : -EPROTO;
+	}
 	return 0;
 }
 

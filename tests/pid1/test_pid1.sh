@@ -278,7 +278,11 @@ if start ctl; then
 	# /usr/bin/python3: a per-user python (pyenv) is not executable by that uid.
 	reply=$(setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 - "$work/ctl.sock" <<'PY'
 import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"status\n")
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+try:
+    s.sendall(b"status\n")   # the server may refuse and close before this lands
+except OSError:
+    pass
 print(s.recv(4096).decode().strip())
 PY
 )

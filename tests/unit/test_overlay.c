@@ -308,6 +308,17 @@ static void test_netlink_dump_rejects(void **state)
 	assert_int_equal(wg_nl_parse_dump(buf, 64, FAMILY, &d), -EPROTO);
 	wg_device_clear(&d);
 
+	/* found by fuzz_wg: an NLMSG_ERROR carrying INT_MIN must not overflow */
+	m = mnl_nlmsg_put_header(buf);
+	m->nlmsg_type = NLMSG_ERROR;
+	{
+		struct nlmsgerr *e = mnl_nlmsg_put_extra_header(m, sizeof(*e));
+
+		e->error = INT32_MIN;
+	}
+	assert_int_equal(wg_nl_parse_dump(buf, m->nlmsg_len, FAMILY, &d), -EPROTO);
+	wg_device_clear(&d);
+
 	/* a truncated message is an error, never a read past the end */
 	len = build_dump(buf);
 	assert_true(wg_nl_parse_dump(buf, 37, FAMILY, &d) < 0);

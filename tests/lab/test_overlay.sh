@@ -6,17 +6,13 @@
 set -u
 SUP=$1 TESTS=$2
 . "$TESTS/tap.sh"
+. "$TESTS/lab/helpers.sh"
 export SUP LAB_DIR=/tmp/sup-lab-test
 LAB="$TESTS/lab/lab.sh"
 trap '"$LAB" down >/dev/null 2>&1' EXIT
 
-if [ "$(id -u)" -ne 0 ]; then
-	tap_fail "running as root (the lab needs network, PID and mount namespaces)"
-	tap_done
-	exit 1
-fi
+need_root
 
-ms() { date +%s%3N; }
 # tj NODE EXPR: evaluate a Python expression over NODE's `ctl tunnel --json` as t.
 tj() {
 	"$LAB" ctl "$1" tunnel --json 2>/dev/null |
@@ -24,16 +20,6 @@ tj() {
 }
 peer() { # peer NODE NAME FIELD
 	tj "$1" "[p for p in t['peers'] if p['name']=='$2'][0]['$3']"
-}
-# wait_until TIMEOUT_MS CMD...: poll every 100 ms; prints the elapsed ms.
-wait_until() {
-	local limit=$1 t0; shift
-	t0=$(ms)
-	while :; do
-		if "$@" >/dev/null 2>&1; then echo $(( $(ms) - t0 )); return 0; fi
-		[ $(( $(ms) - t0 )) -ge "$limit" ] && { echo "$limit"; return 1; }
-		sleep 0.1
-	done
 }
 # check_logs: under ASan/UBSan a report lands in a node's log, which down deletes.
 check_logs() {

@@ -6,26 +6,13 @@
 set -u
 SUP=$1 TESTS=$2
 . "$TESTS/tap.sh"
+. "$TESTS/lab/helpers.sh"
 export SUP LAB_DIR=/tmp/sup-lab-pg
 LAB="$TESTS/lab/lab.sh"
 trap '[ -n "${KEEP_LAB:-}" ] || "$LAB" down >/dev/null 2>&1' EXIT
 
-if [ "$(id -u)" -ne 0 ]; then
-	tap_fail "running as root (the lab needs namespaces)"
-	tap_done
-	exit 1
-fi
+need_root
 
-ms() { date +%s%3N; }
-wait_until() { # wait_until TIMEOUT_MS CMD...: prints elapsed ms
-	local limit=$1 t0; shift
-	t0=$(ms)
-	while :; do
-		if "$@" >/dev/null 2>&1; then echo $(( $(ms) - t0 )); return 0; fi
-		[ $(( $(ms) - t0 )) -ge "$limit" ] && { echo "$limit"; return 1; }
-		sleep 0.2
-	done
-}
 # rj NODE EXPR: a Python expression over `ctl replication --json` as d.
 rj() {
 	"$LAB" ctl "$1" replication --json 2>/dev/null |

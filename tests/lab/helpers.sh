@@ -1,0 +1,25 @@
+# SPDX-License-Identifier: MIT
+# Helpers shared by the lab's end-to-end tests; source after tap.sh.
+
+ms() { date +%s%3N; }
+
+# wait_until TIMEOUT_MS CMD...: poll CMD every 100 ms until it succeeds;
+# prints the elapsed ms; fails (printing TIMEOUT_MS) when time runs out.
+wait_until() {
+	local limit=$1 t0; shift
+	t0=$(ms)
+	while :; do
+		if "$@" >/dev/null 2>&1; then echo $(( $(ms) - t0 )); return 0; fi
+		[ $(( $(ms) - t0 )) -ge "$limit" ] && { echo "$limit"; return 1; }
+		sleep 0.1
+	done
+}
+
+# need_root: the lab needs network, PID and mount namespaces; fail loudly.
+need_root() {
+	if [ "$(id -u)" -ne 0 ]; then
+		tap_fail "running as root (the lab needs network, PID and mount namespaces)"
+		tap_done
+		exit 1
+	fi
+}

@@ -90,6 +90,11 @@ char *pg_settings_text(const struct conf *c, const char *passfile)
 		   "hot_standby_feedback = on\n"
 		   "wal_log_hints = on\n"
 		   "password_encryption = 'scram-sha-256'\n"
+		   "# A replica that vanishes without closing its connection (a partition,\n"
+		   "# or its tunnel going first) shows as absent within 20 s, not 60 s.\n"
+		   "wal_receiver_status_interval = '5s'\n"
+		   "wal_sender_timeout = '20s'\n"
+		   "wal_receiver_timeout = '20s'\n"
 		   "cluster_name = '%s'\n", me->name);
 	if (me->pg_role == CONF_PG_REPLICA && me->upstream >= 0) {
 		const struct conf_node *up = &c->nodes[me->upstream];

@@ -67,6 +67,11 @@ struct overlay {
 	uint64_t last_rearm;
 	struct peer_memory *mem;
 	size_t n_mem;
+	/* The hub's endpoint, resolved once per configuration (retried on failure). */
+	unsigned endpoint_generation;
+	uint64_t endpoint_tried_ms;
+	bool endpoint_ok;
+	struct sockaddr_storage endpoint;
 	struct overlay_status status;
 	void (*on_change)(void *data, enum tunnel_state st);
 	void *on_change_data;
@@ -105,8 +110,9 @@ static bool resolve_endpoint(const struct conf_hostport *hp, struct sockaddr_sto
 
 	snprintf(port, sizeof(port), "%u", hp->port);
 	/*
-	 * A literal resolves without I/O. A name is looked up here, in the
-	 * loop; it happens once per (re)load, and the spec's hub is an address.
+	 * A literal resolves without I/O. A name is looked up here, in the loop,
+	 * so hub_endpoint() calls this once per (re)load, or every 10 s while it
+	 * fails; the spec's hub is an address.
 	 */
 	if (getaddrinfo(hp->host, port, &hints, &res) == 0 && res) {
 		memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -114,6 +120,26 @@ static bool resolve_endpoint(const struct conf_hostport *hp, struct sockaddr_sto
 	}
 	freeaddrinfo(res);
 	return ok;
+}
+
+#define RESOLVE_RETRY_MS 10000
+
+/* The hub's endpoint for this configuration, without a lookup per pass. */
+static bool hub_endpoint(struct overlay *ov, struct sockaddr_storage *ss)
+{
+	uint64_t now = now_ms();
+
+	if (ov->endpoint_generation != ov->conf_generation ||
+	    (!ov->endpoint_ok && now - ov->endpoint_tried_ms >= RESOLVE_RETRY_MS)) {
+		ov->endpoint_ok = resolve_endpoint(&conf_hub(ov->conf)->endpoint, &ov->endpoint);
+		ov->endpoint_generation = ov->conf_generation;
+		ov->endpoint_tried_ms = now;
+		if (!ov->endpoint_ok)
+			log_warnx("overlay", "cannot resolve the hub endpoint host=%s",
+				  conf_hub(ov->conf)->endpoint.host);
+	}
+	*ss = ov->endpoint;
+	return ov->endpoint_ok;
 }
 
 /* What the cluster file wants this node's device to be. */
@@ -139,7 +165,7 @@ static void build_desired(struct overlay *ov, struct wg_device *want)
 	struct wg_peer *hub = wg_device_add_peer(want);
 
 	memcpy(hub->public_key, conf_hub(c)->public_key, WG_KEY_LEN);
-	hub->has_endpoint = resolve_endpoint(&conf_hub(c)->endpoint, &hub->endpoint);
+	hub->has_endpoint = hub_endpoint(ov, &hub->endpoint);
 	hub->has_keepalive = true;
 	hub->keepalive = c->cluster.keepalive;
 	wg_peer_add_allowed(hub, c->cluster.network.addr, c->cluster.network.prefix);

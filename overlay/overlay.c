@@ -391,22 +391,40 @@ static unsigned ensure_link(struct overlay *ov)
 	return if_nametoindex(iface);
 }
 
-/* The hub routes between spokes: IPv4 forwarding on in its network namespace. */
-static void ensure_forwarding(struct overlay *ov)
+/* ensure_sysctl() - make a one-character /proc/sys value @want; count a fix. */
+static void ensure_sysctl(struct overlay *ov, const char *path, char want, const char *what)
 {
-	const char *path = "/proc/sys/net/ipv4/ip_forward";
-	char v = 0;
+	char v = 0, line[2] = { want, '\n' };
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 
 	if (fd < 0)
 		return;
-	if (read(fd, &v, 1) == 1 && v != '1') {
-		if (pwrite(fd, "1\n", 2, 0) == 2)
-			repaired(ov, "ip_forward");
+	if (read(fd, &v, 1) == 1 && v != want) {
+		if (pwrite(fd, line, 2, 0) == 2)
+			repaired(ov, what);
 		else
-			log_warn("overlay", "cannot enable IPv4 forwarding");
+			log_warn("overlay", "cannot set sysctl path=%s", path);
 	}
 	close(fd);
+}
+
+/*
+ * The hub routes between spokes: IPv4 forwarding on in its network
+ * namespace. It routes wg0 back out of wg0, which makes the kernel send
+ * ICMP redirects to the spokes; they are useless there (the spokes only
+ * know the hub) and the firewall would drop them as hub-originated
+ * traffic, so they are turned off (they go out if "all" or the device
+ * asks for them).
+ */
+static void ensure_forwarding(struct overlay *ov)
+{
+	char path[96];
+
+	ensure_sysctl(ov, "/proc/sys/net/ipv4/ip_forward", '1', "ip_forward");
+	ensure_sysctl(ov, "/proc/sys/net/ipv4/conf/all/send_redirects", '0', "send_redirects");
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/send_redirects",
+		 ov->conf->cluster.interface);
+	ensure_sysctl(ov, path, '0', "send_redirects");
 }
 
 static void ensure_ip_stack(struct overlay *ov, unsigned ifindex)

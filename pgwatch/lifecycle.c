@@ -33,6 +33,7 @@ const char *pg_state_name(enum pg_state st)
 	switch (st) {
 	case PG_STATE_NONE: return "none";
 	case PG_STATE_WAITING_FOR_TUNNEL: return "waiting_for_tunnel";
+	case PG_STATE_WAITING_FOR_FIREWALL: return "waiting_for_firewall";
 	case PG_STATE_BOOTSTRAPPING: return "bootstrapping";
 	case PG_STATE_STARTING: return "starting";
 	case PG_STATE_RUNNING: return "running";
@@ -554,15 +555,36 @@ struct pgwatch *pgwatch_free(struct pgwatch *pw)
 	return NULL;
 }
 
-void pgwatch_tunnel(struct pgwatch *pw, bool fresh)
+/* Start once both gates are open: a fresh hub handshake and our firewall. */
+static void maybe_start(struct pgwatch *pw)
 {
-	if (!fresh || pw->started || pw->state == PG_STATE_NONE)
+	if (pw->started || pw->state == PG_STATE_NONE || !pw->tunnel_fresh)
 		return;
-	/* The first fresh handshake starts everything; a later stale one stops nothing. */
+	if (!pw->firewall_applied) {
+		lifecycle_set_state(pw, PG_STATE_WAITING_FOR_FIREWALL, "%s",
+				    pw->firewall_why[0] ? pw->firewall_why : "not applied yet");
+		return;
+	}
+	/* The first start is for good; a later stale tunnel or failed re-apply stops nothing. */
 	pw->started = true;
-	log_info("pgwatch", "hub tunnel fresh: starting postgres role=%s",
+	log_info("pgwatch", "hub tunnel fresh and firewall applied: starting postgres role=%s",
 		 conf_pg_role_name(conf_self(pw->conf)->pg_role));
 	step_begin(pw);
+}
+
+void pgwatch_tunnel(struct pgwatch *pw, bool fresh)
+{
+	if (!fresh)
+		return;
+	pw->tunnel_fresh = true;
+	maybe_start(pw);
+}
+
+void pgwatch_firewall(struct pgwatch *pw, bool applied, const char *why)
+{
+	pw->firewall_applied = applied;
+	snprintf(pw->firewall_why, sizeof(pw->firewall_why), "%s", why && !applied ? why : "");
+	maybe_start(pw);
 }
 
 void pgwatch_set_conf(struct pgwatch *pw, const struct conf *conf)

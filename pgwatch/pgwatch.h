@@ -23,6 +23,7 @@
 enum pg_state {
 	PG_STATE_NONE,               /* this node runs no Postgres */
 	PG_STATE_WAITING_FOR_TUNNEL, /* not started: the hub handshake was never fresh */
+	PG_STATE_WAITING_FOR_FIREWALL, /* not started: our nftables table is not in force */
 	PG_STATE_BOOTSTRAPPING,      /* initdb or pg_basebackup running */
 	PG_STATE_STARTING,           /* postmaster started, not accepting yet */
 	PG_STATE_RUNNING,            /* accepting connections, probes answer */
@@ -46,8 +47,13 @@ int pgwatch_new(struct loop *loop, struct child_set *children, const struct conf
 		struct pgwatch **out) _must_check_;
 struct pgwatch *pgwatch_free(struct pgwatch *pw);
 void pgwatch_set_conf(struct pgwatch *pw, const struct conf *conf);
-/* pgwatch_tunnel() - the hub tunnel's freshness; the first "fresh" starts Postgres. */
+/*
+ * pgwatch_tunnel() - the hub tunnel's freshness. Postgres starts the first
+ * time the tunnel is fresh while the firewall is applied.
+ */
 void pgwatch_tunnel(struct pgwatch *pw, bool fresh);
+/* pgwatch_firewall() - whether the firewall is in force (@why: if not, why). */
+void pgwatch_firewall(struct pgwatch *pw, bool applied, const char *why);
 
 enum pg_state pgwatch_state(const struct pgwatch *pw);
 const char *pg_state_name(enum pg_state st);

@@ -19,6 +19,9 @@ struct pgwatch {
 	enum pg_state state;
 	char reason[512];
 	bool started;
+	bool tunnel_fresh;           /* the hub handshake has been fresh at least once */
+	bool firewall_applied;
+	char firewall_why[320];      /* why it is not, as the firewall said */
 	bool bootstrapped;          /* data dir ready, postgres added */
 	struct loop_source *retry;
 	uint32_t retry_ms;

@@ -200,6 +200,9 @@ int pgwatch_health(const struct pgwatch *pw, json_t *reasons)
 	case PG_STATE_WAITING_FOR_TUNNEL:
 		reason(reasons, "postgres: waiting for a fresh hub handshake before starting");
 		return 1;
+	case PG_STATE_WAITING_FOR_FIREWALL:
+		reason(reasons, "postgres: not started until the firewall is in force: %s", pw->reason);
+		return 2;
 	case PG_STATE_BOOTSTRAPPING:
 	case PG_STATE_STARTING:
 		reason(reasons, "postgres: %s%s%s", pg_state_name(pw->state), pw->reason[0] ? ": " : "",

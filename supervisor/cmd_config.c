@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 /* `supervisor check-config`: validate and print this node's plan. */
 #include "supervisor/cli.h"
+#include "firewall/firewall.h"
 #include "pgwatch/pgwatch.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
 
 int cli_load_conf(const char *path, const char *node, struct conf **out)
@@ -69,6 +71,21 @@ static void print_postgres_plan(const struct conf *c)
 	printf("generated settings (supervisor.conf):\n%s", settings);
 }
 
+/* The firewall exactly as it will be applied; `nft -f` accepts this text. */
+static void print_firewall_plan(const struct conf *c)
+{
+	struct fw_model *m = fw_model_build(c);
+	char *text = fw_model_nft(m, false);
+	char hash[24];
+
+	fw_model_hash(m, hash);
+	printf("firewall: table inet %s, %zu rules, %zu set elements, rules hash %s "
+	       "(sha256 of the text below)\n%s", m->table, fw_model_n_rules(m), fw_model_n_elems(m),
+	       hash, text);
+	free(text);
+	fw_model_free(m);
+}
+
 int cmd_check_config(const struct cli_command *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -98,6 +115,7 @@ int cmd_check_config(const struct cli_command *cmd, int argc, char **argv)
 		return r;
 	printf("configuration OK\n");
 	conf_print_plan(c, stdout);
+	print_firewall_plan(c);
 	print_postgres_plan(c);
 	r = check_private_key(c);
 	conf_free(c);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define REPLY_MAX (4 << 20)
@@ -167,6 +168,52 @@ static void print_tunnel(json_t *reply)
 	}
 }
 
+static void print_firewall(json_t *reply)
+{
+	json_t *f = json_object_get(reply, "firewall"), *drops = json_object_get(f, "drops"), *x;
+	const char *err = json_string_value(json_object_get(f, "last_error"));
+	const char *repair = json_string_value(json_object_get(f, "last_repair"));
+	const char *hash = json_string_value(json_object_get(f, "rules_hash"));
+	json_t *at = json_object_get(f, "applied_at");
+	char when[64] = "never";
+	size_t i;
+
+	if (json_is_integer(at)) {
+		time_t t = (time_t)json_integer_value(at);
+		struct tm tm;
+
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	}
+	printf("%s: table %s %s, %lld rules, %lld set elements\n",
+	       json_string_value(json_object_get(reply, "node")),
+	       json_string_value(json_object_get(f, "table")),
+	       json_string_value(json_object_get(f, "state")),
+	       (long long)json_integer_value(json_object_get(f, "rules")),
+	       (long long)json_integer_value(json_object_get(f, "elements")));
+	printf("  last apply %s in %.1f ms, rules hash %s%s%s\n", when,
+	       json_real_value(json_object_get(f, "apply_ms")), hash ? hash : "-",
+	       hash && strcmp(hash, json_string_value(json_object_get(f, "wanted_hash"))) != 0 ?
+	       ", configuration wants " : "",
+	       hash && strcmp(hash, json_string_value(json_object_get(f, "wanted_hash"))) != 0 ?
+	       json_string_value(json_object_get(f, "wanted_hash")) : "");
+	printf("  applies %lld, repairs %lld, ruleset generation %lld\n",
+	       (long long)json_integer_value(json_object_get(f, "applies")),
+	       (long long)json_integer_value(json_object_get(f, "repairs")),
+	       (long long)json_integer_value(json_object_get(f, "generation")));
+	if (repair)
+		printf("  last repair: %s\n", repair);
+	if (err)
+		printf("  - %s\n", err);
+	printf("%-8s %-5s %10s %12s  %s\n", "CHAIN", "RULE", "DROPPED", "BYTES", "WHAT");
+	json_array_foreach(drops, i, x) {
+		printf("%-8s %-5lld %10lld %12lld  %s\n", json_string_value(json_object_get(x, "chain")),
+		       (long long)json_integer_value(json_object_get(x, "rule")),
+		       (long long)json_integer_value(json_object_get(x, "packets")),
+		       (long long)json_integer_value(json_object_get(x, "bytes")),
+		       json_string_value(json_object_get(x, "why")));
+	}
+}
+
 /* Bytes with a unit: "0 B", "512 B", "1.5 KiB", "48.0 MiB"; "-" when unknown. */
 static const char *fmt_bytes(json_t *v, char *buf, size_t size)
 {
@@ -264,6 +311,7 @@ static const struct {
 	{ "replication", print_replication },
 	{ "status", print_status },
 	{ "tunnel", print_tunnel },
+	{ "firewall", print_firewall },
 	{ "reload", print_reload },
 };
 

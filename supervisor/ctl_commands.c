@@ -93,6 +93,7 @@ static void ctl_status(struct daemon *d, const char *args, json_t *reply)
 	}
 	worse(&h, tunnel_health(overlay_status(d->overlay), reasons));
 	worse(&h, (enum health)pgwatch_health(d->pgwatch, reasons));
+	worse(&h, (enum health)firewall_health(d->firewall, reasons));
 	if (child_set_shutting_down(d->children)) {
 		json_array_append_new(reasons, json_string("shutting down"));
 		worse(&h, HEALTH_DEGRADED);
@@ -112,6 +113,7 @@ static void ctl_status(struct daemon *d, const char *args, json_t *reply)
 		"reloads", (int)d->reloads, "last_reload_error", d->last_reload_error));
 	json_object_set_new(reply, "tunnel", tunnel_json(overlay_status(d->overlay)));
 	json_object_set_new(reply, "postgres", pgwatch_json(d->pgwatch));
+	json_object_set_new(reply, "firewall", firewall_json(d->firewall));
 	json_object_set_new(reply, "children", children);
 	json_object_set_new(reply, "overall", json_string(health_name(h)));
 	json_object_set_new(reply, "reasons", reasons);
@@ -212,6 +214,21 @@ static void ctl_replication(struct daemon *d, const char *args, json_t *reply)
 	json_object_set_new(reply, "health", json_string(health_name(h)));
 }
 
+/* The firewall, read back from the kernel now: drift is repaired before answering. */
+static void ctl_firewall(struct daemon *d, const char *args, json_t *reply)
+{
+	json_t *reasons = json_array();
+	enum health h;
+
+	(void)args;
+	firewall_refresh(d->firewall);
+	h = (enum health)firewall_health(d->firewall, reasons);
+	json_object_set_new(reply, "node", json_string(conf_self(d->conf)->name));
+	json_object_set_new(reply, "firewall", firewall_json(d->firewall));
+	json_object_set_new(reply, "reasons", reasons);
+	json_object_set_new(reply, "health", json_string(health_name(h)));
+}
+
 static void ctl_reload(struct daemon *d, const char *args, json_t *reply)
 {
 	json_t *errors = json_array();
@@ -247,7 +264,7 @@ static const struct {
 	{ "reload", ctl_reload },
 	{ "replication", ctl_replication },
 	{ "tunnel", ctl_tunnel },
-	{ "firewall", ctl_unavailable },
+	{ "firewall", ctl_firewall },
 	{ "backups", ctl_unavailable },
 	{ "backup-now", ctl_unavailable },
 };

@@ -201,6 +201,7 @@ int daemon_reload(struct daemon *d, json_t *errors)
 	/* Nothing runs between these two lines: the overlay never sees freed memory. */
 	overlay_set_conf(d->overlay, d->conf);
 	pgwatch_set_conf(d->pgwatch, d->conf);
+	firewall_set_conf(d->firewall, d->conf);
 	d->reloads++;
 	d->conf_loaded_ms = (uint64_t)time(NULL) * 1000;
 	free(d->last_reload_error);
@@ -269,6 +270,14 @@ static void on_tunnel(void *data, enum tunnel_state st)
 	pgwatch_tunnel(d->pgwatch, st == TUNNEL_FRESH);
 }
 
+/* Postgres also waits for the firewall: it never listens unprotected. */
+static void on_firewall(void *data, enum fw_state st)
+{
+	struct daemon *d = data;
+
+	pgwatch_firewall(d->pgwatch, st == FW_STATE_APPLIED, firewall_status(d->firewall)->last_error);
+}
+
 static void on_give_up(void *data, struct child *c)
 {
 	struct daemon *d = data;
@@ -306,11 +315,17 @@ static int setup(struct daemon *d)
 	if ((r = loop_add_signal(d->loop, SIGCHLD, on_sigchld, d)) < 0 ||
 	    (r = loop_add_signal(d->loop, SIGHUP, on_sighup, d)) < 0)
 		return r;
+	/* First the control socket: a second supervisor on this node stops here. */
 	r = control_open(d, me->settings.control_socket, &d->control);
 	if (r < 0)
 		return r;
+	/* Then the firewall: wg0 and Postgres come up behind it. */
+	if ((r = firewall_new(d->loop, d->conf, &d->firewall)) < 0)
+		return r;
 	if ((r = pgwatch_new(d->loop, d->children, d->conf, &d->pgwatch)) < 0)
 		return r;
+	firewall_on_change(d->firewall, on_firewall, d);
+	on_firewall(d, firewall_status(d->firewall)->state);
 	if ((r = overlay_new(d->loop, d->children, d->conf, &d->overlay)) < 0)
 		return r;
 	overlay_on_change(d->overlay, on_tunnel, d);
@@ -379,6 +394,7 @@ int cmd_run(const struct cli_command *cmd, int argc, char **argv)
 	control_close(d.control);
 	overlay_free(d.overlay);
 	pgwatch_free(d.pgwatch);
+	firewall_free(d.firewall);
 	child_set_free(d.children);
 	loop_free(d.loop);
 	conf_free(d.conf);

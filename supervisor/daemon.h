@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "conf/conf.h"
+#include "firewall/firewall.h"
 #include "lib/common.h"
 #include "overlay/overlay.h"
 #include "pgwatch/pgwatch.h"
@@ -32,6 +33,7 @@ struct daemon {
 	unsigned reloads;
 	char *last_reload_error;   /* NULL after a good reload */
 	struct control *control;
+	struct firewall *firewall;
 	struct overlay *overlay;
 	struct pgwatch *pgwatch;
 	int exit_code;

@@ -28,6 +28,17 @@ else
 	tap_fail "plan of spoke-b shows upstream, peers and ACL flows" "$out"
 fi
 
+# The firewall plan: the table in nft syntax, its hash the SHA-256 of that text.
+table=$(sed -n '/^table inet supervisor {/,/^}/p' <<<"$out")
+hash=$(grep -o 'rules hash sha256:[0-9a-f]*' <<<"$out" | sed 's/.*sha256://')
+if grep -q 'iifname "wg0" ip saddr . tcp dport @acl_tcp accept' <<<"$table" &&
+   grep -q '10.88.0.11 . 5432' <<<"$table" &&
+   [ -n "$hash" ] && [ "$(printf '%s\n' "$table" | sha256sum | cut -c1-16)" = "$hash" ]; then
+	tap_ok "plan of spoke-b shows its nftables table, and its hash is sha256 of that text"
+else
+	tap_fail "plan of spoke-b shows its nftables table with a hash of that text" "hash=$hash" "$table"
+fi
+
 # Every invalid file: exit 78 and each expected FILE:LINE: message on stderr.
 for f in "$TESTS"/conf/invalid/*.conf; do
 	name=$(basename "$f")

@@ -42,8 +42,9 @@ keys = { private_key_env = "SUP_TEST_NO_KEY"; };
 EOF
 }
 
-# start NAME [ns]: run the supervisor on NAME.conf, as PID 1 of a new PID
-# (and empty network) namespace with "ns"; SUP_PID is its pid as seen from here.
+# start NAME [ns|plain]: run the supervisor on NAME.conf in a new (empty)
+# network namespace, as PID 1 of a new PID namespace with "ns"; SUP_PID is
+# its pid as seen from here.
 start() {
 	local name=$1 mode=${2:-ns}
 	rm -f "$work/$name.log"
@@ -57,7 +58,9 @@ start() {
 		done
 		UNSHARE_PID=$outer
 	else
-		"$SUP" run -v -c "$work/$name.conf" -n spoke-a >"$work/$name.log" 2>&1 &
+		# Not PID 1, but still a network namespace of its own: the daemon
+		# applies its firewall, which must never land on this machine's.
+		unshare --net "$SUP" run -v -c "$work/$name.conf" -n spoke-a >"$work/$name.log" 2>&1 &
 		SUP_PID=$!
 		UNSHARE_PID=$SUP_PID
 	fi
@@ -377,7 +380,7 @@ assert d["config"]["reloads"] == 1 and d["config"]["last_reload_error"] is None
 		tap_fail "ctl reload removes a child that left the file" "rc=$rc $(ctl status)"
 
 	# ---- 9. a second supervisor on the same socket refuses to start ---------
-	timeout 5 "$SUP" run -c "$work/ctl.conf" -n spoke-a >"$work/second.log" 2>&1; rc=$?
+	timeout 5 unshare --net "$SUP" run -c "$work/ctl.conf" -n spoke-a >"$work/second.log" 2>&1; rc=$?
 	[ $rc -eq 1 ] && grep -q "another supervisor is running" "$work/second.log" &&
 		tap_ok "a second supervisor on the same control socket refuses to start" ||
 		tap_fail "a second supervisor on the same control socket refuses to start" "rc=$rc"
@@ -399,6 +402,12 @@ else
 	tap_fail "a stale socket left by a crash is detected and replaced"
 	[ -n "$SUP_PID" ] && stop
 fi
+
+# Every daemon here ran in a network namespace of its own: its firewall
+# table must not have reached this machine's.
+nft list table inet supervisor >/dev/null 2>&1 &&
+	tap_fail "no firewall table was left in this machine's own network namespace" ||
+	tap_ok "no firewall table was left in this machine's own network namespace"
 
 # Under ASan/UBSan a report lands in a daemon log, which the exit status alone may not show.
 reports=$(grep -l -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$work"/*.log 2>/dev/null)

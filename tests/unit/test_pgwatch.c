@@ -113,6 +113,37 @@ static void test_slot_names(void **state)
 	assert_string_equal(buf, "spo");
 }
 
+/* Postgres needs both gates open: a fresh tunnel and the firewall in force. */
+static void test_start_waits_for_firewall(void **state)
+{
+	struct conf *c = example("spoke-b");
+	struct loop *loop;
+	struct child_set *children;
+	struct pgwatch *pw;
+	struct child_policy pol = { .backoff_max_ms = 1000 };
+	json_t *reasons = json_array(), *js;
+
+	(void)state;
+	assert_int_equal(loop_new(&loop), 0);
+	assert_int_equal(child_set_new(loop, &pol, &children), 0);
+	assert_int_equal(pgwatch_new(loop, children, c, &pw), 0);
+	assert_int_equal(pgwatch_state(pw), PG_STATE_WAITING_FOR_TUNNEL);
+	pgwatch_firewall(pw, true, NULL);
+	assert_int_equal(pgwatch_state(pw), PG_STATE_WAITING_FOR_TUNNEL); /* no tunnel yet */
+	pgwatch_firewall(pw, false, "table inet supervisor (delete): Operation not permitted");
+	pgwatch_tunnel(pw, true);
+	assert_int_equal(pgwatch_state(pw), PG_STATE_WAITING_FOR_FIREWALL);
+	assert_null(child_find(children, "postgres"));
+	assert_int_equal(pgwatch_health(pw, reasons), 2);
+	js = json_array_get(reasons, 0);
+	assert_non_null(strstr(json_string_value(js), "Operation not permitted"));
+	json_decref(reasons);
+	pgwatch_free(pw);
+	child_set_free(children);
+	loop_free(loop);
+	conf_free(c);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
@@ -122,6 +153,7 @@ int main(void)
 		cmocka_unit_test(test_settings_replica),
 		cmocka_unit_test(test_settings_primary),
 		cmocka_unit_test(test_slot_names),
+		cmocka_unit_test(test_start_waits_for_firewall),
 	};
 
 	return cmocka_run_group_tests_name("pgwatch", tests, NULL, NULL);

@@ -150,8 +150,8 @@ if start order; then
 		sed -E 's/.*name=([a-z]*).*/\1/' | tr '\n' ' ')
 	[ "$order" = "stubborn top middle base " ] && tap_ok "SIGTERM stops children in reverse dependency order" ||
 		tap_fail "SIGTERM stops children in reverse dependency order" "got: $order"
-	term=$(grep 'name=stubborn .*signal=SIGTERM' "$work/order.log")
-	kill9=$(grep 'name=stubborn .*signal=SIGKILL' "$work/order.log")
+	term=$(grep -m1 'name=stubborn .*signal=SIGTERM' "$work/order.log")
+	kill9=$(grep -m1 'name=stubborn .*signal=SIGKILL' "$work/order.log")
 	if [ -n "$term" ] && [ -n "$kill9" ]; then
 		gap=$(( $(ms_of "$kill9") - $(ms_of "$term") ))
 		if [ "$gap" -ge 950 ] && [ "$gap" -le 1300 ]; then
@@ -265,7 +265,12 @@ if start ctl; then
 	mode=$(stat -c %a "$work/ctl.sock")
 	[ "$mode" = 600 ] && tap_ok "control socket is mode 0600" || tap_fail "control socket is mode 0600" "mode=$mode"
 
-	out=$(ctl status); rc=$?
+	# The socket opens first; the child and the overlay's first pass follow within moments.
+	for _ in $(seq 30); do
+		out=$(ctl status); rc=$?
+		grep -q "^worker *running" <<<"$out" && grep -q "SUP_TEST_NO_KEY" <<<"$out" && break
+		sleep 0.1
+	done
 	if [ $rc -eq 2 ] && grep -q "^worker *running" <<<"$out" && grep -q "(PID 1)" <<<"$out" &&
 	   grep -q "tunnel down: private key: environment variable SUP_TEST_NO_KEY is not set" <<<"$out"; then
 		tap_ok "ctl status shows the children, and exits 2 saying why the tunnel is down"

@@ -44,8 +44,15 @@ done
 printf '%s\n' "${times[@]}" | sort -n | awk '{ a[NR] = $1 } END {
 	printf "  samples %d  min %d ms  median %d ms  max %d ms\n", NR, a[1], a[int((NR + 1) / 2)], a[NR] }'
 
+# Idle means settled: Postgres bootstrapped and both replicas streaming.
+for _ in $(seq 120); do
+	[ "$("$LAB" ctl spoke-a replication --json 2>/dev/null | grep -o '"link":"streaming"' | wc -l)" = 2 ] && break
+	sleep 0.5
+done
+sleep 2
 echo "== idle for ${IDLE}s: supervisor vs. a 'wg show' polling loop (baseline)"
-cpu_ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
+# The supervisor's own CPU (utime + stime), not its reaped children's (initdb, ...).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 declare -A before
 for n in hub spoke-a spoke-b spoke-c; do
 	pid=$("$LAB" pid "$n"); before[$n]=$(cpu_ticks "$pid")
@@ -53,15 +60,18 @@ done
 # The baseline runs in the hub, timed by bash itself (children's CPU included).
 "$LAB" exec hub bash -c "time (for i in \$(seq $IDLE); do wg show wg0 dump >/dev/null; sleep 1; done)" \
 	2> "$LAB_DIR/baseline.time"
-printf '  %-8s %10s %12s %10s\n' node rss_kib cpu_ms cpu_pct
+printf '  %-8s %10s %10s %10s %12s %10s\n' node rss_kib pss_kib anon_kib cpu_ms cpu_pct
 for n in hub spoke-a spoke-b spoke-c; do
 	pid=$("$LAB" pid "$n")
 	rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
+	# Pss shares library pages among the processes using them; anonymous is ours alone.
+	pss=$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup")
+	anon=$(awk '/^RssAnon/ { print $2 }' "/proc/$pid/status")
 	used=$(( ( $(cpu_ticks "$pid") - ${before[$n]} ) * 1000 / hz ))
-	printf '  %-8s %10s %12s %9s%%\n' "$n" "$rss" "$used" "$(awk -v u="$used" -v s="$IDLE" 'BEGIN { printf "%.3f", u / (s * 10) }')"
+	printf '  %-8s %10s %10s %10s %12s %9s%%\n' "$n" "$rss" "$pss" "$anon" "$used" "$(awk -v u="$used" -v s="$IDLE" 'BEGIN { printf "%.3f", u / (s * 10) }')"
 	[ "$n" = hub ] && hub_ms=$used && hub_rss=$rss
 done
 base_ms=$(awk '/^(user|sys)/ { split($2, t, "m"); sub("s", "", t[2]); s += t[1] * 60 + t[2] } END { printf "%d", s * 1000 }' "$LAB_DIR/baseline.time")
-printf '  %-8s %10s %12s %9s%%\n' baseline "-" "$base_ms" "$(awk -v u="$base_ms" -v s="$IDLE" 'BEGIN { printf "%.3f", u / (s * 10) }')"
+printf '  %-8s %10s %10s %10s %12s %9s%%\n' baseline "-" "-" "-" "$base_ms" "$(awk -v u="$base_ms" -v s="$IDLE" 'BEGIN { printf "%.3f", u / (s * 10) }')"
 awk -v b="$base_ms" -v h="$hub_ms" 'BEGIN { if (h < 1) h = 1; printf "  baseline / hub supervisor CPU: %.1fx (the supervisor also polls every peer each second and repairs)\n", b / h }'
 echo "  targets: RSS <= 4096 KiB, idle CPU < 0.5 %"

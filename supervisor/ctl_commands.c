@@ -16,18 +16,6 @@
 typedef void ctl_handler_fn(struct daemon *d, const char *args, json_t *reply);
 
 static json_t *tunnel_json(const struct overlay_status *ov);
-static enum health tunnel_health(const struct overlay_status *ov, json_t *reasons);
-
-const char *health_name(enum health h)
-{
-	switch (h) {
-	case HEALTH_OK: return "ok";
-	case HEALTH_DEGRADED: return "degraded";
-	case HEALTH_CRITICAL: return "critical";
-	case HEALTH_UNKNOWN: return "unknown";
-	}
-	return "unknown";
-}
 
 static json_t *exit_json(int st)
 {
@@ -54,11 +42,10 @@ static void ctl_status(struct daemon *d, const char *args, json_t *reply)
 	size_t n = child_set_status(d->children, st, ARRAY_SIZE(st));
 	uint64_t now = now_ms();
 	json_t *children = json_array(), *reasons = json_array();
-	enum health h = HEALTH_OK;
+	enum health h = daemon_health(d, reasons);
 
 	(void)args;
 	for (size_t i = 0; i < n; i++) {
-		char reason[300];
 		json_t *c = json_pack("{s:s, s:s, s:i, s:i, s:o, s:I, s:b, s:s?}",
 				      "name", st[i].name, "state", child_state_name(st[i].state),
 				      "pid", st[i].pid, "restarts", (int)st[i].restarts,
@@ -70,37 +57,6 @@ static void ctl_status(struct daemon *d, const char *args, json_t *reply)
 			json_object_set_new(c, "restart_in_s",
 					    json_integer((json_int_t)((st[i].next_start_ms - now + 999) / 1000)));
 		json_array_append_new(children, c);
-		switch (st[i].state) {
-		case CHILD_STATE_FAILED:
-			snprintf(reason, sizeof(reason), "child %s gave up", st[i].name);
-			json_array_append_new(reasons, json_string(reason));
-			worse(&h, st[i].required ? HEALTH_CRITICAL : HEALTH_DEGRADED);
-			break;
-		case CHILD_STATE_BACKOFF:
-			snprintf(reason, sizeof(reason), "child %s is restarting after a failure%s%s",
-				 st[i].name, st[i].last_error ? ": " : "",
-				 st[i].last_error ? st[i].last_error : "");
-			json_array_append_new(reasons, json_string(reason));
-			worse(&h, HEALTH_DEGRADED);
-			break;
-		case CHILD_STATE_WAITING:
-		case CHILD_STATE_STARTING:
-		case CHILD_STATE_RUNNING:
-		case CHILD_STATE_STOPPING:
-		case CHILD_STATE_EXITED:
-			break;
-		}
-	}
-	worse(&h, tunnel_health(overlay_status(d->overlay), reasons));
-	worse(&h, (enum health)pgwatch_health(d->pgwatch, reasons));
-	worse(&h, (enum health)firewall_health(d->firewall, reasons));
-	if (child_set_shutting_down(d->children)) {
-		json_array_append_new(reasons, json_string("shutting down"));
-		worse(&h, HEALTH_DEGRADED);
-	}
-	if (d->last_reload_error) {
-		json_array_append_new(reasons, json_string(d->last_reload_error));
-		worse(&h, HEALTH_DEGRADED);
 	}
 	json_object_set_new(reply, "node", json_string(me->name));
 	json_object_set_new(reply, "role", json_string(me->kind == CONF_NODE_HUB ? "hub" : "spoke"));
@@ -122,22 +78,8 @@ static void ctl_status(struct daemon *d, const char *args, json_t *reply)
 
 static json_t *tunnel_json(const struct overlay_status *ov)
 {
-	json_t *peers = json_array();
-	char ip[16];
+	json_t *peers = tunnel_peers_json(ov);
 
-	for (size_t i = 0; i < ov->n_peers; i++) {
-		const struct overlay_peer_status *p = &ov->peers[i];
-
-		json_array_append_new(peers, json_pack("{s:s, s:s, s:s?, s:o, s:o, s:o, s:I, s:I, s:s, s:b}",
-			"name", p->name, "overlay_ip", conf_ip_str(p->overlay_ip, ip),
-			"endpoint", p->endpoint[0] ? p->endpoint : NULL,
-			"last_handshake", p->last_handshake ? json_integer(p->last_handshake) : json_null(),
-			"last_handshake_ms",
-			p->last_handshake ? json_integer(p->last_handshake_ms) : json_null(),
-			"handshake_age_s", p->age_s >= 0 ? json_integer(p->age_s) : json_null(),
-			"rx_bytes", (json_int_t)p->rx_bytes, "tx_bytes", (json_int_t)p->tx_bytes,
-			"state", tunnel_state_name(p->state), "fresh", p->state == TUNNEL_FRESH));
-	}
 	return json_pack("{s:s, s:s, s:s, s:b, s:i, s:i, s:o, s:I, s:I, s:s?, s:o}",
 		"state", tunnel_state_name(ov->state), "interface", ov->interface,
 		"backend", ov->backend, "link_up", ov->link_up, "peer_count", (int)ov->n_peers,
@@ -145,31 +87,6 @@ static json_t *tunnel_json(const struct overlay_status *ov)
 		"max_handshake_age_s", ov->max_age_s >= 0 ? json_integer(ov->max_age_s) : json_null(),
 		"repairs", (json_int_t)ov->repairs, "rearms", (json_int_t)ov->rearms,
 		"last_error", ov->last_error[0] ? ov->last_error : NULL, "peers", peers);
-}
-
-/* The tunnel's part of a node's health, with a reason when not ok. */
-static enum health tunnel_health(const struct overlay_status *ov, json_t *reasons)
-{
-	char reason[400];
-
-	switch (ov->state) {
-	case TUNNEL_FRESH:
-		return HEALTH_OK;
-	case TUNNEL_CONNECTING:
-		json_array_append_new(reasons, json_string("tunnel: no handshake yet"));
-		return HEALTH_DEGRADED;
-	case TUNNEL_STALE:
-		snprintf(reason, sizeof(reason), "tunnel: %zu of %zu peers without a fresh handshake",
-			 ov->n_peers - ov->n_fresh, ov->n_peers);
-		json_array_append_new(reasons, json_string(reason));
-		return HEALTH_DEGRADED;
-	case TUNNEL_DOWN:
-		snprintf(reason, sizeof(reason), "tunnel down: %s",
-			 ov->last_error[0] ? ov->last_error : "starting");
-		json_array_append_new(reasons, json_string(reason));
-		return HEALTH_CRITICAL;
-	}
-	return HEALTH_UNKNOWN;
 }
 
 static void ctl_tunnel(struct daemon *d, const char *args, json_t *reply)

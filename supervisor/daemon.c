@@ -196,6 +196,9 @@ int daemon_reload(struct daemon *d, json_t *errors)
 	if (strcmp(conf_self(next)->settings.control_socket,
 		   conf_self(d->conf)->settings.control_socket) != 0)
 		log_warnx("supervisor", "control.socket changed; it takes effect at the next start");
+	if (strcmp(conf_self(next)->settings.status_listen.host, conf_self(d->conf)->settings.status_listen.host) != 0 ||
+	    conf_self(next)->settings.status_listen.port != conf_self(d->conf)->settings.status_listen.port)
+		log_warnx("supervisor", "status.listen changed; it takes effect at the next start");
 	conf_free(d->conf);
 	d->conf = next;
 	/* Nothing runs between these two lines: the overlay never sees freed memory. */
@@ -336,7 +339,8 @@ static int setup(struct daemon *d)
 		if ((r = child_add(d->children, &sp, NULL)) < 0)
 			return r;
 	}
-	return 0;
+	/* Before anything is up, so an operator can always see why a node is not ready. */
+	return http_open(d, &d->http);
 }
 
 int cmd_run(const struct cli_command *cmd, int argc, char **argv)
@@ -391,6 +395,7 @@ int cmd_run(const struct cli_command *cmd, int argc, char **argv)
 		d.exit_code = r < 0 ? 1 : r;
 		log_info("supervisor", "exiting status=%d", d.exit_code);
 	}
+	http_close(d.http);
 	control_close(d.control);
 	overlay_free(d.overlay);
 	pgwatch_free(d.pgwatch);

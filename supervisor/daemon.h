@@ -19,6 +19,7 @@
 #define CONTROL_CLIENT_TIMEOUT_MS 2000
 
 struct control;
+struct http;
 
 struct daemon {
 	struct loop *loop;
@@ -33,6 +34,7 @@ struct daemon {
 	unsigned reloads;
 	char *last_reload_error;   /* NULL after a good reload */
 	struct control *control;
+	struct http *http;
 	struct firewall *firewall;
 	struct overlay *overlay;
 	struct pgwatch *pgwatch;
@@ -63,6 +65,19 @@ struct control *control_close(struct control *c);
  */
 json_t *control_dispatch(struct daemon *d, const char *line);
 
+/**
+ * http_open() - serve /status, /metrics, /healthz, /primary, /replica on
+ * status.listen from the loop; a busy port is retried every 5 s.
+ * @d: the daemon (its modules must exist: the first snapshot is taken now).
+ * @out: receives the server.
+ *
+ * Return: 0 or -errno (only for the loop's own failures).
+ */
+int http_open(struct daemon *d, struct http **out) _must_check_;
+struct http *http_close(struct http *h);
+/* http_parse_lag_limit() - ?max_lag_bytes=N: 1 to 19 decimal digits, nothing else. */
+bool http_parse_lag_limit(const char *s, uint64_t *out);
+
 /* Health as the Nagios-style exit codes of `supervisor ctl`. */
 enum health {
 	HEALTH_OK = 0,
@@ -71,5 +86,16 @@ enum health {
 	HEALTH_UNKNOWN = 3,
 };
 const char *health_name(enum health h);
+
+/* tunnel_health() - the tunnel's part of a node's health; appends reasons. */
+enum health tunnel_health(const struct overlay_status *ov, json_t *reasons);
+/* tunnel_peers_json() - one row per peer, for ctl tunnel and /status alike. */
+json_t *tunnel_peers_json(const struct overlay_status *ov);
+/* daemon_health() - the node's health, for ctl status and /status alike. */
+enum health daemon_health(struct daemon *d, json_t *reasons);
+/* status_document() - the public /status JSON (no secrets). Caller owns it. */
+json_t *status_document(struct daemon *d);
+/* metrics_text() - Prometheus text for @doc (from status_document). Caller frees. */
+char *metrics_text(struct daemon *d, const json_t *doc);
 
 #endif

@@ -23,3 +23,13 @@ need_root() {
 		exit 1
 	fi
 }
+
+# no_sanitizer_reports [WHAT]: one TAP line: no ASan/UBSan/LSan report in
+# any node's log (stop the nodes first: LeakSanitizer reports at exit).
+no_sanitizer_reports() {
+	local reports
+	reports=$(grep -l -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$LAB_DIR"/*/supervisor.log 2>/dev/null)
+	[ -z "$reports" ] && tap_ok "no sanitizer report in the nodes' logs${1:+ ($1)}" ||
+		tap_fail "no sanitizer report in the nodes' logs${1:+ ($1)}" \
+			"$(grep -h -E -A8 'Sanitizer|runtime error' $reports | head -40)"
+}

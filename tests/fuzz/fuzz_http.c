@@ -17,11 +17,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *s = xmalloc(size + 1);
 	uint64_t got = 0;
-	bool digits = size > 0 && size <= 19;
+	size_t len;
+	bool digits;
 
 	memcpy(s, data, size);
 	s[size] = '\0';
-	for (size_t i = 0; i < size && digits; i++)
+	len = strlen(s); /* the value as a C string: up to the first NUL */
+	digits = len > 0 && len <= 19;
+	for (size_t i = 0; i < len && digits; i++)
 		digits = s[i] >= '0' && s[i] <= '9';
 	if (http_parse_lag_limit(s, &got) != digits)
 		abort();

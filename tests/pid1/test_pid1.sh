@@ -5,7 +5,7 @@
 # escalation, restart backoff, exec failures, signal hygiene, the control
 # socket under abuse, and reload. Needs root; without it every case fails.
 set -u
-SUP=$1 TESTS=$2
+SUP=$1 TESTS=$2 NO_NFTABLES=${3:-}
 . "$TESTS/tap.sh"
 
 work=$(mktemp -d /tmp/sup-pid1.XXXXXX)
@@ -406,6 +406,24 @@ if [ -S "$work/stale.sock" ] && start stale && answers && grep -q 'msg="replacin
 else
 	tap_fail "a stale socket left by a crash is detected and replaced"
 	[ -n "$SUP_PID" ] && stop
+fi
+
+# ---- 11. a kernel without nf_tables: reported, not crashed on ----------------
+CUR=nonft
+write_conf nonft '' '{ name = "worker"; command = [ "/bin/sleep", "1000" ]; }'
+# (an ASan build must be told the shim may come before its runtime)
+if [ -f "$NO_NFTABLES" ] && LD_PRELOAD=$NO_NFTABLES ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 start nonft; then
+	fw=$(ctl firewall --json); rc=$?
+	why=$(ctl status --json | python3 -c 'import json,sys; print([r for r in json.load(sys.stdin)["reasons"] if r.startswith("firewall")])')
+	if [ $rc -eq 2 ] && grep -q '"state":"unsupported"' <<<"$fw" && grep -q 'no nf_tables' <<<"$fw" &&
+	   grep -q 'firewall unsupported' <<<"$why" && answers; then
+		tap_ok "no nf_tables in the kernel: the firewall says unsupported (ctl firewall exit 2), the daemon runs on"
+	else
+		tap_fail "no nf_tables in the kernel: reported as unsupported" "rc=$rc $fw" "$why"
+	fi
+	stop
+else
+	tap_fail "no nf_tables in the kernel: reported as unsupported" "did not start (shim: ${NO_NFTABLES:-none})"
 fi
 
 # Every daemon here ran in a network namespace of its own: its firewall

@@ -30,10 +30,6 @@ struct got_rule {
 	bool counted;
 };
 
-struct got_set {
-	struct nftnl_set *set;
-};
-
 struct readback {
 	bool table;
 	uint32_t table_flags;

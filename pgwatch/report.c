@@ -226,10 +226,10 @@ int pgwatch_health(const struct pgwatch *pw, json_t *reasons)
 		const char *ws = json_string_value(json_object_get(row, "slot_wal_status"));
 		const char *name = json_string_value(json_object_get(row, "name"));
 
-		if (link && strcmp(link, "streaming") != 0 && (json_is_true(json_object_get(row, "self")) ||
-							       strcmp(link, "absent") == 0 ||
-							       strcmp(link, "catchup") == 0)) {
-			reason(reasons, "replication: %s is %s", name, link);
+		/* Every state but streaming (absent, startup, catchup, backup = being cloned, stopping). */
+		if (link && strcmp(link, "streaming") != 0) {
+			reason(reasons, "replication: %s is %s", name,
+			       strcmp(link, "backup") == 0 ? "being cloned (pg_basebackup)" : link);
 			h = h > 1 ? h : 1;
 		}
 		if (ws && strcmp(ws, "lost") == 0) {

@@ -13,7 +13,10 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "conf/conf.h"
+#include "lib/common.h"
 
 /**
  * backup_jitter_s() - this node's fixed offset within the schedule's jitter.
@@ -63,5 +66,152 @@ struct backup_keep {
  * Return: how many are kept.
  */
 size_t backup_retention(const int64_t *started, size_t n, const struct backup_keep *keep, bool *out);
+
+/* ---- runs: `supervisor backup run|verify` (backup/run.c) ----------------
+ *
+ * A run is a child process of the daemon (or started by hand), so nothing
+ * it does blocks the loop. It starts as root, prepares the directories,
+ * takes the lock (flock on DIR/.lock: the kernel drops it when the run
+ * dies, even by SIGKILL), then drops to the postgres user. Everything is
+ * written under DIR/NODE/.inprogress/ and becomes a backup only by one
+ * rename of a verified directory whose manifest is inside it; whatever a
+ * dead run left under .inprogress/ is swept by the next one.
+ */
+
+/* Exit codes of a run, which the daemon turns into its report. */
+#define BACKUP_EXIT_OK 0
+#define BACKUP_EXIT_FAILED 1
+#define BACKUP_EXIT_NO_SPACE 73  /* EX_CANTCREAT: the precheck refused */
+#define BACKUP_EXIT_BUSY 75      /* EX_TEMPFAIL: another run holds the lock */
+
+enum backup_mode {
+	BACKUP_MODE_RUN,     /* take a backup, verify, commit, re-check all, retention */
+	BACKUP_MODE_VERIFY,  /* sweep partials, re-hash every backup, write the catalog */
+};
+
+struct backup_run_opts {
+	enum backup_mode mode;
+	const char *run_id;   /* recorded in the catalog, so the daemon knows it is its run */
+	bool no_precheck;     /* operator's override of the free-space estimate */
+};
+
+/**
+ * backup_run() - one run for this node, synchronously (a child's main).
+ * @conf: the configuration (this node's backup and postgres settings).
+ * @opts: what to do.
+ *
+ * Writes DIR/NODE/catalog.json (the backups, each with its verification,
+ * and the run's result) except when another run holds the lock.
+ * Return: a BACKUP_EXIT_* code.
+ */
+int backup_run(const struct conf *conf, const struct backup_run_opts *opts);
+
+/**
+ * backup_restore() - restore a verified backup into a running, fresh cluster.
+ * @conf: the configuration (where backups are).
+ * @name: the backup's name, or NULL for the newest good one.
+ * @conninfo: libpq connection string of the target (its "postgres" database).
+ *
+ * Checks the manifest's checksums first; applies the globals, then each
+ * database with pg_restore --exit-on-error (--create, so an existing
+ * database of that name makes it stop rather than merge).
+ * Return: 0, or 1 with the reason on stderr.
+ */
+int backup_restore(const struct conf *conf, const char *name, const char *conninfo);
+
+/* backup_catalog() - this node's backups, every checksum re-read now (blocking). */
+json_t *backup_catalog(const struct conf *conf);
+
+/* ---- pure helpers (backup/catalog.c, backup/pgbackrest.c), unit-tested ---- */
+
+/* backup_name() - "20261122T030000Z" for @t (UTC). @out: at least 17 bytes. */
+void backup_name(int64_t t, char *out, size_t size);
+/* backup_name_valid() - whether a directory entry is a backup's name. */
+bool backup_name_valid(const char *s);
+/* backup_db_file() - "db_app%2Ex.dump": a database name made safe as a file name. Caller frees. */
+char *backup_db_file(const char *db);
+
+/**
+ * backup_manifest_check() - compare a manifest with what is on disk.
+ * @manifest: the parsed manifest.json.
+ * @actual: {"file name": {"size": N, "sha256": "hex"}} measured now.
+ * @problem: receives a static-lifetime or @manifest-owned reason when bad.
+ *
+ * Return: true when every file listed is there with its size and checksum,
+ * every tool exited 0, and the manifest is complete.
+ */
+bool backup_manifest_check(const json_t *manifest, const json_t *actual, const char **problem);
+
+/**
+ * backup_pgbackrest_verify_ok() - read `pgbackrest verify` text output.
+ * @text: its stdout (it exits 0 even when it found corruption).
+ * @problem: receives a short reason (static storage) when not ok.
+ *
+ * Return: true only for "status: ok" with no invalid or missing file.
+ */
+bool backup_pgbackrest_verify_ok(const char *text, const char **problem);
+
+/**
+ * backup_pgbackrest_info() - the figures health needs, from `info --output=json`.
+ * @text: the JSON.
+ * @out: receives {status_code, status, backups[{label, type, started_at,
+ *       finished_at, size_bytes, error}]} (new reference).
+ *
+ * Return: 0, or -EINVAL when the text is not the expected document.
+ */
+int backup_pgbackrest_info(const char *text, json_t **out);
+
+/* backup_pgbackrest_conf_text() - pgBackRest's configuration for this node. Caller frees. */
+char *backup_pgbackrest_conf_text(const struct conf *conf);
+/* backup_pgbackrest_conf_path() - where it lives (DIR/pgbackrest/pgbackrest.conf). Caller frees. */
+char *backup_pgbackrest_conf_path(const struct conf *conf);
+/* backup_archive_command() - archive_command for the method, or NULL (pg_dump). Caller frees. */
+char *backup_archive_command(const struct conf *conf);
+
+/* ---- the daemon's side (backup/sched.c) ------------------------------------ */
+
+struct backup;
+
+/* What the scheduler needs from the rest of the daemon. */
+struct backup_env {
+	const char *self_exe;   /* this binary, to start runs */
+	const char *conf_path;  /* the cluster file runs load */
+	/* postgres_ready: may a run start now? If not, @why says why. */
+	bool (*postgres_ready)(void *data, const char **why);
+	void *data;
+};
+
+/**
+ * backup_new() - schedule this node's backups (nothing on the hub).
+ * @loop: the event loop.
+ * @children: where runs are supervised.
+ * @conf: the configuration (replace with backup_set_conf() on reload).
+ * @env: see struct backup_env (copied).
+ * @out: receives the object.
+ *
+ * Starts a verify run at once (sweeps partials, checks every backup).
+ * Return: 0 or -errno.
+ */
+int backup_new(struct loop *loop, struct child_set *children, const struct conf *conf,
+	       const struct backup_env *env, struct backup **out) _must_check_;
+struct backup *backup_free(struct backup *b);
+void backup_set_conf(struct backup *b, const struct conf *conf);
+
+/**
+ * backup_now() - start a run now (`ctl backup-now`).
+ * @b: the scheduler.
+ * @why: receives why not, when it cannot start.
+ *
+ * Return: 0 when started, -EBUSY when a run is going, -EAGAIN when Postgres
+ * is not ready, -ENOTSUP on the hub.
+ */
+int backup_now(struct backup *b, const char **why);
+
+/* backup_json() - the /status `backup` object. Caller owns it. */
+json_t *backup_json(const struct backup *b);
+/* backup_list_json() - every backup with its verification (ctl backups). Caller owns it. */
+json_t *backup_list_json(const struct backup *b);
+/* backup_health() - 0 ok, 1 degraded, 2 critical; appends reasons. */
+int backup_health(const struct backup *b, json_t *reasons);
 
 #endif

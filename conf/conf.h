@@ -83,6 +83,7 @@ struct conf_backup {
 	struct conf_schedule schedule;
 	uint32_t keep_daily, keep_weekly, keep_monthly;
 	uint32_t max_age_s;
+	uint32_t timeout_s; /* a run still going after this is stopped */
 };
 
 /*

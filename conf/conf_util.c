@@ -121,6 +121,7 @@ void settings_set_defaults(struct conf_settings *s)
 			.keep_weekly = 4,
 			.keep_monthly = 6,
 			.max_age_s = 93600,
+			.timeout_s = 21600,
 		},
 		.status_listen = { .host = "0.0.0.0", .port = 8000 },
 		.control_socket = "/run/supervisor/ctl.sock",

@@ -6,6 +6,7 @@
  * the replication settings include file. Pure functions of the config.
  */
 #include "pgwatch_internal.h"
+#include "backup/backup.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -70,10 +71,21 @@ char *pg_hba_text(const struct conf *c, const char *local_extra)
 	return out;
 }
 
+void pg_socket_dir(const struct conf *c, char *out, size_t size)
+{
+	const char *sock = conf_self(c)->settings.control_socket;
+	const char *slash = strrchr(sock, '/');
+
+	if (!slash || slash == sock)
+		snprintf(out, size, "/postgresql");
+	else
+		snprintf(out, size, "%.*s/postgresql", (int)(slash - sock), sock);
+}
+
 char *pg_settings_text(const struct conf *c, const char *passfile)
 {
 	const struct conf_node *me = conf_self(c);
-	char *out = NULL, ip[16], slot[64];
+	char *out = NULL, ip[16], slot[64], *archive;
 	size_t len = 0;
 	FILE *f = open_memstream(&out, &len);
 
@@ -105,6 +117,12 @@ char *pg_settings_text(const struct conf *c, const char *passfile)
 			conf_ip_str(up->overlay_ip, ip), up->settings.postgres.port,
 			me->settings.postgres.replication_user, passfile, me->name);
 		fprintf(f, "primary_slot_name = '%s'\n", slot);
+	}
+	archive = backup_archive_command(c);
+	if (archive) {
+		/* Archives only while primary; a replica keeps it ready for a promotion. */
+		fprintf(f, "archive_mode = on\narchive_command = '%s'\narchive_timeout = '300s'\n", archive);
+		free(archive);
 	}
 	fclose(f);
 	return out;

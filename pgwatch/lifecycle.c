@@ -516,7 +516,7 @@ static void set_paths(struct pgwatch *pw)
 
 	snprintf(pw->rundir, sizeof(pw->rundir), "%.*s", slash && slash != sock ? (int)(slash - sock) : 1,
 		 slash && slash != sock ? sock : "/");
-	snprintf(pw->sockdir, sizeof(pw->sockdir), "%s/postgresql", pw->rundir);
+	pg_socket_dir(pw->conf, pw->sockdir, sizeof(pw->sockdir));
 	snprintf(pw->passfile, sizeof(pw->passfile), "%s/pgpass", pw->rundir);
 }
 

@@ -63,7 +63,13 @@ static const char probe_sql[] =
 	" 'slots', COALESCE((SELECT json_agg(row_to_json(y)) FROM (SELECT slot_name, active, wal_status,"
 	"   safe_wal_size, pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()"
 	"   ELSE pg_current_wal_lsn() END, restart_lsn) AS retained_bytes"
-	"   FROM pg_replication_slots WHERE slot_type = 'physical') y), '[]'::json)"
+	"   FROM pg_replication_slots WHERE slot_type = 'physical') y), '[]'::json),"
+	" 'archiver', CASE WHEN current_setting('archive_mode') = 'off' THEN NULL ELSE"
+	"   (SELECT row_to_json(a) FROM (SELECT archived_count, failed_count, last_failed_wal,"
+	"   extract(epoch FROM last_archived_time)::bigint AS last_archived_at,"
+	"   extract(epoch FROM last_failed_time)::bigint AS last_failed_at,"
+	"   COALESCE(last_failed_time > last_archived_time, last_failed_time IS NOT NULL) AS failing"
+	"   FROM pg_stat_archiver) a) END"
 	")::text";
 
 static void probe_finish(struct pgwatch *pw)

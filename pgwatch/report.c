@@ -157,7 +157,7 @@ json_t *pgwatch_json(const struct pgwatch *pw)
 	if (pw->last) {
 		static const char *const keys[] = { "sysid", "version", "timeline", "in_recovery",
 						    "flush_lsn", "receive_lsn", "replay_lsn",
-						    "replay_delay_s", "receiver", "slots" };
+						    "replay_delay_s", "receiver", "slots", "archiver" };
 
 		json_object_set_new(o, "observed_at_ms", json_integer(pw->last_ok_wall_ms));
 		json_object_set_new(o, "observed_age_s",
@@ -241,6 +241,16 @@ int pgwatch_health(const struct pgwatch *pw, json_t *reasons)
 			       name, ws);
 			h = h > 1 ? h : 1;
 		}
+	}
+	/* A full or broken archive must not silently fill pg_wal. */
+	row = json_object_get(rep, "archiver");
+	if (json_is_true(json_object_get(row, "failing")) && json_is_false(json_object_get(rep, "in_recovery"))) {
+		reason(reasons, "postgres: WAL archiving is failing (%lld failures, last on %s): "
+		       "pg_wal grows until archive_command works again",
+		       (long long)json_integer_value(json_object_get(row, "failed_count")),
+		       json_string_value(json_object_get(row, "last_failed_wal")) ?
+		       json_string_value(json_object_get(row, "last_failed_wal")) : "?");
+		h = h > 1 ? h : 1;
 	}
 	if ((conf_self(pw->conf)->pg_role == CONF_PG_PRIMARY) !=
 	    json_is_false(json_object_get(rep, "in_recovery"))) {

@@ -16,6 +16,18 @@ static const struct cli_command commands[] = {
 	{ "ctl", cmd_ctl, "[-s SOCKET] COMMAND [--json]",
 	  "ask the running daemon: status, replication, tunnel, firewall, backups, backup-now, reload",
 	  NULL },
+	{ "backup", cmd_backup, "run|verify|list [-c FILE] [-n NODE] [--no-precheck] [--json]",
+	  "take a backup now, re-check every backup, or list them (the daemon runs these itself)",
+	  "  run      pg_dump (or pgBackRest on the primary) into backup.dir/NODE, verified, then retention\n"
+	  "  verify   sweep partial runs and re-check every backup's checksums\n"
+	  "  list     the backups, their checksums re-read now; exit 1 if any is not good\n"
+	  "Only one run at a time: a second one exits 75 (\"already running\").\n"
+	  "Exit: 0 ok, 1 failed, 73 not enough free space (--no-precheck overrides), 75 already running.\n" },
+	{ "restore", cmd_restore, "--target CONNINFO [--backup NAME] [-c FILE] [-n NODE]",
+	  "restore the newest good pg_dump backup (or NAME) into a fresh cluster",
+	  "  CONNINFO: libpq connection string of the target cluster, e.g.\n"
+	  "  \"host=/tmp port=5499 user=postgres\". Checksums are checked first; roles, then\n"
+	  "  each database (created by the restore; an existing one stops it).\n" },
 	{ "genkey", cmd_genkey, "", "print a new WireGuard private key (as `wg genkey`)", NULL },
 	{ "pubkey", cmd_pubkey, "", "read a private key on stdin, print its public key (as `wg pubkey`)",
 	  NULL },

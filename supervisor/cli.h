@@ -6,6 +6,7 @@
 #ifndef SUP_CLI_H
 #define SUP_CLI_H
 
+#include <jansson.h>
 #include <stdio.h>
 
 #include "conf/conf.h"
@@ -31,6 +32,9 @@ void cli_command_usage(const struct cli_command *cmd, FILE *f);
  */
 int cli_load_conf(const char *path, const char *node, struct conf **out);
 
-cli_command_fn cmd_run, cmd_check_config, cmd_ctl, cmd_genkey, cmd_pubkey, cmd_version;
+/* print_backup_table() - one row per backup (ctl backups, backup list). */
+void print_backup_table(const json_t *backups);
+
+cli_command_fn cmd_backup, cmd_restore, cmd_run, cmd_check_config, cmd_ctl, cmd_genkey, cmd_pubkey, cmd_version;
 
 #endif

@@ -304,10 +304,63 @@ static void print_replication(json_t *reply)
 	print_reasons(reply);
 }
 
+static void print_when(json_t *t, char *buf, size_t size)
+{
+	time_t tt = (time_t)json_integer_value(t);
+	struct tm tm;
+
+	if (!json_is_integer(t) || !tt)
+		snprintf(buf, size, "never");
+	else
+		strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&tt, &tm));
+}
+
+static void print_backups(json_t *reply)
+{
+	json_t *b = json_object_get(reply, "backup"), *lr = json_object_get(b, "last_run");
+	char last[64], next[64], age[32], size[32], ran[64];
+
+	if (!json_is_object(b)) {
+		printf("%s: no backups (the hub runs no database)\n",
+		       json_string_value(json_object_get(reply, "node")));
+		return;
+	}
+	print_when(json_object_get(b, "last_ok_at"), last, sizeof(last));
+	print_when(json_object_get(b, "next_at"), next, sizeof(next));
+	fmt_duration(json_integer_value(json_object_get(b, "age_s")), age, sizeof(age));
+	printf("%s: backups %s (%s into %s, schedule \"%s\")\n",
+	       json_string_value(json_object_get(reply, "node")), str_or(json_object_get(b, "state"), "?"),
+	       str_or(json_object_get(b, "method"), "?"), str_or(json_object_get(b, "dir"), "?"),
+	       str_or(json_object_get(b, "schedule"), "?"));
+	printf("  newest good %s (%s ago, %s), next run %s\n", last,
+	       json_is_integer(json_object_get(b, "age_s")) ? age : "-",
+	       fmt_bytes(json_object_get(b, "size_bytes"), size, sizeof(size)), next);
+	if (json_is_object(lr)) {
+		print_when(json_object_get(lr, "finished_at"), ran, sizeof(ran));
+		printf("  last run %s: %s%s%s\n", ran, json_is_true(json_object_get(lr, "ok")) ? "ok" : "FAILED",
+		       json_is_string(json_object_get(lr, "error")) ? ": " : "",
+		       str_or(json_object_get(lr, "error"), ""));
+		if (json_is_string(json_object_get(lr, "note")))
+			printf("  note: %s\n", json_string_value(json_object_get(lr, "note")));
+	}
+	if (json_is_string(json_object_get(b, "last_refused")))
+		printf("  last refused: %s\n", json_string_value(json_object_get(b, "last_refused")));
+	print_backup_table(json_object_get(b, "backups"));
+	print_reasons(reply);
+}
+
+static void print_backup_now(json_t *reply)
+{
+	printf("backup started on %s; `supervisor ctl backups` shows its progress and result\n",
+	       str_or(json_object_get(reply, "node"), "this node"));
+}
+
 static const struct {
 	const char *command;
 	void (*print)(json_t *reply);
 } printers[] = {
+	{ "backups", print_backups },
+	{ "backup-now", print_backup_now },
 	{ "replication", print_replication },
 	{ "status", print_status },
 	{ "tunnel", print_tunnel },
@@ -389,7 +442,12 @@ int cmd_ctl(const struct cli_command *cmd, int argc, char **argv)
 		for (size_t i = 0; command && i < ARRAY_SIZE(printers); i++)
 			if (strcmp(command, printers[i].command) == 0)
 				print = printers[i].print;
-		if (print) {
+		/* A refusal is its error, except reload's, which lists the file's errors. */
+		if (!json_is_true(json_object_get(reply, "ok")) && json_is_string(json_object_get(reply, "error")) &&
+		    print != print_reload) {
+			fprintf(stderr, "supervisor ctl %s: %s\n", argv[optind],
+				json_string_value(json_object_get(reply, "error")));
+		} else if (print) {
 			print(reply);
 		} else if (!json_is_true(json_object_get(reply, "ok"))) {
 			fprintf(stderr, "supervisor ctl %s: %s\n", argv[optind],

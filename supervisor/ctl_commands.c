@@ -8,6 +8,7 @@
 #include "supervisor/daemon.h"
 #include "overlay/overlay.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -163,14 +164,33 @@ static void ctl_reload(struct daemon *d, const char *args, json_t *reply)
 	json_object_set_new(reply, "health", json_string("critical"));
 }
 
-/* Commands whose module is not part of this build yet say so plainly. */
-static void ctl_unavailable(struct daemon *d, const char *args, json_t *reply)
+static void ctl_backups(struct daemon *d, const char *args, json_t *reply)
 {
-	(void)d;
+	json_t *reasons = json_array();
+	int h = backup_health(d->backup, reasons);
+
 	(void)args;
-	json_object_set_new(reply, "ok", json_false());
-	json_object_set_new(reply, "error", json_string("not available yet in this version"));
-	json_object_set_new(reply, "health", json_string("unknown"));
+	json_object_set_new(reply, "node", json_string(conf_self(d->conf)->name));
+	json_object_set_new(reply, "backup", backup_list_json(d->backup));
+	json_object_set_new(reply, "reasons", reasons);
+	json_object_set_new(reply, "health", json_string(health_name((enum health)h)));
+}
+
+static void ctl_backup_now(struct daemon *d, const char *args, json_t *reply)
+{
+	const char *why = NULL;
+	int r = backup_now(d->backup, &why);
+
+	(void)args;
+	if (r < 0) {
+		json_object_set_new(reply, "ok", json_false());
+		json_object_set_new(reply, "error", json_string(why ? why : strerror(-r)));
+		json_object_set_new(reply, "health", json_string(r == -EBUSY ? "degraded" : "critical"));
+		return;
+	}
+	json_object_set_new(reply, "started", json_true());
+	json_object_set_new(reply, "backup", backup_json(d->backup));
+	json_object_set_new(reply, "health", json_string("ok"));
 }
 
 static const struct {
@@ -182,8 +202,8 @@ static const struct {
 	{ "replication", ctl_replication },
 	{ "tunnel", ctl_tunnel },
 	{ "firewall", ctl_firewall },
-	{ "backups", ctl_unavailable },
-	{ "backup-now", ctl_unavailable },
+	{ "backups", ctl_backups },
+	{ "backup-now", ctl_backup_now },
 };
 
 json_t *control_dispatch(struct daemon *d, const char *line)

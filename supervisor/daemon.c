@@ -204,6 +204,7 @@ int daemon_reload(struct daemon *d, json_t *errors)
 	/* Nothing runs between these two lines: the overlay never sees freed memory. */
 	overlay_set_conf(d->overlay, d->conf);
 	pgwatch_set_conf(d->pgwatch, d->conf);
+	backup_set_conf(d->backup, d->conf);
 	firewall_set_conf(d->firewall, d->conf);
 	d->reloads++;
 	d->conf_loaded_ms = (uint64_t)time(NULL) * 1000;
@@ -281,6 +282,23 @@ static void on_firewall(void *data, enum fw_state st)
 	pgwatch_firewall(d->pgwatch, st == FW_STATE_APPLIED, firewall_status(d->firewall)->last_error);
 }
 
+/* Backup runs need a Postgres that answers. */
+static bool postgres_ready(void *data, const char **why)
+{
+	struct daemon *d = data;
+	enum pg_state st = pgwatch_state(d->pgwatch);
+
+	if (st == PG_STATE_RUNNING)
+		return true;
+	*why = st == PG_STATE_WAITING_FOR_TUNNEL ? "Postgres is waiting for the tunnel"
+	     : st == PG_STATE_WAITING_FOR_FIREWALL ? "Postgres is waiting for the firewall"
+	     : st == PG_STATE_BOOTSTRAPPING ? "Postgres is still being bootstrapped"
+	     : st == PG_STATE_STARTING ? "Postgres is starting"
+	     : st == PG_STATE_UNRESPONSIVE ? "Postgres does not answer"
+	     : "Postgres is not running";
+	return false;
+}
+
 static void on_give_up(void *data, struct child *c)
 {
 	struct daemon *d = data;
@@ -333,6 +351,13 @@ static int setup(struct daemon *d)
 		return r;
 	overlay_on_change(d->overlay, on_tunnel, d);
 	set_child_env(d);
+	{
+		struct backup_env env = { .self_exe = d->self_exe, .conf_path = d->conf_path,
+					  .postgres_ready = postgres_ready, .data = d };
+
+		if ((r = backup_new(d->loop, d->children, d->conf, &env, &d->backup)) < 0)
+			return r;
+	}
 	for (size_t i = 0; i < me->n_children; i++) {
 		struct child_spec sp = spec_of(&me->children[i]);
 
@@ -378,6 +403,10 @@ int cmd_run(const struct cli_command *cmd, int argc, char **argv)
 	}
 	log_set_level(d.verbose ? LOG_LEVEL_DEBUG : conf_self(d.conf)->settings.log_level);
 	d.started_ms = now_ms();
+	/* Runs are this binary; resolved now, before anything could replace the file. */
+	d.self_exe = realpath("/proc/self/exe", NULL);
+	if (!d.self_exe)
+		d.self_exe = xstrdup(argv[0]);
 	d.conf_loaded_ms = (uint64_t)time(NULL) * 1000;
 
 	r = setup(&d);
@@ -398,6 +427,7 @@ int cmd_run(const struct cli_command *cmd, int argc, char **argv)
 	http_close(d.http);
 	control_close(d.control);
 	overlay_free(d.overlay);
+	backup_free(d.backup);
 	pgwatch_free(d.pgwatch);
 	firewall_free(d.firewall);
 	child_set_free(d.children);
@@ -406,5 +436,6 @@ int cmd_run(const struct cli_command *cmd, int argc, char **argv)
 	free(d.pending);
 	free(d.last_reload_error);
 	free(d.node);
+	free(d.self_exe);
 	return d.exit_code;
 }

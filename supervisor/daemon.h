@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "backup/backup.h"
 #include "conf/conf.h"
 #include "firewall/firewall.h"
 #include "lib/common.h"
@@ -38,6 +39,8 @@ struct daemon {
 	struct firewall *firewall;
 	struct overlay *overlay;
 	struct pgwatch *pgwatch;
+	struct backup *backup;
+	char *self_exe;            /* this binary, for backup runs */
 	int exit_code;
 	struct conf_child *pending; /* changed children waiting for the old one to exit */
 	size_t n_pending;

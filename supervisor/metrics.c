@@ -238,6 +238,38 @@ static void node_metrics(struct out *o, struct daemon *d, const json_t *doc)
 	}
 }
 
+static void backup_metrics(struct out *o, const json_t *doc)
+{
+	json_t *b = json_object_get(doc, "backup");
+	json_t *arch = json_object_get(json_object_get(doc, "postgres"), "archiver");
+
+	if (json_is_object(b) && json_is_string(json_object_get(b, "method"))) {
+		family(o, "supervisor_backup_last_success_timestamp_seconds", "gauge",
+		       "When the newest good backup finished (UTC seconds).");
+		sample(o, "supervisor_backup_last_success_timestamp_seconds", get(b, "last_ok_at"), NULL);
+		family(o, "supervisor_backup_age_seconds", "gauge", "Age of the newest good backup.");
+		sample(o, "supervisor_backup_age_seconds", get(b, "age_s"), NULL);
+		family(o, "supervisor_backup_size_bytes", "gauge", "Size of the newest good backup.");
+		sample(o, "supervisor_backup_size_bytes", get(b, "size_bytes"), NULL);
+		family(o, "supervisor_backup_next_run_timestamp_seconds", "gauge", "When the next run is scheduled.");
+		sample(o, "supervisor_backup_next_run_timestamp_seconds", get(b, "next_at"), NULL);
+		family(o, "supervisor_backups", "gauge", "Backups on disk, by verification result.");
+		sample(o, "supervisor_backups", get(b, "good_count"), "good", "true", NULL);
+		sample(o, "supervisor_backups", json_integer(json_integer_value(json_object_get(b, "count")) -
+			json_integer_value(json_object_get(b, "good_count"))), "good", "false", NULL);
+		family(o, "supervisor_backup_running", "gauge", "1 while a backup or verify run is going.");
+		sample(o, "supervisor_backup_running", json_boolean(json_object_get(b, "running_since") != NULL), NULL);
+		family(o, "supervisor_backup_failed_runs_total", "counter", "Runs that failed since start.");
+		sample(o, "supervisor_backup_failed_runs_total", get(b, "failed_runs"), NULL);
+	}
+	if (json_is_object(arch)) {
+		family(o, "supervisor_postgres_wal_archived_total", "counter", "pg_stat_archiver.archived_count.");
+		sample(o, "supervisor_postgres_wal_archived_total", get(arch, "archived_count"), NULL);
+		family(o, "supervisor_postgres_wal_archive_failed_total", "counter", "pg_stat_archiver.failed_count.");
+		sample(o, "supervisor_postgres_wal_archive_failed_total", get(arch, "failed_count"), NULL);
+	}
+}
+
 char *metrics_text(struct daemon *d, const json_t *doc)
 {
 	struct out o = { 0 };
@@ -250,6 +282,7 @@ char *metrics_text(struct daemon *d, const json_t *doc)
 	node_metrics(&o, d, doc);
 	tunnel_metrics(&o, d, doc);
 	postgres_metrics(&o, doc);
+	backup_metrics(&o, doc);
 	if (fclose(o.f) != 0)
 		fatalx("http", "out of memory");
 	return text;

@@ -91,6 +91,7 @@ enum health daemon_health(struct daemon *d, json_t *reasons)
 	worse(&h, tunnel_health(overlay_status(d->overlay), reasons));
 	worse(&h, (enum health)pgwatch_health(d->pgwatch, reasons));
 	worse(&h, (enum health)firewall_health(d->firewall, reasons));
+	worse(&h, (enum health)backup_health(d->backup, reasons));
 	if (child_set_shutting_down(d->children)) {
 		json_array_append_new(reasons, json_string("shutting down"));
 		worse(&h, HEALTH_DEGRADED);
@@ -196,9 +197,9 @@ json_t *status_document(struct daemon *d)
 		"repairs", (json_int_t)ov->repairs, "peers", tunnel_peers_json(ov)));
 	json_object_set_new(doc, "postgres", pg);
 	json_object_set_new(doc, "replication", repl);
-	json_object_set_new(doc, "backup", json_pack("{s:s, s:n, s:n, s:n, s:n}", "state",
-		me->kind == CONF_NODE_HUB ? "none" : "not_implemented", "last_ok_at", "age_s",
-		"size_bytes", "next_at"));
+	json_object_set_new(doc, "backup", me->kind == CONF_NODE_HUB ?
+		json_pack("{s:s, s:n, s:n, s:n, s:n, s:n}", "state", "none", "last_ok_at", "age_s",
+			  "size_bytes", "next_at", "last_error") : backup_json(d->backup));
 	json_object_set_new(doc, "firewall", firewall_public(d));
 	json_object_set_new(doc, "overall", json_string(health_name(h)));
 	json_object_set_new(doc, "reasons", reasons);

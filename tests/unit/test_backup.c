@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <errno.h>
 
 #include "backup/backup.h"
 
@@ -144,6 +145,146 @@ static void test_retention_never_eats_the_last_good(void **state)
 	assert_int_equal(kept(old, 0, (struct backup_keep){ .daily = 7 }, out), 0);
 }
 
+static void test_names(void **state)
+{
+	char name[32];
+	char *f;
+
+	(void)state;
+	backup_name(utc(2026, 11, 22, 3, 0, 7), name, sizeof(name));
+	assert_string_equal(name, "20261122T030007Z");
+	assert_true(backup_name_valid(name));
+	assert_true(backup_name_valid("20261122T030007Z-2"));
+	assert_false(backup_name_valid(".inprogress"));
+	assert_false(backup_name_valid("20261122T030007Z-"));
+	assert_false(backup_name_valid("20261122T030007"));
+	assert_false(backup_name_valid("catalog.json"));
+	assert_false(backup_name_valid("20261122T030007Zx"));
+	f = backup_db_file("app");
+	assert_string_equal(f, "db_app.dump");
+	free(f);
+	/* every unsafe byte escaped: no two databases share a file, none escapes the directory */
+	f = backup_db_file("../a b.c");
+	assert_string_equal(f, "db_%2E%2E%2Fa%20b%2Ec.dump");
+	free(f);
+	f = backup_db_file("db_%2E");
+	assert_string_equal(f, "db_db_%252E.dump");
+	free(f);
+}
+
+static json_t *manifest(void)
+{
+	return json_pack("{s:i, s:[{s:s, s:i, s:s, s:i}, {s:s, s:i, s:s, s:i, s:i, s:s}]}", "format", 1, "files",
+			 "name", "globals.sql", "size", 10, "sha256", "aa", "dump_exit", 0,
+			 "name", "db_app.dump", "size", 20, "sha256", "bb", "dump_exit", 0, "verify_exit", 0,
+			 "database", "app");
+}
+
+static void test_manifest_check(void **state)
+{
+	json_t *m = manifest();
+	json_t *actual = json_pack("{s:{s:i, s:s}, s:{s:i, s:s}}", "globals.sql", "size", 10, "sha256", "aa",
+				   "db_app.dump", "size", 20, "sha256", "bb");
+	const char *why = NULL;
+
+	(void)state;
+	assert_true(backup_manifest_check(m, actual, &why));
+	/* sizes only (the cheap check): still good */
+	json_object_del(json_object_get(actual, "globals.sql"), "sha256");
+	assert_true(backup_manifest_check(m, actual, &why));
+	/* flipped bytes */
+	json_object_set_new(json_object_get(actual, "db_app.dump"), "sha256", json_string("bc"));
+	assert_false(backup_manifest_check(m, actual, &why));
+	assert_non_null(strstr(why, "sha256"));
+	/* truncated */
+	json_object_set_new(json_object_get(actual, "db_app.dump"), "sha256", json_string("bb"));
+	json_object_set_new(json_object_get(actual, "db_app.dump"), "size", json_integer(19));
+	assert_false(backup_manifest_check(m, actual, &why));
+	assert_non_null(strstr(why, "size"));
+	/* missing */
+	json_object_del(actual, "db_app.dump");
+	assert_false(backup_manifest_check(m, actual, &why));
+	assert_non_null(strstr(why, "missing"));
+	/* a tool that did not exit 0 */
+	json_object_set_new(actual, "db_app.dump", json_pack("{s:i, s:s}", "size", 20, "sha256", "bb"));
+	json_object_set_new(json_array_get(json_object_get(m, "files"), 1), "verify_exit", json_integer(1));
+	assert_false(backup_manifest_check(m, actual, &why));
+	/* not a manifest at all */
+	json_object_set_new(m, "format", json_integer(2));
+	assert_false(backup_manifest_check(m, actual, &why));
+	json_decref(m);
+	m = json_pack("{s:i, s:[]}", "format", 1, "files");
+	assert_false(backup_manifest_check(m, actual, &why));
+	json_decref(m);
+	json_decref(actual);
+}
+
+/* pgBackRest 2.45 `verify --output=text`, as printed on this machine. */
+static const char verify_ok[] =
+	"stanza: main\n"
+	"status: ok\n"
+	"  archiveId: 15-1, total WAL checked: 4, total valid WAL: 4\n"
+	"    missing: 0, checksum invalid: 0, size invalid: 0, other: 0\n"
+	"  backup: 20261122-070809F, status: valid, total files checked: 970, total valid files: 970\n"
+	"    missing: 0, checksum invalid: 0, size invalid: 0, other: 0\n";
+static const char verify_bad[] =
+	"stanza: main\n"
+	"status: error\n"
+	"  backup: 20261122-070809F, status: invalid, total files checked: 970, total valid files: 969\n"
+	"    missing: 0, checksum invalid: 1, size invalid: 0, other: 0\n";
+
+static void test_pgbackrest_verify(void **state)
+{
+	const char *why = NULL;
+
+	(void)state;
+	assert_true(backup_pgbackrest_verify_ok(verify_ok, &why));
+	assert_null(why);
+	assert_false(backup_pgbackrest_verify_ok(verify_bad, &why));
+	assert_non_null(why);
+	/* "status: ok" but a counter says otherwise */
+	assert_false(backup_pgbackrest_verify_ok("stanza: main\nstatus: ok\n    missing: 2, checksum invalid: 0\n", &why));
+	/* nothing at all is not ok */
+	assert_false(backup_pgbackrest_verify_ok("", &why));
+	assert_false(backup_pgbackrest_verify_ok("ERROR: [055]: unable to load info file\n", &why));
+}
+
+static void test_pgbackrest_info(void **state)
+{
+	static const char text[] =
+		"[{\"archive\":[{\"database\":{\"id\":1,\"repo-key\":1},\"id\":\"15-1\",\"max\":\"000000010000000000000007\","
+		"\"min\":\"000000010000000000000004\"}],\"backup\":[{\"archive\":{\"start\":\"000000010000000000000005\","
+		"\"stop\":\"000000010000000000000005\"},\"backrest\":{\"format\":5,\"version\":\"2.45\"},"
+		"\"database\":{\"id\":1,\"repo-key\":1},\"error\":false,\"info\":{\"delta\":23000000,"
+		"\"repository\":{\"delta\":3000000,\"size\":3000000},\"size\":23000000},\"label\":\"20261122-070809F\","
+		"\"prior\":null,\"reference\":null,\"timestamp\":{\"start\":1795331289,\"stop\":1795331293},"
+		"\"type\":\"full\"}],\"cipher\":\"none\",\"db\":[{\"id\":1,\"repo-key\":1,\"system-id\":7,"
+		"\"version\":\"15\"}],\"name\":\"main\",\"repo\":[{\"cipher\":\"none\",\"key\":1,"
+		"\"status\":{\"code\":0,\"message\":\"ok\"}}],\"status\":{\"code\":0,\"lock\":{\"backup\":"
+		"{\"held\":false}},\"message\":\"ok\"}}]";
+	json_t *info = NULL, *b;
+
+	(void)state;
+	assert_int_equal(backup_pgbackrest_info(text, &info), 0);
+	assert_int_equal(json_integer_value(json_object_get(info, "status_code")), 0);
+	b = json_array_get(json_object_get(info, "backups"), 0);
+	assert_string_equal(json_string_value(json_object_get(b, "label")), "20261122-070809F");
+	assert_string_equal(json_string_value(json_object_get(b, "type")), "full");
+	assert_int_equal(json_integer_value(json_object_get(b, "finished_at")), 1795331293);
+	assert_int_equal(json_integer_value(json_object_get(b, "size_bytes")), 3000000);
+	assert_false(json_is_true(json_object_get(b, "error")));
+	json_decref(info);
+	/* a missing stanza is a document too (code 1, no backups) */
+	assert_int_equal(backup_pgbackrest_info("[{\"name\":\"main\",\"status\":{\"code\":1,"
+						"\"message\":\"missing stanza path\"}}]", &info), 0);
+	assert_int_equal(json_integer_value(json_object_get(info, "status_code")), 1);
+	assert_int_equal(json_array_size(json_object_get(info, "backups")), 0);
+	json_decref(info);
+	assert_int_equal(backup_pgbackrest_info("not json", &info), -EINVAL);
+	assert_int_equal(backup_pgbackrest_info("[]", &info), -EINVAL);
+	assert_int_equal(backup_pgbackrest_info("{\"status\":1}", &info), -EINVAL);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
@@ -154,6 +295,10 @@ int main(void)
 		cmocka_unit_test(test_retention_newest_of_each_period),
 		cmocka_unit_test(test_retention_iso_weeks_and_year_end),
 		cmocka_unit_test(test_retention_never_eats_the_last_good),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_manifest_check),
+		cmocka_unit_test(test_pgbackrest_verify),
+		cmocka_unit_test(test_pgbackrest_info),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,6 +33,16 @@ int write_json_atomic(const char *dir, const char *name, const json_t *doc);
  */
 json_t *catalog_scan(const char *nodedir, bool rehash);
 
+/**
+ * catalog_carry_verdicts() - keep the last checksum verdicts across a cheap scan.
+ * @backups: a size-only scan (updated in place).
+ * @old: the previous catalog.json document.
+ *
+ * A backup found corrupted stays not good, and a good one keeps the time
+ * its checksums were last read, until the next verify run re-reads them.
+ */
+void catalog_carry_verdicts(json_t *backups, const json_t *old);
+
 /* catalog_newest_good() - the newest good entry of a scan, or NULL (borrowed). */
 json_t *catalog_newest_good(const json_t *backups);
 
@@ -64,6 +74,27 @@ json_t *pgbackrest_check(const struct conf *conf);
  * Return: its wait status, or -errno when it could not start.
  */
 int run_tool(const char *const *argv, const char *out_path, char **capture, char **last_err);
+/*
+ * Reading a file while a tool writes it: a reader process follows @path as
+ * it grows and feeds it to @argv's stdin (pg_restore -f /dev/null reads a
+ * custom-format stream sequentially), so the full-read verification runs
+ * beside pg_dump instead of after it.
+ */
+struct follow {
+	int reader, tool;  /* pids */
+	int done_w;        /* closed when the writer has ended */
+};
+/* follow_start() - start the reader and the tool. Return: 0 or -errno. */
+int follow_start(const char *const *argv, const char *path, struct follow *f);
+/**
+ * follow_finish() - the writer ended: drain what is left, wait for the tool.
+ * @f: from follow_start().
+ * @writer_ok: false kills both at once (the file is incomplete anyway).
+ *
+ * Return: the tool's wait status (non-zero when the reader failed too).
+ */
+int follow_finish(struct follow *f, bool writer_ok);
+
 /* tool_status_text() - "exit 1" / "signal 9 (SIGKILL)". Static buffer. */
 const char *tool_status_text(int status);
 

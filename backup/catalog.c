@@ -189,14 +189,7 @@ int write_json_atomic(const char *dir, const char *name, const json_t *doc)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	for (size_t off = 0; off < len && !r;) {
-		ssize_t n = write(fd, text + off, len - off);
-
-		if (n < 0 && errno != EINTR)
-			r = -errno;
-		else if (n > 0)
-			off += (size_t)n;
-	}
+	r = write_all(fd, text, len);
 	if (!r && (write(fd, "\n", 1) != 1 || fsync(fd) < 0))
 		r = -errno;
 	if (close(fd) < 0 && !r)
@@ -301,6 +294,33 @@ json_t *catalog_scan(const char *nodedir, bool rehash)
 	}
 	free(names);
 	return out;
+}
+
+void catalog_carry_verdicts(json_t *backups, const json_t *old)
+{
+	json_t *e;
+	const json_t *o;
+	size_t i, k;
+
+	json_array_foreach(backups, i, e) {
+		const char *name = json_string_value(json_object_get(e, "name"));
+
+		if (!json_is_true(json_object_get(e, "good")) ||
+		    strcmp(json_string_value(json_object_get(e, "verified")), "size") != 0)
+			continue;
+		json_array_foreach(json_object_get(old, "backups"), k, o) {
+			const char *v = json_string_value(json_object_get(o, "verified"));
+
+			if (!json_equal(json_object_get(o, "name"), json_object_get(e, "name")) || !v ||
+			    strcmp(v, "sha256") != 0 || !name)
+				continue;
+			/* the last checksum verdict stands until the next verify run */
+			json_object_set(e, "good", json_object_get(o, "good"));
+			json_object_set(e, "problem", json_object_get(o, "problem"));
+			json_object_set(e, "verified", json_object_get(o, "verified"));
+			json_object_set(e, "verified_at", json_object_get(o, "verified_at"));
+		}
+	}
 }
 
 json_t *backup_catalog(const struct conf *conf)

@@ -161,3 +161,118 @@ int run_tool(const char *const *argv, const char *out_path, char **capture, char
 		free(cap);
 	return st;
 }
+
+/* ---- reading a file while it is written ------------------------------------ */
+
+/* Wait up to 20 ms for the writer to finish (the done pipe hangs up). */
+static bool writer_done(int done_fd)
+{
+	struct pollfd p = { done_fd, POLLIN, 0 };
+
+	return poll(&p, 1, 20) > 0;
+}
+
+static _Noreturn void follow_loop(const char *path, int out_fd, int done_fd)
+{
+	char buf[1 << 16];
+	bool done = false;
+	int fd = -1;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	signal(SIGPIPE, SIG_DFL);
+	for (;;) {
+		ssize_t n;
+
+		if (fd < 0 && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+			if (done)
+				_exit(1);
+			done = writer_done(done_fd);
+			continue;
+		}
+		n = read(fd, buf, sizeof(buf));
+		if (n > 0) {
+			for (ssize_t off = 0; off < n;) {
+				ssize_t w = write(out_fd, buf + off, (size_t)(n - off));
+
+				if (w < 0 && errno != EINTR)
+					_exit(1); /* the reader gave up: it reports why */
+				off += w > 0 ? w : 0;
+			}
+			continue;
+		}
+		if (n < 0 && errno != EINTR)
+			_exit(1);
+		if (done)
+			_exit(0); /* drained after the writer ended: that was all of it */
+		done = writer_done(done_fd);
+	}
+}
+
+int follow_start(const char *const *argv, const char *path, struct follow *f)
+{
+	int data[2], done[2];
+
+	*f = (struct follow){ .reader = -1, .tool = -1, .done_w = -1 };
+	if (pipe2(data, O_CLOEXEC) < 0)
+		return -errno;
+	if (pipe2(done, O_CLOEXEC) < 0) {
+		close(data[0]);
+		close(data[1]);
+		return -errno;
+	}
+	fflush(stderr);
+	f->tool = fork();
+	if (f->tool == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (dup2(data[0], STDIN_FILENO) < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+			_exit(126);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (f->tool > 0) {
+		f->reader = fork();
+		if (f->reader == 0) {
+			close(data[0]);
+			close(done[1]);
+			follow_loop(path, data[1], done[0]);
+		}
+	}
+	close(data[0]);
+	close(data[1]);
+	close(done[0]);
+	if (f->tool < 0 || f->reader < 0) {
+		int e = errno;
+
+		close(done[1]);
+		if (f->tool > 0)
+			kill(f->tool, SIGKILL);
+		follow_finish(f, false);
+		return -e;
+	}
+	f->done_w = done[1];
+	return 0;
+}
+
+int follow_finish(struct follow *f, bool writer_ok)
+{
+	int st = -ECHILD, rst = 0;
+
+	if (f->done_w >= 0)
+		close(f->done_w); /* the writer has ended: drain and stop */
+	f->done_w = -1;
+	if (!writer_ok) {
+		if (f->reader > 0)
+			kill(f->reader, SIGKILL);
+		if (f->tool > 0)
+			kill(f->tool, SIGKILL);
+	}
+	while (f->reader > 0 && waitpid(f->reader, &rst, 0) < 0 && errno == EINTR)
+		;
+	while (f->tool > 0 && waitpid(f->tool, &st, 0) < 0 && errno == EINTR)
+		;
+	/* the reader failing means the tool saw a short stream: count it as a failure */
+	if (st == 0 && f->reader > 0 && rst != 0)
+		st = rst;
+	f->reader = f->tool = -1;
+	return st;
+}

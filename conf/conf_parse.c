@@ -623,7 +623,8 @@ static const struct group_spec keys_group = { keys_keys, ARRAY_SIZE(keys_keys),
 	KEYX("port", VT_U16, OFF(port), .min = 1, .max = 65535),          \
 	KEY("user", VT_IDENT, OFF(user)),                                \
 	KEY("replication_user", VT_IDENT, OFF(replication_user)),        \
-	KEY("password_file", VT_PATH, OFF(password_file))
+	KEY("password_file", VT_PATH, OFF(password_file)),               \
+	KEY("password_env", VT_IDENT, OFF(password_env))
 static const struct key_spec postgres_keys[] = {
 	POSTGRES_KEYS(PG),
 	KEYX("role", VT_FORBIDDEN, 0,

@@ -396,6 +396,9 @@ int unix_request(const char *path, const char *request, int timeout_s, size_t ma
 
 /* ---- small string helpers -------------------------------------------- */
 
+/* write_all() - write every byte (retrying short writes and EINTR). Return: 0 or -errno. */
+int write_all(int fd, const void *buf, size_t len);
+
 /* str_trim_right() - strip trailing whitespace in place. Return: @s. */
 char *str_trim_right(char *s);
 /* edit_distance() - Levenshtein distance, capped at 255 (for "did you mean"). */

@@ -2,7 +2,9 @@
 /* Small string helpers. */
 #include "common.h"
 
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 char *str_trim_right(char *s)
 {
@@ -40,4 +42,22 @@ unsigned edit_distance(const char *a, const char *b)
 		}
 	}
 	return row[lb] > 255 ? 255 : row[lb];
+}
+
+int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }

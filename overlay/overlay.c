@@ -310,6 +310,15 @@ static bool load_key(struct overlay *ov)
 		return false;
 	}
 	ov->have_key = true;
+	{
+		uint8_t pub[WG_KEY_LEN];
+
+		/* half of a key rotation done: the peers will not accept us; say which half */
+		if (wgkey_public(ov->private_key, pub) == 0 &&
+		    memcmp(pub, conf_self(ov->conf)->public_key, WG_KEY_LEN) != 0)
+			log_warnx("overlay", "the private key does not match this node's public_key in the cluster "
+				  "file; peers will not accept it until both agree");
+	}
 	snprintf(ov->key_file, sizeof(ov->key_file), "%s", k->private_key_file ? k->private_key_file : "");
 	snprintf(ov->key_env, sizeof(ov->key_env), "%s", k->private_key_env ? k->private_key_env : "");
 	ov->key_error[0] = '\0';
@@ -679,7 +688,12 @@ void overlay_set_conf(struct overlay *ov, const struct conf *conf)
 	ov->conf = conf;
 	ov->conf_generation++;
 	ov->status.interface = conf->cluster.interface;
-	/* The key source may point into the old configuration: compare by value. */
+	/*
+	 * A reload re-reads the private key, even from the same file: that is
+	 * how a rotated key (`supervisor cluster rotate-key`) takes effect.
+	 * Peers are reconciled as a diff, so no other session drops.
+	 */
+	ov->have_key = false;
 	reconcile(ov);
 }
 

@@ -158,10 +158,21 @@ static char *read_small(const char *path, size_t max)
 /* The replication password: from a 0600 file, for the passfile and the role. */
 static int load_password(struct pgwatch *pw)
 {
-	const char *path = pgconf(pw)->password_file;
+	const char *path = pgconf(pw)->password_file, *env = pgconf(pw)->password_env;
 	struct stat st;
 	char *text;
 
+	if (env) { /* Dstack's encrypted environment: never on disk */
+		const char *v = getenv(env);
+
+		if (!v || !*v || strlen(v) >= sizeof(pw->password) || strchr(v, '\n')) {
+			fail_and_retry(pw, "replication password: $%s is %s (postgres.password_env)", env,
+				       !v ? "not set" : "empty, too long or not one line");
+			return -1;
+		}
+		snprintf(pw->password, sizeof(pw->password), "%s", v);
+		return 0;
+	}
 	if (stat(path, &st) < 0) {
 		fail_and_retry(pw, "replication password: cannot read %s: %s (hint: one line, mode 0600)",
 			       path, strerror(errno));

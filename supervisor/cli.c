@@ -16,6 +16,20 @@ static const struct cli_command commands[] = {
 	{ "ctl", cmd_ctl, "[-s SOCKET] COMMAND [--json]",
 	  "ask the running daemon: status, replication, tunnel, firewall, backups, backup-now, reload",
 	  NULL },
+	{ "cluster", cmd_cluster, "init|add-spoke|remove-spoke|rotate-key [NAME] [OPTIONS]",
+	  "edit the cluster file: the spec's runbooks (hub key, spokes, keys, bundles)",
+	  "  init --endpoint HOST:PORT --spokes A,B,C [--ssh-from CIDR]... [--network CIDR] [--hub-key FILE]\n"
+	  "           a new cluster file (the first spoke is the primary), the hub's key (kept if it\n"
+	  "           exists), the replication password, and a bundle per spoke\n"
+	  "  add-spoke NAME [--upstream NAME | --primary] [--pubkey KEY]\n"
+	  "           the next free overlay IP; a replica of the primary by default; acl updated\n"
+	  "  remove-spoke NAME   out of spokes and every acl entry (not the primary, not an upstream)\n"
+	  "  rotate-key NAME [--pubkey KEY]   a new key pair for a spoke or the hub\n"
+	  "Options: -c FILE (default: $SUPERVISOR_CONFIG or /etc/supervisor/cluster.conf),\n"
+	  "  --bundle DIR (default ./spoke-bundles): DIR/NAME/{spoke.env (0600), docker-compose.yml,\n"
+	  "  cluster.conf}. --pubkey: the spoke made its own key (`supervisor genkey`), none is made here.\n"
+	  "The file is written only if it loads; the previous one is kept as FILE.bak. Then copy it to\n"
+	  "every node and run `supervisor ctl reload` on each: live, no other session drops.\n" },
 	{ "backup", cmd_backup, "run|verify|list [-c FILE] [-n NODE] [--no-precheck] [--json]",
 	  "take a backup now, re-check every backup, or list them (the daemon runs these itself)",
 	  "  run      pg_dump (or pgBackRest on the primary) into backup.dir/NODE, verified, then retention\n"

@@ -35,6 +35,6 @@ int cli_load_conf(const char *path, const char *node, struct conf **out);
 /* print_backup_table() - one row per backup (ctl backups, backup list). */
 void print_backup_table(const json_t *backups);
 
-cli_command_fn cmd_backup, cmd_restore, cmd_run, cmd_check_config, cmd_ctl, cmd_genkey, cmd_pubkey, cmd_version;
+cli_command_fn cmd_cluster, cmd_backup, cmd_restore, cmd_run, cmd_check_config, cmd_ctl, cmd_genkey, cmd_pubkey, cmd_version;
 
 #endif

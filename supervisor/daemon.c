@@ -82,12 +82,20 @@ static bool same_child(const struct child_spec *a, const struct child_spec *b)
 }
 
 /*
- * Children never see the WireGuard private key: when it came in through an
- * environment variable, their environment is ours without it.
+ * Children never see the WireGuard private key or the replication password:
+ * when they came in through environment variables, their environment is
+ * ours without them.
  */
+static bool is_var(const char *entry, const char *name)
+{
+	size_t len = name ? strlen(name) : 0;
+
+	return name && strncmp(entry, name, len) == 0 && entry[len] == '=';
+}
+
 static void set_child_env(struct daemon *d)
 {
-	const char *secret = conf_self(d->conf)->settings.keys.private_key_env;
+	const struct conf_settings *s = &conf_self(d->conf)->settings;
 	size_t n = 0, k = 0;
 	const char **env;
 
@@ -95,9 +103,7 @@ static void set_child_env(struct daemon *d)
 		n++;
 	env = xcalloc(n + 1, sizeof(*env));
 	for (size_t i = 0; i < n; i++) {
-		size_t len = secret ? strlen(secret) : 0;
-
-		if (secret && strncmp(environ[i], secret, len) == 0 && environ[i][len] == '=')
+		if (is_var(environ[i], s->keys.private_key_env) || is_var(environ[i], s->postgres.password_env))
 			continue;
 		env[k++] = environ[i];
 	}

@@ -10,6 +10,9 @@
 #   lab.sh ctl NODE ARGS supervisor ctl inside NODE
 #   lab.sh start|stop|kill NODE   one node's supervisor (SIGTERM / SIGKILL)
 #   lab.sh conf          print the path of the cluster file
+#   lab.sh add-node NODE PUBLIC_IP   a new namespace on the bridge, for a spoke
+#                        the cluster file gained (NODE's etc/ gets the cluster
+#                        file and the replication password; put its key there)
 #
 # Public side: namespace "inet" holds bridge br0 (192.0.2.254/24) that every
 # node's eth0 joins: hub 192.0.2.1, spokes 192.0.2.11-13. The bridge drops
@@ -25,6 +28,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LAB=${LAB_DIR:-/tmp/sup-lab}
 SUP=${SUP:-$ROOT/build/supervisor}
 NODES="hub spoke-a spoke-b spoke-c"
+EXTRA_NODES="spoke-d spoke-e" # add-node may create these; down always clears them
 declare -A PUB=([hub]=192.0.2.1 [spoke-a]=192.0.2.11 [spoke-b]=192.0.2.12 [spoke-c]=192.0.2.13)
 declare -A OVL=([hub]=10.88.0.1 [spoke-a]=10.88.0.11 [spoke-b]=10.88.0.12 [spoke-c]=10.88.0.13)
 declare -A ROLE=([spoke-a]=primary [spoke-b]=replica [spoke-c]=replica)
@@ -81,18 +85,21 @@ net_up() {
 	table bridge lab {
 		chain forward {
 			type filter hook forward priority 0; policy accept;
-			ip saddr 192.0.2.11-192.0.2.13 ip daddr 192.0.2.11-192.0.2.13 drop
+			ip saddr 192.0.2.11-192.0.2.19 ip daddr 192.0.2.11-192.0.2.19 drop
 		}
 	}
 	EOF
-	for n in $NODES; do
-		ip netns add "$n"
-		ip -n "$n" link set lo up
-		ip -n inet link add "v-$n" type veth peer name eth0 netns "$n"
-		ip -n inet link set "v-$n" master br0 up
-		ip -n "$n" addr add "${PUB[$n]}/24" dev eth0
-		ip -n "$n" link set eth0 up
-	done
+	for n in $NODES; do attach_node "$n" "${PUB[$n]}"; done
+}
+
+# attach_node NODE IP: a namespace whose eth0 is on the public bridge.
+attach_node() {
+	ip netns add "$1"
+	ip -n "$1" link set lo up
+	ip -n inet link add "v-$1" type veth peer name eth0 netns "$1"
+	ip -n inet link set "v-$1" master br0 up
+	ip -n "$1" addr add "$2/24" dev eth0
+	ip -n "$1" link set eth0 up
 }
 
 start_node() {
@@ -134,10 +141,10 @@ stop_node() { # stop_node NODE SIGNAL
 }
 
 cmd_down() {
-	for n in $NODES; do
+	for n in $NODES $EXTRA_NODES; do
 		[ -f "$LAB/$n/outer.pid" ] && stop_node "$n" TERM
 	done
-	for ns in $NODES inet; do
+	for ns in $NODES $EXTRA_NODES inet; do
 		if ip netns list | grep -qw "^$ns"; then
 			ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
 			ip netns del "$ns"
@@ -173,6 +180,15 @@ cmd_up() {
 	echo "lab: up ($NODES); state in $LAB"
 }
 
+cmd_add_node() {
+	local n=$1 ip=$2
+	case " $EXTRA_NODES " in *" $n "*) ;; *) die "add-node: NODE is one of: $EXTRA_NODES" ;; esac
+	attach_node "$n" "$ip"
+	mkdir -p "$LAB/$n/etc"
+	install -m 0600 "$LAB/spoke-a/etc/replication.pass" "$LAB/$n/etc/replication.pass"
+	cp "$LAB/cluster.conf" "$LAB/$n/etc/cluster.conf"
+}
+
 cmd_exec() {
 	local n=$1; shift
 	local pid
@@ -191,5 +207,6 @@ stop) stop_node "$2" TERM ;;
 kill) stop_node "$2" KILL ;;
 pid) sup_pid "$2" ;;
 conf) echo "$LAB/cluster.conf" ;;
+add-node) need_root; cmd_add_node "$2" "$3" ;;
 *) sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'; exit 64 ;;
 esac

@@ -237,14 +237,19 @@ with open(sys.argv[1], 'r+b') as f:
 EOF
 list=$("$LAB" exec spoke-b "$SUP" backup list -c /etc/supervisor/cluster.conf -n spoke-b 2>&1); lrc=$?
 rest=$("$LAB" exec spoke-b "$SUP" restore -c /etc/supervisor/cluster.conf -n spoke-b --backup "$victim" --target "host=/nonexistent" 2>&1); rrc=$?
-r=$(run_backup spoke-b)
+# a run reads sizes only; the verify run (at start, daily, or by hand) re-reads checksums
+"$LAB" exec spoke-b "$SUP" backup verify -c /etc/supervisor/cluster.conf -n spoke-b >/dev/null 2>&1
+sleep 6
+seen=$(bj spoke-b "[x['good'] for x in b['backups'] if x['name']=='$victim']")
+r=$(run_backup spoke-b) # the verdict stands across a backup run
 bad=$(bj spoke-b "[x['problem'] for x in b['backups'] if x['name']=='$victim']")
 h=$("$LAB" ctl spoke-b status --json | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['overall'], any('$victim is not good' in r for r in d['reasons']))")
 if [ $lrc = 1 ] && grep -q "$victim.*NO.*sha256" <<<"$list" && [ $rrc = 1 ] && grep -q "not good" <<<"$rest" &&
+   [ "$seen" = "[False]" ] && [ "$r" = ok ] &&
    grep -q "sha256 differs" <<<"$bad" && [ "$h" = "degraded True" ] && [ "$(newest spoke-b)" != "$victim" ]; then
-	tap_ok "flipped bytes: backup list exits 1 and marks it, restore refuses it, the next run reports it; never counted as good"
+	tap_ok "flipped bytes: backup list exits 1 and marks it, restore refuses it, the verify run reports it and the verdict stands; never counted as good"
 else
-	tap_fail "flipped bytes detected" "list=$lrc restore=$rrc bad=$bad health=$h newest=$(newest spoke-b)"
+	tap_fail "flipped bytes detected" "list=$lrc restore=$rrc seen=$seen run=$r bad=$bad health=$h newest=$(newest spoke-b)"
 fi
 
 # ---- staleness: degraded once the newest good backup is older than max_age -------------------------

@@ -74,27 +74,6 @@ json_t *pgbackrest_check(const struct conf *conf);
  * Return: its wait status, or -errno when it could not start.
  */
 int run_tool(const char *const *argv, const char *out_path, char **capture, char **last_err);
-/*
- * Reading a file while a tool writes it: a reader process follows @path as
- * it grows and feeds it to @argv's stdin (pg_restore -f /dev/null reads a
- * custom-format stream sequentially), so the full-read verification runs
- * beside pg_dump instead of after it.
- */
-struct follow {
-	int reader, tool;  /* pids */
-	int done_w;        /* closed when the writer has ended */
-};
-/* follow_start() - start the reader and the tool. Return: 0 or -errno. */
-int follow_start(const char *const *argv, const char *path, struct follow *f);
-/**
- * follow_finish() - the writer ended: drain what is left, wait for the tool.
- * @f: from follow_start().
- * @writer_ok: false kills both at once (the file is incomplete anyway).
- *
- * Return: the tool's wait status (non-zero when the reader failed too).
- */
-int follow_finish(struct follow *f, bool writer_ok);
-
 /* tool_status_text() - "exit 1" / "signal 9 (SIGKILL)". Static buffer. */
 const char *tool_status_text(int status);
 

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The deployment files, checked without a Docker engine: the Dockerfile
+# (instructions, and that its ENTRYPOINT is the command the lab runs), the
+# compose file and the bundles `cluster init` writes (YAML, capabilities,
+# only :8000 published, no literal secret, a stop grace period longer than
+# the shutdown budget), the hub's systemd unit (systemd-analyze verify) and
+# the hub set-up script (bash -n, shellcheck).
+set -u
+SUP=$1 TESTS=$2 ROOT=$3
+. "$TESTS/tap.sh"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+for t in python3 systemd-analyze shellcheck; do
+	command -v $t >/dev/null || { tap_fail "$t is installed (scripts/setup installs it)"; tap_done; exit 1; }
+done
+python3 -c 'import yaml' 2>/dev/null || { tap_fail "python3-yaml is installed"; tap_done; exit 1; }
+
+# ---- Dockerfile ------------------------------------------------------------------------
+lab_cmd=$(grep -o 'exec \$SUP run [^"]*' "$TESTS/lab/lab.sh" | sed 's/exec \$SUP //; s/ -n \$n$//')
+out=$(python3 - "$ROOT/deploy/spoke/Dockerfile" "$lab_cmd" <<'PY'
+import json, re, shlex, sys
+text = open(sys.argv[1]).read().replace("\\\n", " ")
+ins = [(l.split(None, 1)[0].upper(), l.split(None, 1)[1] if len(l.split(None, 1)) > 1 else "")
+       for l in (x.strip() for x in text.splitlines()) if l and not l.startswith("#")]
+known = {"FROM", "RUN", "COPY", "ENV", "ARG", "WORKDIR", "VOLUME", "EXPOSE", "STOPSIGNAL", "HEALTHCHECK",
+         "ENTRYPOINT", "CMD", "LABEL", "USER"}
+problems = [f"unknown instruction {i}" for i, _ in ins if i not in known]
+froms = [a for i, a in ins if i == "FROM"]
+if not froms or not froms[-1].startswith("debian:bookworm"):
+    problems.append("the runtime stage is not Debian bookworm")
+entry = [a for i, a in ins if i == "ENTRYPOINT"]
+try:
+    ep = json.loads(entry[-1])
+except Exception:
+    ep = None
+    problems.append("ENTRYPOINT is not in exec (JSON) form: the supervisor must be PID 1, not a shell")
+want = shlex.split(sys.argv[2])
+if ep and (ep[0] != "/usr/local/bin/supervisor" or ep[1:] != want):
+    problems.append(f"ENTRYPOINT {ep} is not the lab's command supervisor {want}")
+stop = [a for i, a in ins if i == "STOPSIGNAL"]
+if stop != ["SIGTERM"]:
+    problems.append("STOPSIGNAL is not SIGTERM")
+hc = " ".join(a for i, a in ins if i == "HEALTHCHECK")
+if "/healthz" not in hc:
+    problems.append("no HEALTHCHECK on /healthz")
+runs = " ".join(a for i, a in ins if i == "RUN")
+for p in ["postgresql-15", "wireguard-tools", "wireguard-go", "pgbackrest", "nftables"]:
+    if p not in runs:
+        problems.append(f"{p} is not installed")
+for i, a in ins:
+    if i in ("ENV", "ARG") and re.search(r"(KEY|PASS|SECRET)", a, re.I):
+        problems.append(f"a secret-looking {i} in the image: {a}")
+print("; ".join(problems) if problems else "ok")
+PY
+)
+[ "$out" = ok ] && tap_ok "Dockerfile: bookworm, exec-form ENTRYPOINT = the lab's \`supervisor $lab_cmd\`, STOPSIGNAL, HEALTHCHECK /healthz, packages, no secret" ||
+	tap_fail "Dockerfile checks" "$out"
+
+# ---- compose files ------------------------------------------------------------------------
+check_compose() { # check_compose FILE: one line, "ok" or the problems
+	python3 - "$1" <<'PY'
+import re, sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+problems = []
+def seconds(v):
+    m = re.fullmatch(r"(\d+)(ms|s|m)?", str(v))
+    return None if not m else int(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[m.group(2)]
+for name, svc in (doc.get("services") or {}).items():
+    if "NET_ADMIN" not in (svc.get("cap_add") or []):
+        problems.append(f"{name}: no cap_add NET_ADMIN")
+    if not any("/dev/net/tun" in d for d in svc.get("devices") or []):
+        problems.append(f"{name}: no /dev/net/tun")
+    if [str(p) for p in svc.get("ports") or []] != ["8000:8000"]:
+        problems.append(f"{name}: publishes {svc.get('ports')}, not only 8000")
+    if svc.get("network_mode") == "host" or svc.get("privileged"):
+        problems.append(f"{name}: host network or privileged")
+    g = seconds(svc.get("stop_grace_period", "10s"))
+    if g is None or g <= 8:
+        problems.append(f"{name}: stop_grace_period {svc.get('stop_grace_period')} not above the 8 s shutdown budget")
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) if "=" in e else (e, None) for e in env)
+    for k, v in env.items():
+        if re.search(r"KEY|PASS|SECRET", k) and not re.fullmatch(r"\$\{[A-Z_][A-Z0-9_]*\}", str(v)):
+            problems.append(f"{name}: {k} is a literal value, not ${{VAR}} from the encrypted environment")
+    if not env.get("SUPERVISOR_NODE"):
+        problems.append(f"{name}: no SUPERVISOR_NODE")
+    vols = " ".join(str(v) for v in svc.get("volumes") or [])
+    for path in ("/var/lib/postgresql", "/var/backups"):
+        if path not in vols:
+            problems.append(f"{name}: no volume for {path}")
+    if not any((c.get("target") if isinstance(c, dict) else "") == "/etc/supervisor/cluster.conf"
+               for c in svc.get("configs") or []):
+        problems.append(f"{name}: the cluster file is not mounted at /etc/supervisor/cluster.conf")
+if not doc.get("services"):
+    problems.append("no services")
+print("; ".join(problems) if problems else "ok")
+PY
+}
+out=$(check_compose "$ROOT/deploy/spoke/docker-compose.yml")
+n=$(python3 -c 'import yaml,sys; print(len(yaml.safe_load(open(sys.argv[1]))["services"]))' "$ROOT/deploy/spoke/docker-compose.yml")
+[ "$out" = ok ] && [ "$n" = 3 ] &&
+	tap_ok "docker-compose.yml: one service per spoke, NET_ADMIN, /dev/net/tun, only 8000, volumes, secrets only as \${VAR}, grace > 8 s" ||
+	tap_fail "docker-compose.yml checks" "services=$n $out"
+# a literal secret is caught (the check can fail)
+sed 's/WG_PRIVATE_KEY: \${WG_PRIVATE_KEY}/WG_PRIVATE_KEY: "aGVsbG8="/' "$ROOT/deploy/spoke/docker-compose.yml" > "$work/bad.yml"
+out=$(check_compose "$work/bad.yml")
+grep -q "WG_PRIVATE_KEY is a literal value" <<<"$out" && tap_ok "the compose check catches a literal private key" ||
+	tap_fail "the compose check catches a literal private key" "$out"
+
+# the bundles `cluster init` writes
+(cd "$work" && "$SUP" cluster init -c "$work/cluster.conf" --hub-key "$work/hub.key" \
+	--endpoint 203.0.113.10:51820 --spokes spoke-a,spoke-b --bundle "$work/b" >/dev/null 2>&1)
+rc=$?
+out=$(check_compose "$work/b/spoke-b/docker-compose.yml")
+[ $rc = 0 ] && [ "$out" = ok ] && [ "$(stat -c %a "$work/b/spoke-b/spoke.env")" = 600 ] &&
+	"$SUP" check-config -c "$work/b/spoke-b/cluster.conf" -n spoke-b >/dev/null 2>&1 &&
+	tap_ok "cluster init bundles: compose snippet passes the same checks, spoke.env 0600, the copied cluster file checks" ||
+	tap_fail "cluster init bundles" "rc=$rc $out"
+
+# ---- hub ------------------------------------------------------------------------------------
+sed "s|/usr/local/bin/supervisor|$SUP|g" "$ROOT/deploy/hub/supervisor.service" > "$work/supervisor.service"
+out=$(systemd-analyze verify "$work/supervisor.service" 2>&1 | grep -v -E 'Failed to (connect|prepare)|system bus')
+[ -z "$out" ] && tap_ok "hub unit: systemd-analyze verify reports nothing" || tap_fail "hub unit verifies" "$out"
+grep -q '^Restart=always' "$ROOT/deploy/hub/supervisor.service" && grep -q '^CapabilityBoundingSet=CAP_NET_ADMIN' "$ROOT/deploy/hub/supervisor.service" &&
+	grep -q '^NoNewPrivileges=yes' "$ROOT/deploy/hub/supervisor.service" && grep -q '^RestartPreventExitStatus=78' "$ROOT/deploy/hub/supervisor.service" &&
+	tap_ok "hub unit: restarts, NET_ADMIN only, no new privileges, a configuration error (78) is not restarted" ||
+	tap_fail "hub unit policy"
+out=$(bash -n "$ROOT/deploy/hub/setup-hub.sh" 2>&1 && shellcheck -S warning "$ROOT/deploy/hub/setup-hub.sh" 2>&1)
+[ -z "$out" ] && tap_ok "setup-hub.sh: bash -n and shellcheck clean" || tap_fail "setup-hub.sh lint" "$out"
+tap_done

@@ -115,6 +115,12 @@ struct conf_supervision {
 	uint32_t give_up_after;      /* consecutive quick failures; 0 = never */
 };
 
+/* Split-horizon names (spec §7 option B): a block the supervisor keeps in a hosts file. */
+struct conf_names {
+	const char *hosts_file;  /* NULL: off (the default) */
+	const char *domain;      /* one label: spoke-a.vpn, pg-primary.vpn */
+};
+
 /* Settings a node entry may override; top-level groups give the defaults. */
 struct conf_settings {
 	struct conf_keys keys;
@@ -122,6 +128,7 @@ struct conf_settings {
 	struct conf_backup backup;
 	struct conf_hostport status_listen;
 	const char *control_socket;
+	struct conf_names names;
 	enum log_level log_level;
 	struct conf_supervision supervision;
 };

@@ -669,6 +669,13 @@ static const struct key_spec control_keys[] = {
 static const struct group_spec control_group = { control_keys, ARRAY_SIZE(control_keys),
 						 NULL, control_finish };
 
+#define NM(f) offsetof(struct conf_names, f)
+static const struct key_spec names_keys[] = {
+	KEYX("hosts_file", VT_PATH, NM(hosts_file), .hint = "e.g. \"/etc/hosts\""),
+	KEYX("domain", VT_NAME, NM(domain), .hint = "one label, e.g. \"vpn\" for spoke-a.vpn"),
+};
+static const struct group_spec names_group = { names_keys, ARRAY_SIZE(names_keys), NULL, NULL };
+
 static const struct key_spec log_keys[] = {
 	KEY("level", VT_LOGLEVEL, 0),
 };
@@ -761,6 +768,7 @@ static const struct key_spec hub_keys[] = {
 	OVERRIDE("keys", keys, keys_group),
 	OVERRIDE("status", status_listen, status_group),
 	OVERRIDE("control", control_socket, control_group),
+	OVERRIDE("names", names, names_group),
 	OVERRIDE("log", log_level, log_group),
 	OVERRIDE("supervisor", supervision, supervisor_group),
 	KEY("children", VT_CHILDREN, 0),
@@ -792,6 +800,7 @@ static const struct key_spec spoke_keys[] = {
 	OVERRIDE("backup", backup, backup_group),
 	OVERRIDE("status", status_listen, status_group),
 	OVERRIDE("control", control_socket, control_group),
+	OVERRIDE("names", names, names_group),
 	OVERRIDE("log", log_level, log_group),
 	OVERRIDE("supervisor", supervision, supervisor_group),
 	KEY("children", VT_CHILDREN, 0),
@@ -901,6 +910,7 @@ static const struct {
 	{ "backup", &backup_group, SET(backup) },
 	{ "status", &status_group, SET(status_listen) },
 	{ "control", &control_group, SET(control_socket) },
+	{ "names", &names_group, SET(names) },
 	{ "log", &log_group, SET(log_level) },
 	{ "supervisor", &supervisor_group, SET(supervision) },
 };
@@ -923,7 +933,7 @@ static void report_unknown_root(struct load_ctx *ctx, const config_setting_t *s)
 	static const struct key_spec all[] = {
 		{ .name = "cluster" }, { .name = "hub" }, { .name = "spokes" }, { .name = "acl" },
 		{ .name = "keys" }, { .name = "postgres" }, { .name = "backup" },
-		{ .name = "status" }, { .name = "control" }, { .name = "log" },
+		{ .name = "status" }, { .name = "control" }, { .name = "names" }, { .name = "log" },
 		{ .name = "supervisor" },
 	};
 	static const struct group_spec root = { all, ARRAY_SIZE(all), NULL, NULL };

@@ -125,6 +125,7 @@ void settings_set_defaults(struct conf_settings *s)
 		},
 		.status_listen = { .host = "0.0.0.0", .port = 8000 },
 		.control_socket = "/run/supervisor/ctl.sock",
+		.names = { .hosts_file = NULL, .domain = "vpn" },
 		.log_level = LOG_LEVEL_INFO,
 		.supervision = {
 			.shutdown_budget_ms = 8000, /* Docker and compose SIGKILL at 10 s */

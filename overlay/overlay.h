@@ -156,4 +156,19 @@ const char *tunnel_state_name(enum tunnel_state st);
 /* The name of the supervised wireguard-go child. */
 #define OVERLAY_CHILD_NAME "wireguard-go"
 
+/* ---- split-horizon names (overlay/names.c) ---- */
+
+/* hosts_block() - the managed block: every node as NAME.DOMAIN, the primary also as pg-primary.DOMAIN. Caller frees. */
+char *hosts_block(const struct conf *conf);
+/* hosts_merge() - @old with its managed block replaced by @block (or @block appended). Caller frees. */
+char *hosts_merge(const char *old, const char *block);
+/**
+ * hosts_apply() - bring names.hosts_file's block in line with @conf (no-op when unset).
+ * @conf: the configuration.
+ *
+ * Other lines are kept; the file is rewritten in place only when the block changed.
+ * Return: 0 or -errno.
+ */
+int hosts_apply(const struct conf *conf);
+
 #endif

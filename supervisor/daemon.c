@@ -173,6 +173,17 @@ static void add_pending(struct daemon *d)
 	d->n_pending = k;
 }
 
+/* The split-horizon block in names.hosts_file, if configured. */
+static void apply_names(struct daemon *d)
+{
+	int r = hosts_apply(d->conf);
+
+	if (r < 0) {
+		errno = -r;
+		log_warn("names", "cannot update path=%s", conf_self(d->conf)->settings.names.hosts_file);
+	}
+}
+
 int daemon_reload(struct daemon *d, json_t *errors)
 {
 	struct conf_diag diag = { 0 };
@@ -211,6 +222,7 @@ int daemon_reload(struct daemon *d, json_t *errors)
 	overlay_set_conf(d->overlay, d->conf);
 	pgwatch_set_conf(d->pgwatch, d->conf);
 	backup_set_conf(d->backup, d->conf);
+	apply_names(d);
 	firewall_set_conf(d->firewall, d->conf);
 	d->reloads++;
 	d->conf_loaded_ms = (uint64_t)time(NULL) * 1000;
@@ -356,6 +368,7 @@ static int setup(struct daemon *d)
 	if ((r = overlay_new(d->loop, d->children, d->conf, &d->overlay)) < 0)
 		return r;
 	overlay_on_change(d->overlay, on_tunnel, d);
+	apply_names(d);
 	set_child_env(d);
 	{
 		struct backup_env env = { .self_exe = d->self_exe, .conf_path = d->conf_path,

@@ -39,6 +39,8 @@ child_restarts() { # child_restarts NODE CHILD
 	"$LAB" ctl "$1" status --json | python3 -c "import json,sys; print([c['restarts'] for c in json.load(sys.stdin)['children'] if c['name']=='$2'][0])"
 }
 
+# split-horizon names into a file of each node's own (never this machine's /etc/hosts)
+export LAB_EXTRA='names = { hosts_file = "/etc/supervisor/hosts"; };'
 "$LAB" up >/dev/null || { tap_fail "lab up"; tap_done; exit 1; }
 
 # ---- 1. hub up: wg0 and forwarding ------------------------------------------------------
@@ -83,6 +85,12 @@ for n in $SPOKES; do
 done
 [ -z "$bad" ] && tap_ok "§8.4 /status from inet on each spoke: node, handshake age, role, disk free, overall ok" ||
 	tap_fail "§8.4 /status on each spoke" "$bad"
+
+# ---- names (spec §7 option B) ---------------------------------------------------------------------
+h=$(grep -E "^10\.88\.0\.(1|11|12|13) " "$LAB_DIR/spoke-b/etc/hosts" | tr -s ' ' | tr '\n' ';')
+[ "$h" = "10.88.0.1 hub.vpn;10.88.0.11 spoke-a.vpn pg-primary.vpn;10.88.0.12 spoke-b.vpn;10.88.0.13 spoke-c.vpn;" ] &&
+	tap_ok "names.hosts_file: each node keeps a block with NAME.vpn and pg-primary.vpn" ||
+	tap_fail "split-horizon names block" "$h"
 
 # ---- 5. reboot every node --------------------------------------------------------------------------
 psql_on spoke-a "CREATE TABLE load (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())" >/dev/null

@@ -381,6 +381,78 @@ static void test_netlink_build_set(void **state)
 	free(buf);
 }
 
+/* The split-horizon block: every node, the primary's alias, other lines kept. */
+static void test_hosts_block_and_merge(void **state)
+{
+	struct conf_diag diag = { 0 };
+	struct conf *c = NULL;
+	char *block, *merged, *again, *moved, *path;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(conf_load_file(getenv("EXAMPLE_CONF"), "spoke-b", &c, &diag), 0);
+	block = hosts_block(c);
+	assert_non_null(strstr(block, "10.88.0.1       hub.vpn\n"));
+	assert_non_null(strstr(block, "10.88.0.11      spoke-a.vpn pg-primary.vpn\n"));
+	assert_non_null(strstr(block, "10.88.0.13      spoke-c.vpn\n"));
+	assert_null(strstr(block, "spoke-b.vpn pg-primary"));
+	/* appended to a file without a final newline, on its own line */
+	merged = hosts_merge("127.0.0.1 localhost", block);
+	assert_int_equal(strncmp(merged, "127.0.0.1 localhost\n# BEGIN", 27), 0);
+	/* applying again changes nothing */
+	again = hosts_merge(merged, block);
+	assert_string_equal(again, merged);
+	/* an old block is replaced where it is; lines after it stay */
+	moved = hosts_merge("a\n# BEGIN overlay supervisor (managed: edits inside are replaced)\n1.2.3.4 x.vpn\n"
+			    "# END overlay supervisor\nb\n", block);
+	assert_int_equal(strncmp(moved, "a\n# BEGIN", 9), 0);
+	assert_null(strstr(moved, "x.vpn"));
+	assert_non_null(strstr(moved, "# END overlay supervisor\nb\n"));
+	/* hosts_apply on a real file: written once, then left alone */
+	path = strdup("/tmp/test-hosts-XXXXXX");
+	close(mkstemp(path));
+	f = fopen(path, "w");
+	fputs("127.0.0.1 localhost\n", f);
+	fclose(f);
+	conf_free(c);
+	c = NULL;
+	{
+		char *text = NULL, line[512];
+		size_t n = 0;
+		FILE *in = fopen(getenv("EXAMPLE_CONF"), "r");
+		FILE *out = open_memstream(&text, &n);
+
+		while (fgets(line, sizeof(line), in))
+			fputs(line, out);
+		fprintf(out, "names = { hosts_file = \"%s\"; domain = \"overlay\"; };\n", path);
+		fclose(in);
+		fclose(out);
+		assert_int_equal(conf_load_string(text, "t.conf", "spoke-b", &c, &diag), 0);
+		free(text);
+	}
+	assert_int_equal(hosts_apply(c), 0);
+	assert_int_equal(hosts_apply(c), 0);
+	{
+		char buf[2048] = "";
+		FILE *in = fopen(path, "r");
+		size_t n = fread(buf, 1, sizeof(buf) - 1, in);
+
+		fclose(in);
+		buf[n] = '\0';
+		assert_int_equal(strncmp(buf, "127.0.0.1 localhost\n# BEGIN", 27), 0);
+		assert_non_null(strstr(buf, "spoke-a.overlay pg-primary.overlay\n"));
+		/* one block, after two applies */
+		assert_null(strstr(strstr(buf, "# BEGIN") + 1, "# BEGIN"));
+	}
+	unlink(path);
+	free(path);
+	free(block);
+	free(merged);
+	free(again);
+	free(moved);
+	conf_free(c);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
@@ -390,6 +462,7 @@ int main(void)
 		cmocka_unit_test(test_netlink_dump_coalesces),
 		cmocka_unit_test(test_netlink_dump_rejects),
 		cmocka_unit_test(test_netlink_build_set),
+		cmocka_unit_test(test_hosts_block_and_merge),
 	};
 
 	return cmocka_run_group_tests_name("overlay", tests, NULL, NULL);

@@ -287,7 +287,8 @@ json_t *catalog_scan(const char *nodedir, bool rehash)
 		names[n++] = xstrdup(ent->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), by_name); /* names sort by time */
+	if (n)
+		qsort(names, n, sizeof(*names), by_name); /* names sort by time */
 	for (size_t i = 0; i < n; i++) {
 		json_array_append_new(out, check_one(nodedir, names[i], rehash));
 		free(names[i]);

@@ -246,6 +246,8 @@ static size_t unique_flows(struct conf_flow *flows, size_t n)
 {
 	size_t k = 0;
 
+	if (n < 2)
+		return n;
 	qsort(flows, n, sizeof(*flows), flow_cmp);
 	for (size_t i = 0; i < n; i++) {
 		const struct conf_flow *p = k ? &flows[k - 1] : NULL;

@@ -150,6 +150,8 @@ cmd_down() {
 			ip netns del "$ns"
 		fi
 	done
+	# a test's own mounts under the lab (a loop-mounted disk), left by an interrupted run
+	findmnt -rn -o TARGET 2>/dev/null | grep "^$LAB/" | sort -r | xargs -r -n1 umount -l
 	rm -rf "$LAB"
 }
 

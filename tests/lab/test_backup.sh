@@ -25,6 +25,9 @@ BIN=/usr/lib/postgresql/15/bin
 scratch_stop() { [ -d "$SCRATCH/data" ] && runuser -u postgres -- "$BIN/pg_ctl" -D "$SCRATCH/data" -m immediate stop >/dev/null 2>&1; }
 trap cleanup EXIT
 need_root
+# what an interrupted run left: the loop device of its small disk
+"$LAB" down >/dev/null 2>&1
+losetup -j /tmp/sup-backup-disk.img 2>/dev/null | cut -d: -f1 | xargs -r -n1 losetup -d
 
 psql_on() { # psql_on NODE DB SQL
 	"$LAB" exec "$1" runuser -u postgres -- psql -h /run/supervisor/postgresql -d "$2" -XAtq -c "$3"

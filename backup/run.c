@@ -172,6 +172,16 @@ static void sweep(struct run_ctx *r)
 	fsync_path(r->nodedir);
 }
 
+static void sync_fs(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		syncfs(fd);
+		close(fd);
+	}
+}
+
 /* ---- server facts ---------------------------------------------------------- */
 
 static char *conninfo(const struct run_ctx *r)
@@ -497,6 +507,10 @@ static int write_catalog(struct run_ctx *r, json_t *backups, json_t *pgbackrest,
 	if (json_object_get(old, run ? "last_verify" : "last_run"))
 		json_object_set(doc, run ? "last_verify" : "last_run", json_object_get(old, run ? "last_verify" : "last_run"));
 	e = write_json_atomic(r->nodedir, BACKUP_CATALOG, doc);
+	if (e == -ENOSPC) { /* once more, after the file system freed what was deleted */
+		sync_fs(r->nodedir);
+		e = write_json_atomic(r->nodedir, BACKUP_CATALOG, doc);
+	}
 	if (e < 0)
 		log_warnx("backup", "cannot write the catalog err=\"%s\"", strerror(-e));
 	json_decref(doc);
@@ -613,6 +627,11 @@ int backup_run(const struct conf *conf, const struct backup_run_opts *opts)
 	if (r.work) { /* a failed run: its partial goes, nothing else is touched */
 		rm_tree(r.work);
 		fsync_path(r.inprogress);
+		/*
+		 * ext4 reuses freed blocks only once the journal commits: after
+		 * an ENOSPC, the catalog could not be written without this.
+		 */
+		sync_fs(r.nodedir);
 	}
 	if (code != BACKUP_EXIT_OK && !r.error)
 		fail(&r, "failed");

@@ -398,11 +398,11 @@ static void on_timer(struct loop_source *src, void *data)
 		stop_step(c);
 		break;
 	case CHILD_STATE_BACKOFF:
+		/* a restart counts when it is due, even if a start gate holds it back a while */
+		c->restarts++;
 		set_state(c, CHILD_STATE_WAITING);
-		if (can_start(c)) {
-			c->restarts++;
+		if (can_start(c))
 			child_start(c);
-		}
 		break;
 	case CHILD_STATE_WAITING:
 	case CHILD_STATE_STARTING:

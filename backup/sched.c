@@ -425,20 +425,6 @@ json_t *backup_list_json(const struct backup *b)
 	return o;
 }
 
-/* "45s", "12m", "5h07m", "3d04h": ages an operator reads at a glance. */
-static const char *dur(int64_t s, char *buf, size_t size)
-{
-	if (s < 60)
-		snprintf(buf, size, "%llds", (long long)s);
-	else if (s < 3600)
-		snprintf(buf, size, "%lldm", (long long)(s / 60));
-	else if (s < 86400)
-		snprintf(buf, size, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
-	else
-		snprintf(buf, size, "%lldd%02lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
-	return buf;
-}
-
 int backup_health(const struct backup *b, json_t *reasons)
 {
 	char d1[32], d2[32];
@@ -455,12 +441,12 @@ int backup_health(const struct backup *b, json_t *reasons)
 
 		if (age > bconf(b)->max_age_s) {
 			json_array_append_new(reasons, json_sprintf("backup: the newest good backup is %s old "
-				"(max_age %s)", dur(age, d1, sizeof(d1)), dur(bconf(b)->max_age_s, d2, sizeof(d2))));
+				"(max_age %s)", fmt_duration(age, d1, sizeof(d1)), fmt_duration(bconf(b)->max_age_s, d2, sizeof(d2))));
 			h = 1;
 		}
 	} else if (now - b->created_at > bconf(b)->max_age_s) {
 		json_array_append_new(reasons, json_sprintf("backup: no good backup after %s of running (max_age)",
-							    dur(now - b->created_at, d1, sizeof(d1))));
+							    fmt_duration(now - b->created_at, d1, sizeof(d1))));
 		h = 1;
 	}
 	if (last_run_failed(b)) {

@@ -396,6 +396,9 @@ int unix_request(const char *path, const char *request, int timeout_s, size_t ma
 
 /* ---- small string helpers -------------------------------------------- */
 
+/* fmt_duration() - "45s", "12m05s", "5h07m", "3d04h": ages at a glance. Return: @buf. */
+const char *fmt_duration(long long s, char *buf, size_t size);
+
 /* write_all() - write every byte (retrying short writes and EINTR). Return: 0 or -errno. */
 int write_all(int fd, const void *buf, size_t len);
 

@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -60,4 +61,17 @@ int write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+const char *fmt_duration(long long s, char *buf, size_t size)
+{
+	if (s < 60)
+		snprintf(buf, size, "%llds", s);
+	else if (s < 3600)
+		snprintf(buf, size, "%lldm%02llds", s / 60, s % 60);
+	else if (s < 86400)
+		snprintf(buf, size, "%lldh%02lldm", s / 3600, s % 3600 / 60);
+	else
+		snprintf(buf, size, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
+	return buf;
 }

@@ -34,18 +34,6 @@ static const char *socket_path(const char *opt_socket, const char *conf_path, co
 	return "/run/supervisor/ctl.sock";
 }
 
-static void fmt_duration(json_int_t s, char *buf, size_t size)
-{
-	if (s < 60)
-		snprintf(buf, size, "%llds", (long long)s);
-	else if (s < 3600)
-		snprintf(buf, size, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
-	else if (s < 86400)
-		snprintf(buf, size, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
-	else
-		snprintf(buf, size, "%lldd%02lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
-}
-
 static void print_reasons(json_t *reply)
 {
 	json_t *r = json_object_get(reply, "reasons");

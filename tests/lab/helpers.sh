@@ -22,6 +22,15 @@ need_root() {
 		tap_done
 		exit 1
 	fi
+	lab_lock
+}
+
+# lab_lock: one lab at a time on this machine (its namespace names are
+# fixed): wait for whoever holds it. Held until this shell exits; lab.sh
+# closes it for the nodes it starts.
+lab_lock() {
+	exec 9>>/run/sup-lab.lock
+	flock 9
 }
 
 # no_sanitizer_reports [WHAT]: one TAP line: no ASan/UBSan/LSan report in

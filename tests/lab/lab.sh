@@ -113,7 +113,7 @@ start_node() {
 	rm -f "$d/run/ctl.sock"
 	ip netns exec "$n" unshare --pid --fork --mount --mount-proc --propagation private \
 		/bin/sh -c "$binds exec $SUP run -c /etc/supervisor/cluster.conf -n $n" \
-		>>"$d/supervisor.log" 2>&1 &
+		>>"$d/supervisor.log" 2>&1 9>&- &
 	echo $! > "$d/outer.pid"
 }
 

@@ -26,6 +26,8 @@
 struct output_stream {
 	struct child_set *set;
 	char *name;
+	bool (*on_output)(const char *line, void *data); /* from the spec */
+	void *data;
 	int fd;
 	struct loop_source *src;
 	size_t len;
@@ -183,7 +185,8 @@ static void stream_line(struct output_stream *o, size_t n)
 	char saved = o->buf[n];
 
 	o->buf[n] = '\0';
-	log_child_output(o->name, o->buf);
+	if (!o->on_output || !o->on_output(o->buf, o->data))
+		log_child_output(o->name, o->buf);
 	o->buf[n] = saved;
 }
 
@@ -238,12 +241,15 @@ static void on_output(struct loop_source *src, int fd, uint32_t events, void *da
 	}
 }
 
-static void stream_new(struct child_set *set, const char *name, int fd)
+static void stream_new(struct child_set *set, const struct child_spec *spec, int fd)
 {
 	struct output_stream *o = xcalloc(1, sizeof(*o));
+	const char *name = spec->name;
 
 	o->set = set;
 	o->name = xstrdup(name);
+	o->on_output = spec->on_output;
+	o->data = spec->data;
 	o->fd = fd;
 	if (loop_add_fd(set->loop, fd, EPOLLIN, on_output, o, &o->src) < 0) {
 		log_warn("child", "cannot watch output name=%s", name);
@@ -343,7 +349,7 @@ static void child_start(struct child *c)
 	c->stop_next = 0;
 	c->report_fd = sp.report_fd;
 	set_state(c, CHILD_STATE_STARTING);
-	stream_new(c->set, c->spec.name, sp.output_fd);
+	stream_new(c->set, &c->spec, sp.output_fd);
 	if (loop_add_fd(c->set->loop, sp.report_fd, EPOLLIN, on_report, c, &c->report_src) < 0)
 		read_report(c);
 	log_info("child", "started name=%s pid=%d", c->spec.name, (int)c->pid);
@@ -450,6 +456,9 @@ static void child_exited(struct child *c, int status)
 
 	if (c->report_fd >= 0)
 		read_report(c); /* the report is complete: the child is gone */
+	/* What its group left behind (a forked helper) must not outlive it. */
+	if (c->spec.signal_group && kill(-c->pid, SIGKILL) == 0)
+		log_info("child", "killed what its process group left behind name=%s", c->spec.name);
 	c->pid = 0;
 	c->last_status = status;
 	loop_timer_disarm(c->timer);

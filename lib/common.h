@@ -283,11 +283,18 @@ struct child_spec {
 	const char *const *after;      /* names of children; NULL-terminated or NULL */
 	const char *const *conditions; /* names of conditions; NULL-terminated or NULL */
 	bool required;                 /* its giving up ends the supervisor */
-	bool signal_group;             /* stop signals go to its whole process group */
+	bool signal_group;             /* stop signals go to its whole process group, and
+					* what is left of the group when it exits is killed */
 	const char *owner;             /* who manages it ("config", "overlay", ...) */
 	/* start_gate: may it start now? Checked again after every reap. */
 	bool (*start_gate)(const struct child *c, void *data);
 	child_exit_fn *on_exit;        /* called after each exit (may be NULL) */
+	/*
+	 * on_output: each line the child prints (NUL-terminated, without the
+	 * newline); return true when it was consumed, false to log it as usual.
+	 * May be called after the child exited (its last lines), with @data.
+	 */
+	bool (*on_output)(const char *line, void *data);
 	void *data;
 };
 
@@ -398,6 +405,9 @@ int unix_request(const char *path, const char *request, int timeout_s, size_t ma
 
 /* fmt_duration() - "45s", "12m05s", "5h07m", "3d04h": ages at a glance. Return: @buf. */
 const char *fmt_duration(long long s, char *buf, size_t size);
+
+/* fmt_bytes() - "0 B", "512 B", "1.5 KiB", "48.0 MiB" (binary units). Return: @buf. */
+const char *fmt_bytes(double bytes, char *buf, size_t size);
 
 /* write_all() - write every byte (retrying short writes and EINTR). Return: 0 or -errno. */
 int write_all(int fd, const void *buf, size_t len);

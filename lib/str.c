@@ -75,3 +75,16 @@ const char *fmt_duration(long long s, char *buf, size_t size)
 		snprintf(buf, size, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
 	return buf;
 }
+
+const char *fmt_bytes(double b, char *buf, size_t size)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	size_t u = 0;
+
+	while (b >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+		b /= 1024;
+		u++;
+	}
+	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", b, units[u]);
+	return buf;
+}

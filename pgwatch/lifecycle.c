@@ -83,10 +83,19 @@ static void fail_and_retry(struct pgwatch *pw, const char *fmt, ...)
 	pw->retry_ms = pw->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : pw->retry_ms * 2;
 }
 
+static void reinit_continue(struct pgwatch *pw);
+
 static void on_retry(struct loop_source *src, void *data)
 {
+	struct pgwatch *pw = data;
+
 	(void)src;
-	step_begin(data);
+	if (child_set_shutting_down(pw->children))
+		return;
+	if (pw->reinit_pending)
+		reinit_continue(pw);
+	else
+		step_begin(pw);
 }
 
 /* ---- files ---------------------------------------------------------------- */
@@ -256,47 +265,6 @@ static void add_postgres(struct pgwatch *pw);
 static void identity_checked(struct pgwatch *pw, int verdict, uint64_t upstream);
 static void configure_and_start(struct pgwatch *pw);
 
-static void on_bootstrap_exit(struct child *c, int status, void *data)
-{
-	struct pgwatch *pw = data;
-	const char *name = child_name(c);
-
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fail_and_retry(pw, "%s failed (%s %d); its output is in the log", name,
-			       WIFEXITED(status) ? "exit" : "signal",
-			       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-		child_remove(c);
-		return;
-	}
-	log_info("pgwatch", "bootstrap step done step=%s", name);
-	if (strcmp(name, "pg_basebackup") == 0)
-		pw->cloned = true; /* cloned from the upstream just now: same cluster */
-	child_remove(c);
-	step_begin(pw); /* the data directory now holds a cluster */
-}
-
-static void run_bootstrap(struct pgwatch *pw, const char *name, const char *const *argv)
-{
-	_cleanup_free_ char *passfile_env = xasprintf("PGPASSFILE=%s", pw->passfile);
-	const char *env[] = { "PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8", passfile_env, NULL };
-	struct child_spec spec = {
-		.name = name,
-		.argv = argv,
-		.env = env,
-		.user = pgconf(pw)->user,
-		.restart = CHILD_RESTART_NEVER,
-		.stop = { { SIGTERM, 5000 } },
-		.n_stop = 1,
-		.owner = PG_OWNER,
-		.on_exit = on_bootstrap_exit,
-		.data = pw,
-	};
-
-	lifecycle_set_state(pw, PG_STATE_BOOTSTRAPPING, "%s", name);
-	if (child_add(pw->children, &spec, NULL) < 0)
-		fail_and_retry(pw, "cannot start %s", name);
-}
-
 static bool dir_empty(const char *path)
 {
 	DIR *d = opendir(path);
@@ -310,6 +278,193 @@ static bool dir_empty(const char *path)
 			empty = false;
 	closedir(d);
 	return empty;
+}
+
+/* fsync a directory, so the renames in it survive a power loss. */
+static int fsync_dir(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || fsync(fd) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * rename() every entry of directory @from into @to (same file system).
+ * Return: 0, or -errno of the first failure (entries moved so far stay moved).
+ */
+static int move_entries(const char *from, const char *to, const char *except)
+{
+	DIR *d = opendir(from);
+	_cleanup_close_ int to_fd = open(to, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *e;
+	int r = 0;
+
+	if (!d || to_fd < 0) {
+		r = -errno;
+		if (d)
+			closedir(d);
+		return r;
+	}
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+		    (except && !strcmp(e->d_name, except)))
+			continue;
+		if (renameat(dirfd(d), e->d_name, to_fd, e->d_name) < 0) {
+			r = -errno;
+			break;
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+static bool cluster_complete(const char *dir)
+{
+	_cleanup_free_ char *version = xasprintf("%s/PG_VERSION", dir);
+	_cleanup_free_ char *control = xasprintf("%s/global/pg_control", dir);
+
+	return access(version, F_OK) == 0 && access(control, F_OK) == 0;
+}
+
+/*
+ * The step exited 0 and its cluster is complete in the staging directory:
+ * move it into the data directory. The staging directory goes last; a
+ * crash before that leaves it, and the next start redoes the whole step.
+ */
+static int commit_bootstrap(struct pgwatch *pw)
+{
+	const char *data = pgconf(pw)->data_dir;
+	int r;
+
+	if (!cluster_complete(pw->stagedir))
+		return -ENOENT;
+	if ((r = move_entries(pw->stagedir, data, NULL)) < 0 || (r = fsync_dir(data)) < 0)
+		return r;
+	if (rmdir(pw->stagedir) < 0)
+		return -errno;
+	return fsync_dir(data);
+}
+
+static void on_bootstrap_exit(struct child *c, int status, void *data)
+{
+	struct pgwatch *pw = data;
+	const char *name = child_name(c);
+	bool cleanup = strcmp(name, "bootstrap-cleanup") == 0;
+	int r;
+
+	pw->clone.active = false;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		if (child_set_shutting_down(pw->children))
+			log_info("pgwatch", "bootstrap step stopped for shutdown, redone at the next start step=%s",
+				 name);
+		else
+			fail_and_retry(pw, "%s failed (%s %d); its output is in the log%s", name,
+				       WIFEXITED(status) ? "exit" : "signal",
+				       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+				       cleanup ? "" : "; its partial result is removed before the retry");
+		child_remove(c);
+		return;
+	}
+	child_remove(c);
+	if (!cleanup) {
+		if ((r = commit_bootstrap(pw)) < 0) {
+			fail_and_retry(pw, "%s exited 0 but its result cannot be moved into %s: %s", name,
+				       pgconf(pw)->data_dir,
+				       r == -ENOENT ? "no complete cluster (PG_VERSION, global/pg_control)"
+						    : strerror(-r));
+			return;
+		}
+		if (strcmp(name, "pg_basebackup") == 0)
+			pw->cloned = true; /* cloned from the upstream just now: same cluster */
+	}
+	log_info("pgwatch", "bootstrap step done step=%s", name);
+	step_begin(pw); /* the data directory now holds a cluster, or is empty again */
+}
+
+/*
+ * A bootstrap step must not start while processes of an interrupted one
+ * live on (pg_basebackup's WAL streamer outlives a killed parent, and as
+ * PID 1 we inherit it): the same gate as the postmaster's.
+ */
+static bool no_old_backends(const struct child *c, void *data);
+
+static bool on_clone_output(const char *line, void *data)
+{
+	struct pgwatch *pw = data;
+	uint64_t done, total;
+
+	if (!clone_progress_parse(line, &done, &total))
+		return false;
+	pw->clone.done_kb = done;
+	pw->clone.total_kb = total;
+	return true; /* once a second: the figures are in ctl and /status, not the log */
+}
+
+static void run_bootstrap(struct pgwatch *pw, const char *name, const char *const *argv)
+{
+	_cleanup_free_ char *passfile_env = xasprintf("PGPASSFILE=%s", pw->passfile);
+	const char *env[] = { "PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8", passfile_env, NULL };
+	bool clone = strcmp(name, "pg_basebackup") == 0;
+	struct child_spec spec = {
+		.name = name,
+		.argv = argv,
+		.env = env,
+		.user = pgconf(pw)->user,
+		.restart = CHILD_RESTART_NEVER,
+		/* pg_basebackup forks its WAL streamer: stop the whole group */
+		.stop = { { SIGTERM, 5000 } },
+		.n_stop = 1,
+		.signal_group = true,
+		.owner = PG_OWNER,
+		.start_gate = no_old_backends,
+		.on_exit = on_bootstrap_exit,
+		.on_output = clone ? on_clone_output : NULL,
+		.data = pw,
+	};
+
+	lifecycle_set_state(pw, PG_STATE_BOOTSTRAPPING, "%s", name);
+	if (clone)
+		pw->clone = (struct clone_progress){ .active = true, .started_ms = now_ms() };
+	if (child_add(pw->children, &spec, NULL) < 0)
+		fail_and_retry(pw, "cannot start %s", name);
+}
+
+/*
+ * An unfinished bootstrap of ours: the staging directory exists. The data
+ * directory was empty when it was made, so everything in it is ours: gather
+ * it into the staging directory and remove that in a child (a large clone
+ * is many files; the loop must not block on it).
+ */
+static void remove_unfinished(struct pgwatch *pw)
+{
+	const char *argv[] = { "/bin/rm", "-rf", "--one-file-system", "--", pw->stagedir, NULL };
+	int r;
+
+	pw->bootstraps_redone++;
+	log_warnx("pgwatch", "an unfinished bootstrap is in the data directory: removing it to start over dir=%s count=%u",
+		  pgconf(pw)->data_dir, pw->bootstraps_redone);
+	if ((r = move_entries(pgconf(pw)->data_dir, pw->stagedir, PG_STAGE_NAME)) < 0) {
+		fail_and_retry(pw, "cannot gather the unfinished bootstrap in %s: %s", pw->stagedir,
+			       strerror(-r));
+		return;
+	}
+	run_bootstrap(pw, "bootstrap-cleanup", argv);
+}
+
+bool clone_progress_parse(const char *line, uint64_t *done_kb, uint64_t *total_kb)
+{
+	unsigned long long done, total;
+	int pct, n = 0;
+
+	/* "%*s/%s kB (%d%%), ..." as progress_report() prints it; the total
+	 * reads 0 without an estimate. */
+	if (sscanf(line, " %llu/%llu kB (%d%%)%n", &done, &total, &pct, &n) != 3 || n == 0)
+		return false;
+	*done_kb = done;
+	*total_kb = total;
+	return true;
 }
 
 static void step_begin(struct pgwatch *pw)
@@ -342,6 +497,10 @@ static void step_begin(struct pgwatch *pw)
 		fail_and_retry(pw, "cannot write %s: %s", pw->passfile, strerror(-r));
 		return;
 	}
+	if (access(pw->stagedir, F_OK) == 0) {
+		remove_unfinished(pw);
+		return;
+	}
 	if (access(version, F_OK) != 0) {
 		if (!dir_empty(pg->data_dir)) {
 			/* Never wipe: whatever is there may be someone's only copy. */
@@ -356,7 +515,7 @@ static void step_begin(struct pgwatch *pw)
 		if (me->pg_role == CONF_PG_PRIMARY) {
 			_cleanup_free_ char *initdb = xasprintf("%s/initdb", pg->bin_dir);
 			_cleanup_free_ char *user = xasprintf("--username=%s", pg->user);
-			const char *argv[] = { initdb, "-D", pg->data_dir, user, "--data-checksums",
+			const char *argv[] = { initdb, "-D", pw->stagedir, user, "--data-checksums",
 					       "--encoding=UTF8", "--locale=C", "--auth-local=peer",
 					       "--auth-host=scram-sha-256", NULL };
 
@@ -365,14 +524,23 @@ static void step_begin(struct pgwatch *pw)
 			const struct conf_node *up = &pw->conf->nodes[me->upstream];
 			_cleanup_free_ char *bb = xasprintf("%s/pg_basebackup", pg->bin_dir);
 			_cleanup_free_ char *port = xasprintf("%u", up->settings.postgres.port);
+			/* Both of its connections say what they are in pg_stat_replication. */
+			_cleanup_free_ char *app = xasprintf("application_name=%s/clone", me->name);
 			char host[16], slot[64];
-			const char *argv[] = { bb, "-h", conf_ip_str(up->overlay_ip, host), "-p", port,
-					       "-U", pg->replication_user, "-D", pg->data_dir, "-X", "stream",
-					       "-S", slot, "-c", "fast", "--no-password", NULL };
+			const char *argv[] = { bb, "-d", app, "-h", conf_ip_str(up->overlay_ip, host),
+					       "-p", port, "-U", pg->replication_user, "-D", pw->stagedir,
+					       "-X", "stream", "-S", slot, "-c", "fast", "-P", "--no-password",
+					       NULL };
 
 			pg_slot_name(me->name, slot, sizeof(slot));
 			run_bootstrap(pw, "pg_basebackup", argv);
 		}
+		return;
+	}
+	if (!cluster_complete(pg->data_dir)) {
+		/* Not a staged bootstrap of ours: someone's, so never touched. */
+		fail_and_retry(pw, "%s holds an incomplete cluster (PG_VERSION but no global/pg_control) that this supervisor did not make; refusing to touch it (hint: move it away to let this node bootstrap)",
+			       pg->data_dir);
 		return;
 	}
 	/*
@@ -438,6 +606,9 @@ static void on_postgres_exit(struct child *c, int status, void *data)
 	struct pgwatch *pw = data;
 
 	(void)c;
+	pw->setup_done = false;
+	if (pw->reinit_pending)
+		return; /* stopped on purpose; reinit_continue() goes on */
 	lifecycle_set_state(pw, PG_STATE_STOPPED, "postmaster exited (%s %d)",
 			    WIFEXITED(status) ? "exit" : "signal",
 			    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
@@ -471,6 +642,20 @@ static bool no_old_backends(const struct child *c, void *data)
 	return counter[1] == 0;
 }
 
+/*
+ * The upstream no longer has the WAL this replica asks for: streaming can
+ * never resume, only a new clone helps. Postgres says so only in its log
+ * (the walreceiver's FATAL), so that is where we look.
+ */
+static bool on_postgres_output(const char *line, void *data)
+{
+	struct pgwatch *pw = data;
+
+	if (strstr(line, "requested WAL segment") && strstr(line, "has already been removed"))
+		pw->wal_gone_ms = now_ms();
+	return false; /* logged as usual */
+}
+
 static void add_postgres(struct pgwatch *pw)
 {
 	const struct conf_node *me = conf_self(pw->conf);
@@ -502,6 +687,7 @@ static void add_postgres(struct pgwatch *pw)
 		.owner = PG_OWNER,
 		.start_gate = no_old_backends,
 		.on_exit = on_postgres_exit,
+		.on_output = on_postgres_output,
 		.data = pw,
 	};
 
@@ -529,6 +715,8 @@ static void set_paths(struct pgwatch *pw)
 		 slash && slash != sock ? sock : "/");
 	pg_socket_dir(pw->conf, pw->sockdir, sizeof(pw->sockdir));
 	snprintf(pw->passfile, sizeof(pw->passfile), "%s/pgpass", pw->rundir);
+	snprintf(pw->stagedir, sizeof(pw->stagedir), "%s/" PG_STAGE_NAME,
+		 conf_self(pw->conf)->settings.postgres.data_dir);
 }
 
 int pgwatch_new(struct loop *loop, struct child_set *children, const struct conf *conf,
@@ -613,6 +801,85 @@ void pgwatch_set_conf(struct pgwatch *pw, const struct conf *conf)
 	if (pg && child_pid(pg) > 0)
 		kill(child_pid(pg), SIGHUP);
 	pw->setup_done = false; /* slots for replicas added to the file */
+}
+
+/* Postgres is gone (and every backend of it): move the data directory aside, clone. */
+static void reinit_continue(struct pgwatch *pw)
+{
+	const char *data = pgconf(pw)->data_dir;
+	_cleanup_free_ char *parent = xstrdup(data);
+	char *slash = strrchr(parent, '/');
+
+	if (child_find(pw->children, PG_CHILD_NAME) || !no_old_backends(NULL, pw)) {
+		loop_timer_arm(pw->retry, 200, 0);
+		return;
+	}
+	pw->reinit_pending = false;
+	if (rename(data, pw->reinit_aside) < 0) {
+		fail_and_retry(pw, "reinit: cannot move %s to %s: %s; Postgres starts again on it",
+			       data, pw->reinit_aside, strerror(errno));
+		return;
+	}
+	if (slash)
+		*(slash == parent ? slash + 1 : slash) = '\0';
+	(void)fsync_dir(parent);
+	log_info("pgwatch", "reinit: data directory moved aside, cloning again dir=%s aside=%s", data,
+		 pw->reinit_aside);
+	pw->cloned = false;
+	pw->wal_gone_ms = 0;
+	pw->retry_ms = RETRY_MIN_MS;
+	step_begin(pw);
+}
+
+int pgwatch_reinit(struct pgwatch *pw, char *aside, size_t size, const char **why)
+{
+	const struct conf_node *me = conf_self(pw->conf);
+	const char *data = pgconf(pw)->data_dir;
+	_cleanup_free_ char *parent = xasprintf("%s/..", data);
+	struct stat st_data, st_parent;
+	struct timespec ts;
+	struct tm tm;
+	char stamp[32];
+	struct child *pg;
+
+	if (me->pg_role != CONF_PG_REPLICA) {
+		*why = me->pg_role == CONF_PG_PRIMARY ?
+		       "refused: this node is the primary (reinit re-clones a replica from its upstream)" :
+		       "this node runs no Postgres";
+		return -ENOTSUP;
+	}
+	if (!pw->started) {
+		*why = "Postgres was not started yet (it waits for a fresh tunnel and the firewall)";
+		return -EAGAIN;
+	}
+	if (pw->reinit_pending || pw->state == PG_STATE_BOOTSTRAPPING) {
+		*why = "a bootstrap is running already (ctl replication shows its progress)";
+		return -EBUSY;
+	}
+	if (stat(data, &st_data) == 0 && stat(parent, &st_parent) == 0 && st_data.st_dev != st_parent.st_dev) {
+		*why = "the data directory is a mount point and cannot be moved aside (hint: mount the volume on its parent, as the shipped compose file does)";
+		return -EXDEV;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", gmtime_r(&ts.tv_sec, &tm));
+	snprintf(pw->reinit_aside, sizeof(pw->reinit_aside), "%s.reinit-%s", data, stamp);
+	if (access(pw->reinit_aside, F_OK) == 0) {
+		*why = "a reinit moved the data directory aside this very second; try again";
+		return -EBUSY;
+	}
+	snprintf(aside, size, "%s", pw->reinit_aside);
+	log_info("pgwatch", "reinit requested: stopping postgres aside=%s", pw->reinit_aside);
+	pw->reinit_pending = true;
+	identity_check_cancel(pw);
+	loop_timer_disarm(pw->retry);
+	pw->bootstrapped = false; /* no probes until it runs again */
+	json_decref(pw->last);
+	pw->last = NULL;
+	lifecycle_set_state(pw, PG_STATE_BOOTSTRAPPING, "reinit: stopping postgres, then cloning again");
+	if ((pg = child_find(pw->children, PG_CHILD_NAME)))
+		child_remove(pg);
+	loop_timer_arm(pw->retry, 100, 0);
+	return 0;
 }
 
 enum pg_state pgwatch_state(const struct pgwatch *pw)

@@ -55,6 +55,23 @@ void pgwatch_tunnel(struct pgwatch *pw, bool fresh);
 /* pgwatch_firewall() - whether the firewall is in force (@why: if not, why). */
 void pgwatch_firewall(struct pgwatch *pw, bool applied, const char *why);
 
+/**
+ * pgwatch_reinit() - re-clone this replica: stop Postgres, move the data
+ * directory aside (kept, never deleted), clone again from the upstream.
+ * @pw: the watcher.
+ * @aside: receives the path the data directory is moved to.
+ * @size: its size.
+ * @why: on refusal, why (static text).
+ *
+ * Returns once the stop is under way; the rest follows on the loop and
+ * shows in pgwatch_json() (state, clone progress).
+ * Return: 0; -ENOTSUP on a primary or a node without Postgres; -EAGAIN
+ * before Postgres was first started; -EBUSY while a bootstrap or reinit
+ * runs; -EXDEV when the data directory is a mount point (it cannot be
+ * moved aside).
+ */
+int pgwatch_reinit(struct pgwatch *pw, char *aside, size_t size, const char **why);
+
 enum pg_state pgwatch_state(const struct pgwatch *pw);
 const char *pg_state_name(enum pg_state st);
 
@@ -71,6 +88,18 @@ json_t *pgwatch_json(const struct pgwatch *pw);
 
 /* pgwatch_health() - 0 ok, 1 degraded, 2 critical; appends reasons. */
 int pgwatch_health(const struct pgwatch *pw, json_t *reasons);
+
+/**
+ * pg_clone_text() - a clone's progress for people: "41% (190.0 MiB of
+ * 455.0 MiB, ~12s left)", "190.0 MiB so far", or its phase while nothing
+ * was streamed yet.
+ * @clone: a "clone" object of pgwatch_json() (phase, done_bytes, total_bytes, eta_s).
+ * @buf: output.
+ * @size: its size.
+ *
+ * Return: @buf.
+ */
+const char *pg_clone_text(const json_t *clone, char *buf, size_t size);
 
 /* Pure helpers (pgwatch/files.c), unit-tested. */
 /* pg_hba_text() - the generated pg_hba for this node. Caller frees. */

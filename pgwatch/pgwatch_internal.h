@@ -12,6 +12,13 @@
 #define PG_CHILD_NAME "postgres"
 #define PG_OWNER "pgwatch"
 
+/* A running pg_basebackup's progress, from its -P lines. */
+struct clone_progress {
+	bool active;
+	uint64_t done_kb, total_kb;  /* total_kb 0: not estimated (yet) */
+	uint64_t started_ms;         /* now_ms() at its start */
+};
+
 struct pgwatch {
 	struct loop *loop;
 	struct child_set *children;
@@ -45,6 +52,17 @@ struct pgwatch {
 	uint64_t started_ms;
 	struct identity_check *identity; /* in flight, or NULL */
 	bool cloned;                     /* this run made the data dir itself */
+	/*
+	 * Bootstraps run into DATA/.supervisor-bootstrap and are moved into
+	 * place only once complete: while that directory exists, DATA holds an
+	 * unfinished bootstrap of ours, which is removed and redone.
+	 */
+	char stagedir[300];
+	unsigned bootstraps_redone;      /* unfinished ones removed and redone */
+	struct clone_progress clone;     /* of this node's pg_basebackup (-P) */
+	bool reinit_pending;             /* ctl reinit: waiting for Postgres to be gone */
+	char reinit_aside[320];          /* where the data directory goes */
+	uint64_t wal_gone_ms;            /* now_ms() when the upstream last said our WAL is gone */
 };
 
 /* identity.c: is a replica's data dir from its upstream's cluster? */
@@ -67,6 +85,16 @@ void probe_fast(struct pgwatch *pw, bool fast);
 json_t *listen_check(uint16_t port);
 
 /* lifecycle.c */
+#define PG_STAGE_NAME ".supervisor-bootstrap"
+/**
+ * clone_progress_parse() - read one line of pg_basebackup -P.
+ * @line: e.g. "190464/465920 kB (40%), 0/1 tablespace".
+ * @done_kb: receives the kB streamed.
+ * @total_kb: receives the estimated total (0 when the server gave none).
+ *
+ * Return: true for a progress line, false for anything else.
+ */
+bool clone_progress_parse(const char *line, uint64_t *done_kb, uint64_t *total_kb);
 int pgwatch_write_config(struct pgwatch *pw);
 void lifecycle_set_state(struct pgwatch *pw, enum pg_state st, const char *fmt, ...)
 	_printf_(3, 4);

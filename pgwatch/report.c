@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
  * The DBA's view, built from the last probe and the cluster file: one row
- * per spoke. On the primary, replicas are matched to pg_stat_replication by
- * overlay address, so a configured replica that is not connected still has
- * a row, marked "absent". Seconds of lag are null ("unknown") whenever the
+ * per spoke. On the primary, a replica's row is its own walreceiver's
+ * connection: the pg_stat_replication row with its node name as
+ * application_name from its overlay address. Its clone's connections
+ * (pg_basebackup, "NODE/clone") make it "cloning", with progress; they are
+ * never taken for its link. A configured replica with neither still has a
+ * row, marked "absent". Seconds of lag are null ("unknown") whenever the
  * link is not streaming, never 0; an idle, caught-up link (NULL intervals in
  * Postgres) reads 0 with "idle": true.
  */
@@ -33,6 +36,76 @@ static json_t *find_by(json_t *arr, const char *key, const char *value)
 	return NULL;
 }
 
+/*
+ * The connection of @app_name from @ip; for a clone, the one that carries
+ * the base backup's progress (its WAL stream is the other).
+ */
+static json_t *find_conn(json_t *replicas, const char *app_name, const char *ip)
+{
+	json_t *e, *found = NULL;
+	size_t i;
+
+	json_array_foreach(replicas, i, e) {
+		const char *a = json_string_value(json_object_get(e, "application_name"));
+		const char *c = json_string_value(json_object_get(e, "client_addr"));
+
+		if (!a || !c || strcmp(a, app_name) || strcmp(c, ip))
+			continue;
+		if (!found || json_object_get(e, "clone_phase"))
+			found = e;
+	}
+	return found;
+}
+
+const char *pg_clone_text(const json_t *clone, char *buf, size_t size)
+{
+	json_t *done = json_object_get(clone, "done_bytes"), *total = json_object_get(clone, "total_bytes");
+	json_t *eta = json_object_get(clone, "eta_s");
+	const char *phase = json_string_value(json_object_get(clone, "phase"));
+	char d[32], t[32], e[32] = "";
+
+	if (!json_is_number(done) || (json_number_value(done) == 0 && phase)) {
+		snprintf(buf, size, "%s", phase ? phase : "starting");
+		return buf;
+	}
+	fmt_bytes(json_number_value(done), d, sizeof(d));
+	if (json_is_number(eta))
+		snprintf(e, sizeof(e), ", ~%s left", fmt_duration((long long)json_number_value(eta), t, sizeof(t)));
+	if (json_is_number(total) && json_number_value(total) > 0)
+		snprintf(buf, size, "%d%% (%s of %s%s)",
+			 (int)(100 * json_number_value(done) / json_number_value(total)), d,
+			 fmt_bytes(json_number_value(total), t, sizeof(t)), e);
+	else
+		snprintf(buf, size, "%s so far", d);
+	return buf;
+}
+
+/*
+ * clone_json() - progress as {phase, done_bytes, total_bytes, elapsed_s,
+ * eta_s}: figures unknown are null. The rate is the average since the start.
+ */
+static json_t *clone_json(const char *phase, double done, double total, double elapsed_s)
+{
+	json_t *o = json_object();
+	double eta = -1;
+
+	if (done > 0 && total > done && elapsed_s >= 1)
+		eta = (total - done) / (done / elapsed_s);
+	json_object_set_new(o, "phase", phase ? json_string(phase) : json_null());
+	json_object_set_new(o, "done_bytes", done >= 0 ? json_integer((json_int_t)done) : json_null());
+	json_object_set_new(o, "total_bytes", total > 0 ? json_integer((json_int_t)total) : json_null());
+	json_object_set_new(o, "elapsed_s", json_real(elapsed_s));
+	json_object_set_new(o, "eta_s", eta >= 0 ? json_integer((json_int_t)(eta + 0.5)) : json_null());
+	return o;
+}
+
+static double num_or(const json_t *o, const char *key, double dflt)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
 static void add_slot(json_t *row, const json_t *slot, const char *slot_name)
 {
 	json_object_set_new(row, "slot", slot_name ? json_string(slot_name) : json_null());
@@ -44,15 +117,23 @@ static void add_slot(json_t *row, const json_t *slot, const char *slot_name)
 /* A downstream replica as the primary sees it. */
 static json_t *downstream_row(const struct pgwatch *pw, const struct conf_node *n)
 {
-	json_t *last = pw->last, *row = json_object(), *r;
-	char ip[16], slot[64];
+	json_t *last = pw->last, *row = json_object(), *r, *clone;
+	char ip[16], slot[64], app[80];
 
 	conf_ip_str(n->overlay_ip, ip);
 	pg_slot_name(n->name, slot, sizeof(slot));
-	r = find_by(json_object_get(last, "replicas"), "client_addr", ip);
+	snprintf(app, sizeof(app), "%s/clone", n->name);
+	r = find_conn(json_object_get(last, "replicas"), n->name, ip);
+	clone = r ? NULL : find_conn(json_object_get(last, "replicas"), app, ip);
 	add_slot(row, find_by(json_object_get(last, "slots"), "slot_name", slot), slot);
 	if (!r) {
-		json_object_set_new(row, "link", json_string("absent"));
+		json_object_set_new(row, "link", json_string(clone ? "cloning" : "absent"));
+		if (clone)
+			json_object_set_new(row, "clone",
+					    clone_json(json_string_value(json_object_get(clone, "clone_phase")),
+						       num_or(clone, "clone_done_bytes", -1),
+						       num_or(clone, "clone_total_bytes", -1),
+						       num_or(clone, "backend_age_s", 0)));
 		json_object_set_new(row, "replay_lag_bytes", json_null());
 		json_object_set_new(row, "replay_lag_s", json_null());
 		return row;
@@ -98,6 +179,14 @@ static void self_replica(const struct pgwatch *pw, json_t *row)
 	json_object_set_new(row, "sender", rx && !json_is_null(rx) ? get(rx, "sender_host") : json_null());
 }
 
+static json_t *self_clone_json(const struct pgwatch *pw)
+{
+	const struct clone_progress *c = &pw->clone;
+
+	return clone_json(NULL, (double)c->done_kb * 1024, (double)c->total_kb * 1024,
+			  (double)(now_ms() - c->started_ms) / 1000.0);
+}
+
 static json_t *rows(const struct pgwatch *pw)
 {
 	const struct conf *c = pw->conf;
@@ -126,6 +215,10 @@ static json_t *rows(const struct pgwatch *pw)
 		json_object_set_new(row, "upstream", n->upstream >= 0 ? json_string(c->nodes[n->upstream].name)
 								       : json_null());
 		json_object_set_new(row, "self", json_boolean(self));
+		if (self && pw->clone.active) {
+			json_object_set_new(row, "link", json_string("cloning"));
+			json_object_set_new(row, "clone", self_clone_json(pw));
+		}
 		if (self) {
 			json_object_set_new(row, "pg_state", json_string(pg_state_name(pw->state)));
 			json_object_set_new(row, "timeline", probed ? get(pw->last, "timeline") : json_null());
@@ -172,6 +265,8 @@ json_t *pgwatch_json(const struct pgwatch *pw)
 		json_object_set_new(o, "observed_age_s", json_null());
 	}
 	json_object_set_new(o, "probe_error", pw->probe_error[0] ? json_string(pw->probe_error) : json_null());
+	json_object_set_new(o, "clone", pw->clone.active ? self_clone_json(pw) : json_null());
+	json_object_set_new(o, "bootstraps_redone", json_integer(pw->bootstraps_redone));
 	json_object_set_new(o, "replication", rows(pw));
 	return o;
 }
@@ -204,6 +299,17 @@ int pgwatch_health(const struct pgwatch *pw, json_t *reasons)
 		reason(reasons, "postgres: not started until the firewall is in force: %s", pw->reason);
 		return 2;
 	case PG_STATE_BOOTSTRAPPING:
+		if (pw->clone.active) {
+			json_t *c = self_clone_json(pw);
+			char text[128];
+
+			reason(reasons, "postgres: bootstrapping: cloning from %s: %s",
+			       pw->conf->nodes[conf_self(pw->conf)->upstream].name,
+			       pg_clone_text(c, text, sizeof(text)));
+			json_decref(c);
+			return 1;
+		}
+		/* fall through */
 	case PG_STATE_STARTING:
 		reason(reasons, "postgres: %s%s%s", pg_state_name(pw->state), pw->reason[0] ? ": " : "",
 		       pw->reason);
@@ -226,21 +332,35 @@ int pgwatch_health(const struct pgwatch *pw, json_t *reasons)
 		const char *ws = json_string_value(json_object_get(row, "slot_wal_status"));
 		const char *name = json_string_value(json_object_get(row, "name"));
 
-		/* Every state but streaming (absent, startup, catchup, backup = being cloned, stopping). */
-		if (link && strcmp(link, "streaming") != 0) {
-			reason(reasons, "replication: %s is %s", name,
-			       strcmp(link, "backup") == 0 ? "being cloned (pg_basebackup)" : link);
+		/* Every state but streaming (absent, cloning, startup, catchup, stopping). */
+		if (link && strcmp(link, "cloning") == 0) {
+			char text[128];
+
+			reason(reasons, "replication: %s is being cloned: %s", name,
+			       pg_clone_text(json_object_get(row, "clone"), text, sizeof(text)));
+			h = h > 1 ? h : 1;
+		} else if (link && strcmp(link, "streaming") != 0) {
+			reason(reasons, "replication: %s is %s", name, link);
 			h = h > 1 ? h : 1;
 		}
 		if (ws && strcmp(ws, "lost") == 0) {
-			reason(reasons, "replication: slot of %s lost its WAL (the replica must be re-cloned)",
-			       name);
+			reason(reasons, "replication: slot of %s lost its WAL (the replica must be re-cloned: "
+			       "`supervisor ctl reinit` on %s)", name, name);
 			h = 2;
 		} else if (ws && (strcmp(ws, "unreserved") == 0 || strcmp(ws, "extended") == 0)) {
 			reason(reasons, "replication: slot of %s is %s (WAL retained beyond max_wal_size)",
 			       name, ws);
 			h = h > 1 ? h : 1;
 		}
+	}
+	/* Seen in our walreceiver's log within the last minute (it retries every 5 s). */
+	if (pw->wal_gone_ms && now_ms() - pw->wal_gone_ms < 60000) {
+		const struct conf_node *me = conf_self(pw->conf);
+
+		reason(reasons, "replication: %s no longer has the WAL this replica needs (\"requested WAL "
+		       "segment has already been removed\"): it cannot catch up; re-clone it with "
+		       "`supervisor ctl reinit`", me->upstream >= 0 ? pw->conf->nodes[me->upstream].name : "the upstream");
+		h = 2;
 	}
 	/* A full or broken archive must not silently fill pg_wal. */
 	row = json_object_get(rep, "archiver");

@@ -13,9 +13,17 @@ static const struct cli_command commands[] = {
 	  "run the node: wg0, firewall, PostgreSQL, backups, status (PID 1 on spokes)", NULL },
 	{ "check-config", cmd_check_config, "[-c FILE] [-n NODE]",
 	  "validate the cluster file and print this node's plan", NULL },
-	{ "ctl", cmd_ctl, "[-s SOCKET] COMMAND [--json]",
-	  "ask the running daemon: status, replication, tunnel, firewall, backups, backup-now, reload",
-	  NULL },
+	{ "ctl", cmd_ctl, "[-s SOCKET] COMMAND [--json] [--no-wait]",
+	  "ask the running daemon: status, replication, tunnel, firewall, backups, backup-now, reinit, reload",
+	  "  status        health, children and every reason (exit 0 ok, 1 degraded, 2 critical, 3 unknown)\n"
+	  "  replication   each spoke's Postgres and replication row; a clone's progress\n"
+	  "  tunnel        WireGuard peers: state, handshake age, endpoint, bytes\n"
+	  "  firewall      our nftables table: applied, repairs, drops\n"
+	  "  backups       backups and their verdicts; backup-now starts a run\n"
+	  "  reinit        on a replica: stop Postgres, move its data directory aside (kept, never\n"
+	  "                deleted), clone again from the upstream; follows the clone until it\n"
+	  "                streams (--no-wait: return at once). Refused on the primary\n"
+	  "  reload        re-read the cluster file (a bad one keeps the running configuration)\n" },
 	{ "cluster", cmd_cluster, "init|add-spoke|remove-spoke|rotate-key [NAME] [OPTIONS]",
 	  "edit the cluster file: the spec's runbooks (hub key, spokes, keys, bundles)",
 	  "  init --endpoint HOST:PORT --spokes A,B,C [--ssh-from CIDR]... [--network CIDR] [--hub-key FILE]\n"

@@ -202,22 +202,10 @@ static void print_firewall(json_t *reply)
 	}
 }
 
-/* Bytes with a unit: "0 B", "512 B", "1.5 KiB", "48.0 MiB"; "-" when unknown. */
-static const char *fmt_bytes(json_t *v, char *buf, size_t size)
+/* Bytes with a unit, or "-" when unknown. */
+static const char *fmt_bytes_json(json_t *v, char *buf, size_t size)
 {
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double b;
-	size_t u = 0;
-
-	if (!json_is_number(v))
-		return "-";
-	b = json_number_value(v);
-	while (b >= 1024 && u + 1 < ARRAY_SIZE(units)) {
-		b /= 1024;
-		u++;
-	}
-	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", b, units[u]);
-	return buf;
+	return json_is_number(v) ? fmt_bytes(json_number_value(v), buf, size) : "-";
 }
 
 static const char *fmt_secs(json_t *v, char *buf, size_t size)
@@ -271,17 +259,19 @@ static void print_replication(json_t *reply)
 		if (json_is_string(v = json_object_get(r, "slot")))
 			snprintf(slot, sizeof(slot), "%s (%s)", json_string_value(v),
 				 str_or(json_object_get(r, "slot_wal_status"), "-"));
-		if (json_object_get(r, "replay_lag_bytes"))
+		if (json_is_object(v = json_object_get(r, "clone")))
+			pg_clone_text(v, lag, sizeof(lag)); /* the DBA's question while cloning */
+		else if (json_object_get(r, "replay_lag_bytes"))
 			snprintf(lag, sizeof(lag), "%s, %s%s",
-				 fmt_bytes(json_object_get(r, "replay_lag_bytes"), b1, sizeof(b1)),
+				 fmt_bytes_json(json_object_get(r, "replay_lag_bytes"), b1, sizeof(b1)),
 				 fmt_secs(json_object_get(r, "replay_lag_s"), s1, sizeof(s1)),
 				 json_is_true(json_object_get(r, "idle")) ? " idle" : "");
 		else
 			snprintf(lag, sizeof(lag), "-");
 		if (json_object_get(r, "send_lag_bytes"))
 			snprintf(sf, sizeof(sf), "%s / %s",
-				 fmt_bytes(json_object_get(r, "send_lag_bytes"), b2, sizeof(b2)),
-				 fmt_bytes(json_object_get(r, "flush_lag_bytes"), b3, sizeof(b3)));
+				 fmt_bytes_json(json_object_get(r, "send_lag_bytes"), b2, sizeof(b2)),
+				 fmt_bytes_json(json_object_get(r, "flush_lag_bytes"), b3, sizeof(b3)));
 		if (json_is_number(v = json_object_get(r, "last_msg_age_s")))
 			snprintf(last, sizeof(last), "%.1f s", json_number_value(v));
 		printf("%-10s %-12s %-7s %-8s %-13s %-3s %-13s %-22s %-22s %-21s %s\n",
@@ -322,7 +312,7 @@ static void print_backups(json_t *reply)
 	       str_or(json_object_get(b, "schedule"), "?"));
 	printf("  newest good %s (%s ago, %s), next run %s\n", last,
 	       json_is_integer(json_object_get(b, "age_s")) ? age : "-",
-	       fmt_bytes(json_object_get(b, "size_bytes"), size, sizeof(size)), next);
+	       fmt_bytes_json(json_object_get(b, "size_bytes"), size, sizeof(size)), next);
 	if (json_is_object(lr)) {
 		print_when(json_object_get(lr, "finished_at"), ran, sizeof(ran));
 		printf("  last run %s: %s%s%s\n", ran, json_is_true(json_object_get(lr, "ok")) ? "ok" : "FAILED",
@@ -343,10 +333,74 @@ static void print_backup_now(json_t *reply)
 	       str_or(json_object_get(reply, "node"), "this node"));
 }
 
+static void print_reinit(json_t *reply)
+{
+	printf("reinit of %s: Postgres is stopping; its data directory goes to %s (kept, never deleted); then a new clone from %s\n",
+	       str_or(json_object_get(reply, "node"), "?"), str_or(json_object_get(reply, "aside"), "?"),
+	       str_or(json_object_get(reply, "upstream"), "the upstream"));
+}
+
+/*
+ * ctl reinit: follow the clone on `replication` once a second until this
+ * node streams again (exit 0) or its Postgres failed (exit 2). Progress is
+ * printed when the state changes, and every 5 s while cloning.
+ */
+static int follow_reinit(const char *path)
+{
+	uint64_t t0 = now_ms(), printed = 0;
+	char last[256] = "";
+
+	for (;;) {
+		_cleanup_free_ char *text = NULL;
+		json_t *reply, *pg, *row, *self = NULL;
+		const char *state, *link;
+		char line[256], progress[160];
+		size_t i;
+
+		sleep(1);
+		if (unix_request(path, "replication\n", 30, REPLY_MAX, NULL, &text) < 0 ||
+		    !(reply = json_loads(text, 0, NULL))) {
+			fprintf(stderr, "supervisor ctl reinit: lost the daemon at %s; the reinit goes on there\n", path);
+			return HEALTH_UNKNOWN;
+		}
+		pg = json_object_get(reply, "postgres");
+		json_array_foreach(json_object_get(pg, "replication"), i, row)
+			if (json_is_true(json_object_get(row, "self")))
+				self = row;
+		state = str_or(json_object_get(pg, "state"), "?");
+		link = str_or(json_object_get(self, "link"), "-");
+		if (json_is_object(json_object_get(self, "clone")))
+			snprintf(line, sizeof(line), "cloning %s",
+				 pg_clone_text(json_object_get(self, "clone"), progress, sizeof(progress)));
+		else
+			snprintf(line, sizeof(line), "postgres %s%s%s, link %s", state,
+				 json_is_string(json_object_get(pg, "reason")) ? ": " : "",
+				 str_or(json_object_get(pg, "reason"), ""), link);
+		if (!strcmp(state, "running") && !strcmp(link, "streaming")) {
+			printf("  streaming again, %.1f s after the reinit\n", (double)(now_ms() - t0) / 1000);
+			json_decref(reply);
+			return HEALTH_OK;
+		}
+		if (!strcmp(state, "failed")) {
+			printf("  %s\n", line);
+			json_decref(reply);
+			return HEALTH_CRITICAL;
+		}
+		if (strncmp(line, last, 8) != 0 || now_ms() - printed >= 5000) {
+			printf("  %s\n", line);
+			fflush(stdout);
+			printed = now_ms();
+		}
+		snprintf(last, sizeof(last), "%s", line);
+		json_decref(reply);
+	}
+}
+
 static const struct {
 	const char *command;
 	void (*print)(json_t *reply);
 } printers[] = {
+	{ "reinit", print_reinit },
 	{ "backups", print_backups },
 	{ "backup-now", print_backup_now },
 	{ "replication", print_replication },
@@ -373,11 +427,12 @@ int cmd_ctl(const struct cli_command *cmd, int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "node", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "no-wait", no_argument, NULL, 'W' },
 		{ 0 },
 	};
 	const char *opt_socket = NULL, *conf_path = conf_default_path(), *node = NULL, *path;
 	char request[CONTROL_REQUEST_MAX], *text = NULL;
-	bool raw = false;
+	bool raw = false, wait = true;
 	json_error_t jerr;
 	json_t *reply;
 	int opt, r;
@@ -388,6 +443,7 @@ int cmd_ctl(const struct cli_command *cmd, int argc, char **argv)
 		case 'c': conf_path = optarg; break;
 		case 'n': node = optarg; break;
 		case 'j': raw = true; break;
+		case 'W': wait = false; break;
 		default:
 			cli_command_usage(cmd, stderr);
 			return EXIT_USAGE;
@@ -450,6 +506,9 @@ int cmd_ctl(const struct cli_command *cmd, int argc, char **argv)
 
 	if (error && strcmp(error, "unknown command") == 0)
 		r = EXIT_USAGE;
+	else if (!raw && wait && json_is_true(json_object_get(reply, "started")) &&
+		 !strcmp(str_or(json_object_get(reply, "command"), ""), "reinit"))
+		r = follow_reinit(path);
 	else
 		r = (int)reply_health(reply);
 	json_decref(reply);

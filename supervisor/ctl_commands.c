@@ -176,6 +176,14 @@ static void ctl_backups(struct daemon *d, const char *args, json_t *reply)
 	json_object_set_new(reply, "health", json_string(health_name((enum health)h)));
 }
 
+/* A request refused with -errno @r: busy is degraded, anything else critical. */
+static void refused(json_t *reply, int r, const char *why)
+{
+	json_object_set_new(reply, "ok", json_false());
+	json_object_set_new(reply, "error", json_string(why ? why : strerror(-r)));
+	json_object_set_new(reply, "health", json_string(r == -EBUSY ? "degraded" : "critical"));
+}
+
 static void ctl_backup_now(struct daemon *d, const char *args, json_t *reply)
 {
 	const char *why = NULL;
@@ -183,14 +191,32 @@ static void ctl_backup_now(struct daemon *d, const char *args, json_t *reply)
 
 	(void)args;
 	if (r < 0) {
-		json_object_set_new(reply, "ok", json_false());
-		json_object_set_new(reply, "error", json_string(why ? why : strerror(-r)));
-		json_object_set_new(reply, "health", json_string(r == -EBUSY ? "degraded" : "critical"));
+		refused(reply, r, why);
 		return;
 	}
 	json_object_set_new(reply, "started", json_true());
 	json_object_set_new(reply, "backup", backup_json(d->backup));
 	json_object_set_new(reply, "health", json_string("ok"));
+}
+
+/* Re-clone this replica; the client follows the progress with `replication`. */
+static void ctl_reinit(struct daemon *d, const char *args, json_t *reply)
+{
+	const struct conf_node *me = conf_self(d->conf);
+	const char *why = NULL;
+	char aside[400];
+	int r = pgwatch_reinit(d->pgwatch, aside, sizeof(aside), &why);
+
+	(void)args;
+	json_object_set_new(reply, "node", json_string(me->name));
+	if (r < 0) {
+		refused(reply, r, why);
+		return;
+	}
+	json_object_set_new(reply, "started", json_true());
+	json_object_set_new(reply, "aside", json_string(aside));
+	json_object_set_new(reply, "upstream", json_string(d->conf->nodes[me->upstream].name));
+	json_object_set_new(reply, "health", json_string("degraded"));
 }
 
 static const struct {
@@ -204,6 +230,7 @@ static const struct {
 	{ "firewall", ctl_firewall },
 	{ "backups", ctl_backups },
 	{ "backup-now", ctl_backup_now },
+	{ "reinit", ctl_reinit },
 };
 
 json_t *control_dispatch(struct daemon *d, const char *line)

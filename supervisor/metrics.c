@@ -176,6 +176,21 @@ static void postgres_metrics(struct out *o, const json_t *doc)
 			       json_boolean(strcmp(str(m, "link"), "streaming") == 0), "member", str(m, "name"), NULL);
 	}
 	json_array_foreach(members, i, m) {
+		family(o, "supervisor_replication_clone_streamed_bytes", "gauge",
+		       "Bytes a replica's clone (pg_basebackup) has streamed so far; only while cloning.");
+		sample(o, "supervisor_replication_clone_streamed_bytes",
+		       get(json_object_get(m, "clone"), "done_bytes"), "member", str(m, "name"), NULL);
+	}
+	json_array_foreach(members, i, m) {
+		family(o, "supervisor_replication_clone_total_bytes", "gauge",
+		       "Estimated size of a replica's clone; only while cloning, when estimated.");
+		sample(o, "supervisor_replication_clone_total_bytes",
+		       get(json_object_get(m, "clone"), "total_bytes"), "member", str(m, "name"), NULL);
+	}
+	family(o, "supervisor_postgres_bootstraps_redone_total", "counter",
+	       "Unfinished bootstraps (initdb, pg_basebackup) found in the data directory, removed and redone.");
+	sample(o, "supervisor_postgres_bootstraps_redone_total", get(pg, "bootstraps_redone"), NULL);
+	json_array_foreach(members, i, m) {
 		family(o, "supervisor_replication_slot_retained_bytes", "gauge",
 		       "WAL a replica's slot holds back on this node.");
 		sample(o, "supervisor_replication_slot_retained_bytes", get(m, "slot_retained_bytes"),

@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: MIT
-/* pgwatch/files.c: pg_hba from the ACLs, replica settings, slot names. */
+/*
+ * pgwatch: pg_hba from the ACLs, replica settings, slot names; the start
+ * gates; the primary's per-replica rows from pg_stat_replication; clone
+ * progress.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "pgwatch/pgwatch.h"
+#include "pgwatch/pgwatch_internal.h"
 
 static struct conf *load(const char *path, const char *node)
 {
@@ -144,6 +148,139 @@ static void test_start_waits_for_firewall(void **state)
 	conf_free(c);
 }
 
+/* A pgwatch for @node whose last probe returned @probe (JSON text), Postgres running. */
+struct fixture {
+	struct conf *c;
+	struct loop *loop;
+	struct child_set *children;
+	struct pgwatch *pw;
+};
+
+static void fixture_up(struct fixture *f, const char *node, const char *probe)
+{
+	struct child_policy pol = { .backoff_max_ms = 1000 };
+
+	f->c = example(node);
+	assert_int_equal(loop_new(&f->loop), 0);
+	assert_int_equal(child_set_new(f->loop, &pol, &f->children), 0);
+	assert_int_equal(pgwatch_new(f->loop, f->children, f->c, &f->pw), 0);
+	f->pw->last = json_loads(probe, 0, NULL);
+	assert_non_null(f->pw->last);
+	f->pw->state = PG_STATE_RUNNING;
+}
+
+static void fixture_down(struct fixture *f)
+{
+	pgwatch_free(f->pw);
+	child_set_free(f->children);
+	loop_free(f->loop);
+	conf_free(f->c);
+}
+
+static json_t *member(json_t *doc, const char *name)
+{
+	json_t *r;
+	size_t i;
+
+	json_array_foreach(json_object_get(doc, "replication"), i, r)
+		if (!strcmp(json_string_value(json_object_get(r, "name")), name))
+			return r;
+	fail_msg("no row for %s", name);
+	return NULL;
+}
+
+/*
+ * Field fault: during a clone the primary has two pg_stat_replication rows
+ * from the replica's address, pg_basebackup's WAL stream ("streaming", with
+ * the slot) and the base backup itself. The first one used to be taken for
+ * the replica's link: "streaming" while it was still being cloned.
+ */
+static void test_clone_connections_are_not_the_link(void **state)
+{
+	struct fixture f;
+	json_t *doc, *b, *c, *reasons = json_array();
+	char text[128];
+
+	(void)state;
+	fixture_up(&f, "spoke-a",
+		   "{\"in_recovery\": false, \"timeline\": 1, \"slots\": [], \"replicas\": ["
+		   " {\"application_name\": \"spoke-b/clone\", \"client_addr\": \"10.88.0.12\","
+		   "  \"state\": \"streaming\", \"replay_lag_bytes\": 0, \"backend_age_s\": 10.0},"
+		   " {\"application_name\": \"spoke-b/clone\", \"client_addr\": \"10.88.0.12\","
+		   "  \"state\": \"backup\", \"clone_phase\": \"streaming database files\","
+		   "  \"clone_total_bytes\": 1000000000, \"clone_done_bytes\": 400000000, \"backend_age_s\": 10.0},"
+		   " {\"application_name\": \"spoke-c\", \"client_addr\": \"10.88.0.12\","
+		   "  \"state\": \"streaming\", \"replay_lag_bytes\": 0}"
+		   "]}");
+	doc = pgwatch_json(f.pw);
+	b = member(doc, "spoke-b");
+	assert_string_equal(json_string_value(json_object_get(b, "link")), "cloning");
+	assert_true(json_is_null(json_object_get(b, "replay_lag_s")));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(b, "clone"), "done_bytes")),
+			 400000000);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(b, "clone"), "eta_s")), 15);
+	assert_string_equal(pg_clone_text(json_object_get(b, "clone"), text, sizeof(text)),
+			    "40% (381.5 MiB of 953.7 MiB, ~15s left)");
+	/* spoke-c's name from spoke-b's address is not spoke-c's link */
+	c = member(doc, "spoke-c");
+	assert_string_equal(json_string_value(json_object_get(c, "link")), "absent");
+	assert_int_equal(pgwatch_health(f.pw, reasons), 1);
+	assert_non_null(strstr(json_string_value(json_array_get(reasons, 0)),
+			       "spoke-b is being cloned: 40% (381.5 MiB of 953.7 MiB, ~15s left)"));
+	json_decref(reasons);
+	json_decref(doc);
+	fixture_down(&f);
+}
+
+/* The walreceiver (application_name = node name) is the link, whatever comes first. */
+static void test_walreceiver_is_the_link(void **state)
+{
+	struct fixture f;
+	json_t *doc, *b;
+
+	(void)state;
+	fixture_up(&f, "spoke-a",
+		   "{\"in_recovery\": false, \"timeline\": 1, \"slots\": [], \"replicas\": ["
+		   " {\"application_name\": \"psql\", \"client_addr\": \"10.88.0.12\", \"state\": \"startup\"},"
+		   " {\"application_name\": \"spoke-b\", \"client_addr\": \"10.88.0.12\","
+		   "  \"state\": \"streaming\", \"replay_lag_bytes\": 0, \"replay_lag_s\": null}"
+		   "]}");
+	doc = pgwatch_json(f.pw);
+	b = member(doc, "spoke-b");
+	assert_string_equal(json_string_value(json_object_get(b, "link")), "streaming");
+	assert_true(json_is_true(json_object_get(b, "idle")));
+	assert_null(json_object_get(b, "clone"));
+	json_decref(doc);
+	fixture_down(&f);
+}
+
+static void test_clone_progress_lines(void **state)
+{
+	uint64_t done = 0, total = 0;
+	json_t *c;
+	char text[128];
+
+	(void)state;
+	assert_true(clone_progress_parse("190464/465920 kB (40%), 0/1 tablespace", &done, &total));
+	assert_int_equal(done, 190464);
+	assert_int_equal(total, 465920);
+	assert_true(clone_progress_parse("     0/465920 kB (0%), 0/1 tablespace", &done, &total));
+	assert_int_equal(done, 0);
+	assert_true(clone_progress_parse("465930/465920 kB (100%), 1/1 tablespace", &done, &total));
+	/* --no-estimate-size: the total reads 0 */
+	assert_true(clone_progress_parse("20480/0 kB (0%), 0/2 tablespaces", &done, &total));
+	assert_int_equal(total, 0);
+	assert_false(clone_progress_parse("pg_basebackup: error: could not connect", &done, &total));
+	assert_false(clone_progress_parse("", &done, &total));
+	assert_false(clone_progress_parse("WARNING: 12/ kB", &done, &total));
+	c = json_pack("{s:n, s:i, s:n, s:n}", "phase", "done_bytes", 3 << 20, "total_bytes", "eta_s");
+	assert_string_equal(pg_clone_text(c, text, sizeof(text)), "3.0 MiB so far");
+	json_decref(c);
+	c = json_pack("{s:s, s:i}", "phase", "waiting for checkpoint to finish", "done_bytes", 0);
+	assert_string_equal(pg_clone_text(c, text, sizeof(text)), "waiting for checkpoint to finish");
+	json_decref(c);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
@@ -154,6 +291,9 @@ int main(void)
 		cmocka_unit_test(test_settings_primary),
 		cmocka_unit_test(test_slot_names),
 		cmocka_unit_test(test_start_waits_for_firewall),
+		cmocka_unit_test(test_clone_connections_are_not_the_link),
+		cmocka_unit_test(test_walreceiver_is_the_link),
+		cmocka_unit_test(test_clone_progress_lines),
 	};
 
 	return cmocka_run_group_tests_name("pgwatch", tests, NULL, NULL);

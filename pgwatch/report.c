@@ -64,7 +64,7 @@ const char *pg_clone_text(const json_t *clone, char *buf, size_t size)
 	const char *phase = json_string_value(json_object_get(clone, "phase"));
 	char d[32], t[32], e[32] = "";
 
-	if (!json_is_number(done) || (json_number_value(done) == 0 && phase)) {
+	if (!json_is_number(done) || json_number_value(done) == 0) {
 		snprintf(buf, size, "%s", phase ? phase : "starting");
 		return buf;
 	}

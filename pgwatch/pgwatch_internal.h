@@ -45,6 +45,8 @@ struct pgwatch {
 	uint64_t started_ms;
 	struct identity_check *identity; /* in flight, or NULL */
 	bool cloned;                     /* this run made the data dir itself */
+	/* As a replica, since when (now_ms(), 0: not so) replay is paused / the receiver is not streaming. */
+	uint64_t paused_since_ms, rx_down_since_ms;
 };
 
 /* identity.c: is a replica's data dir from its upstream's cluster? */
@@ -65,6 +67,9 @@ void probe_stop(struct pgwatch *pw);
 void probe_fast(struct pgwatch *pw, bool fast);
 /* listen_check() - TCP sockets listening on @port in this netns (JSON array). */
 json_t *listen_check(uint16_t port);
+
+/* report.c: after each good probe, note when replay paused or the receiver stopped. */
+void replica_track(struct pgwatch *pw);
 
 /* lifecycle.c */
 int pgwatch_write_config(struct pgwatch *pw);

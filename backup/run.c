@@ -265,8 +265,9 @@ static int measure_position(struct run_ctx *r)
 {
 	_cleanup_free_ char *ci = conninfo(r);
 	PGconn *c = PQconnectdb(ci);
-	char why[512];
+	char why[512], at[32];
 	const char *src;
+	const json_t *as_of;
 	int verdict = 0, code = BACKUP_EXIT_FAILED;
 
 	if (PQstatus(c) != CONNECTION_OK) {
@@ -297,8 +298,9 @@ static int measure_position(struct run_ctx *r)
 	json_object_update(r->facts, r->position);
 	json_object_del(r->facts, "measured_at");
 	src = json_string_value(json_object_get(r->position, "as_of_source"));
-	log_info("backup", "data position as_of=%lld source=%s verdict=\"%s\"",
-		 (long long)json_integer_value(json_object_get(r->position, "as_of")), src ? src : "unknown", why);
+	as_of = json_object_get(r->position, "as_of");
+	snprintf(at, sizeof(at), json_is_integer(as_of) ? "%lld" : "unknown", (long long)json_integer_value(as_of));
+	log_info("backup", "data position as_of=%s source=%s verdict=\"%s\"", at, src ? src : "unknown", why);
 	if (verdict == 0) {
 		code = BACKUP_EXIT_OK;
 	} else if (r->opts->allow_lag) {
@@ -311,7 +313,7 @@ static int measure_position(struct run_ctx *r)
 		code = BACKUP_EXIT_OK;
 	} else {
 		fail(r, "%s", why);
-		code = BACKUP_EXIT_BEHIND;
+		code = stop_signal ? BACKUP_EXIT_FAILED : BACKUP_EXIT_BEHIND;
 	}
 out:
 	PQfinish(c);

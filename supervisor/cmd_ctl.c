@@ -308,7 +308,7 @@ static void print_lag(const json_t *lag)
 {
 	char b[32], s[32];
 
-	printf("  last run found this replica %s, %s behind its upstream (receiver %s%s)\n",
+	printf("  it found this replica %s, %s behind its upstream (receiver %s%s)\n",
 	       json_is_number(json_object_get(lag, "bytes")) ?
 	       fmt_bytes(json_object_get(lag, "bytes"), b, sizeof(b)) : "unknown bytes",
 	       fmt_secs(json_object_get(lag, "seconds"), s, sizeof(s)),
@@ -340,13 +340,13 @@ static void print_backups(json_t *reply)
 	       json_is_integer(json_object_get(b, "as_of")) ? as_of : "unknown",
 	       json_is_integer(json_object_get(b, "age_s")) ? age : "unknown age",
 	       json_is_object(json_object_get(b, "replica_lag")) ? ", from a replica" : "", next);
-	if (json_is_object(lr) && json_is_object(json_object_get(lr, "replica_lag")))
-		print_lag(json_object_get(lr, "replica_lag"));
 	if (json_is_object(lr)) {
 		print_when(json_object_get(lr, "finished_at"), ran, sizeof(ran));
 		printf("  last run %s: %s%s%s\n", ran, json_is_true(json_object_get(lr, "ok")) ? "ok" : "FAILED",
 		       json_is_string(json_object_get(lr, "error")) ? ": " : "",
 		       str_or(json_object_get(lr, "error"), ""));
+		if (json_is_object(json_object_get(lr, "replica_lag")))
+			print_lag(json_object_get(lr, "replica_lag"));
 		if (json_is_string(json_object_get(lr, "note")))
 			printf("  note: %s\n", json_string_value(json_object_get(lr, "note")));
 	}

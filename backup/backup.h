@@ -67,6 +67,80 @@ struct backup_keep {
  */
 size_t backup_retention(const int64_t *started, size_t n, const struct backup_keep *keep, bool *out);
 
+/* ---- the age of a backup's data (backup/asof.c), pure, unit-tested ---------
+ *
+ * A backup is as old as its data, not as its files. pg_dump takes its
+ * snapshot when it starts, and on a replica that snapshot is the replay
+ * position of that moment: a replica hours behind its upstream makes new
+ * backups of old data. A run measures where the data stands just before
+ * its first dump (the dumps' snapshots can only be newer: replay never goes
+ * back, so this is a lower bound), records it in the manifest, and a
+ * replica too far behind takes no backup. Unknown is null, never 0.
+ */
+
+/* Positive, documented outcomes of backup_lag_verdict(). */
+#define BACKUP_E_BEHIND 1   /* the replica's data is further behind than allowed */
+#define BACKUP_E_UNDATED 2  /* the replica cannot tell how old its data is */
+
+/**
+ * backup_position() - the data's as-of time and a replica's lag, from raw figures.
+ * @raw: what the run's position query returned (backup/run.c): {now,
+ *       in_recovery, replay_paused, backlog_bytes (received, not yet
+ *       replayed), last_replay_at (the last replayed commit), receiver:
+ *       null or {status, upstream_lag_bytes (the upstream's WAL end as of
+ *       its last message, minus our replay position), last_msg_sent_at,
+ *       since_last_msg_s}}; times in UTC seconds, null when unknown.
+ *
+ * On a primary the data is as of now. A replica that has replayed all the
+ * WAL its streaming upstream reported is current as of the upstream's last
+ * message (an idle primary commits nothing, so the last replayed commit's
+ * time would be old although the data is not). Otherwise the data holds
+ * every transaction up to the last replayed commit, and perhaps a little
+ * more; with no replayed commit since the replica started, it is unknown.
+ *
+ * Return: a new object {measured_at, as_of (UTC seconds or null),
+ * as_of_source ("primary", "caught_up", "last_replayed_commit" or null),
+ * replica_lag (null on a primary, else {bytes, seconds, receiver,
+ * replay_paused, backlog_bytes, since_last_msg_s}, each null when
+ * unknown; a receiver that is not streaming leaves the lag unknown)}.
+ */
+json_t *backup_position(const json_t *raw);
+
+/**
+ * backup_lag_verdict() - may a backup be taken at this position?
+ * @pos: backup_position()'s result.
+ * @max_lag_s: backup.max_replica_lag.
+ * @why: receives the reason when not (and a short note when yes).
+ * @size: its size.
+ *
+ * The lag is replica_lag.seconds when known, else how old the data is at
+ * least (measured_at - as_of): with no receiver the upstream may have
+ * written nothing since, but that cannot be told from here.
+ * Return: 0 (a primary, or a replica within the bound), BACKUP_E_BEHIND,
+ * or BACKUP_E_UNDATED.
+ */
+int backup_lag_verdict(const json_t *pos, uint32_t max_lag_s, char *why, size_t size);
+
+/**
+ * backup_manifest_as_of() - a catalog entry's data time, read from its manifest.
+ * @manifest: the parsed manifest.json.
+ * @entry: receives as_of, as_of_source and replica_lag.
+ *
+ * Manifests written before as_of was recorded: a primary's data is as of
+ * started_at (its dumps' snapshots are later); a replica's is unknown.
+ */
+void backup_manifest_as_of(const json_t *manifest, json_t *entry);
+
+/**
+ * backup_data_age() - how old a backup's data is.
+ * @entry: a catalog entry (or a manifest) with as_of.
+ * @now: UTC seconds.
+ * @age: receives the age in seconds, 0 when as_of is ahead of @now (two clocks).
+ *
+ * Return: true when as_of is known.
+ */
+bool backup_data_age(const json_t *entry, int64_t now, int64_t *age);
+
 /* ---- runs: `supervisor backup run|verify` (backup/run.c) ----------------
  *
  * A run is a child process of the daemon (or started by hand), so nothing
@@ -83,6 +157,7 @@ size_t backup_retention(const int64_t *started, size_t n, const struct backup_ke
 #define BACKUP_EXIT_FAILED 1
 #define BACKUP_EXIT_NO_SPACE 73  /* EX_CANTCREAT: the precheck refused */
 #define BACKUP_EXIT_BUSY 75      /* EX_TEMPFAIL: another run holds the lock */
+#define BACKUP_EXIT_BEHIND 69    /* EX_UNAVAILABLE: a replica too far behind (max_replica_lag) */
 
 enum backup_mode {
 	BACKUP_MODE_RUN,     /* take a backup, verify, commit, re-check all, retention */
@@ -93,6 +168,7 @@ struct backup_run_opts {
 	enum backup_mode mode;
 	const char *run_id;   /* recorded in the catalog, so the daemon knows it is its run */
 	bool no_precheck;     /* operator's override of the free-space estimate */
+	bool allow_lag;       /* operator's override of max_replica_lag (the age stays honest) */
 };
 
 /**

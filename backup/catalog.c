@@ -259,6 +259,7 @@ static json_t *check_one(const char *nodedir, const char *name, bool rehash)
 	json_object_set(e, "server_version", json_object_get(manifest, "server_version"));
 	json_object_set(e, "lsn", json_object_get(manifest, "lsn"));
 	json_object_set(e, "from_replica", json_object_get(manifest, "in_recovery"));
+	backup_manifest_as_of(manifest, e);
 out:
 	json_object_set_new(e, "databases", dbs);
 	json_object_set_new(e, "good", json_boolean(!problem));

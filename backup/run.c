@@ -54,6 +54,7 @@ struct run_ctx {
 	char *error;
 	char *note;
 	json_t *facts;          /* server facts for the manifest */
+	json_t *position;       /* where the data stands (backup_position()) */
 	json_t *dbs;            /* names of the databases to dump */
 	const char *method;
 };
@@ -236,6 +237,87 @@ out:
 	PQclear(res);
 	PQfinish(c);
 	return ok;
+}
+
+/*
+ * Where the data stands, measured once before the first dump: each
+ * pg_dump's snapshot is taken when it starts, at a replay position that
+ * can only be later, so this is the backup's as-of time or earlier.
+ */
+static const char position_sql[] =
+	"SELECT json_build_object("
+	" 'now', extract(epoch FROM clock_timestamp()),"
+	" 'in_recovery', pg_is_in_recovery(),"
+	" 'replay_paused', CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END,"
+	" 'backlog_bytes', pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()),"
+	" 'last_replay_at', extract(epoch FROM pg_last_xact_replay_timestamp()),"
+	" 'receiver', (SELECT row_to_json(w) FROM (SELECT status,"
+	"   pg_wal_lsn_diff(latest_end_lsn, pg_last_wal_replay_lsn()) AS upstream_lag_bytes,"
+	"   extract(epoch FROM last_msg_send_time) AS last_msg_sent_at,"
+	"   extract(epoch FROM clock_timestamp() - last_msg_receipt_time) AS since_last_msg_s"
+	"   FROM pg_stat_wal_receiver) w))::text";
+
+/* A replica that cannot date its data yet (receiver reconnecting after a restart) gets this long. */
+#define UNDATED_WAIT_S 30
+
+/* Return: BACKUP_EXIT_OK, BACKUP_EXIT_BEHIND (max_replica_lag) or BACKUP_EXIT_FAILED. */
+static int measure_position(struct run_ctx *r)
+{
+	_cleanup_free_ char *ci = conninfo(r);
+	PGconn *c = PQconnectdb(ci);
+	char why[512], at[32];
+	const char *src;
+	const json_t *as_of;
+	int verdict = 0, code = BACKUP_EXIT_FAILED;
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		fail(r, "cannot connect to Postgres: %s", str_trim_right(PQerrorMessage(c)));
+		goto out;
+	}
+	for (int waited = 0;; waited++) {
+		PGresult *res = PQexec(c, position_sql);
+		json_t *raw = NULL;
+
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			raw = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+		PQclear(res);
+		if (!raw) {
+			fail(r, "cannot read where the data stands: %s", str_trim_right(PQerrorMessage(c)));
+			goto out;
+		}
+		json_decref(r->position);
+		r->position = backup_position(raw);
+		json_decref(raw);
+		verdict = backup_lag_verdict(r->position, r->bk->max_replica_lag_s, why, sizeof(why));
+		if (verdict != BACKUP_E_UNDATED || waited >= UNDATED_WAIT_S || stop_signal)
+			break;
+		if (waited == 0)
+			log_info("backup", "waiting for the replica to date its data wait_s=%d", UNDATED_WAIT_S);
+		sleep(1);
+	}
+	json_object_update(r->facts, r->position);
+	json_object_del(r->facts, "measured_at");
+	src = json_string_value(json_object_get(r->position, "as_of_source"));
+	as_of = json_object_get(r->position, "as_of");
+	snprintf(at, sizeof(at), json_is_integer(as_of) ? "%lld" : "unknown", (long long)json_integer_value(as_of));
+	log_info("backup", "data position as_of=%s source=%s verdict=\"%s\"", at, src ? src : "unknown", why);
+	if (verdict == 0) {
+		code = BACKUP_EXIT_OK;
+	} else if (r->opts->allow_lag) {
+		char *note = xasprintf("%s%staken with --allow-lag: %s", r->note ? r->note : "",
+				       r->note ? "; " : "", why);
+
+		log_warnx("backup", "replica behind, going on anyway (--allow-lag); the backup's age is its data's");
+		free(r->note);
+		r->note = note;
+		code = BACKUP_EXIT_OK;
+	} else {
+		fail(r, "%s", why);
+		code = stop_signal ? BACKUP_EXIT_FAILED : BACKUP_EXIT_BEHIND;
+	}
+out:
+	PQfinish(c);
+	return code;
 }
 
 /* The tools find the server from the environment; no password: peer auth on the socket. */
@@ -471,11 +553,13 @@ static void add_pgbackrest_backups(json_t *backups, const json_t *pgbr)
 		const char *why = err ? "pgBackRest saw page checksum errors in this backup"
 				      : !verified ? (problem ? problem : "the repository was not verified") : NULL;
 
-		json_array_append_new(backups, json_pack("{s:O, s:s, s:O, s:O, s:O, s:O, s:b, s:s?, s:s}",
+		/* A physical backup is consistent as of its stop point (as_of: its stop time). */
+		json_array_append_new(backups, json_pack("{s:O, s:s, s:O, s:O, s:O, s:O, s:b, s:s?, s:s, s:O?, s:s}",
 			"name", json_object_get(b, "label"), "method", "pgbackrest",
 			"type", json_object_get(b, "type"), "started_at", json_object_get(b, "started_at"),
 			"finished_at", json_object_get(b, "finished_at"), "size_bytes", json_object_get(b, "size_bytes"),
-			"good", !why, "problem", why, "verified", "pgbackrest verify"));
+			"good", !why, "problem", why, "verified", "pgbackrest verify",
+			"as_of", json_object_get(b, "finished_at"), "as_of_source", "pgbackrest_stop"));
 	}
 }
 
@@ -499,6 +583,10 @@ static int write_catalog(struct run_ctx *r, json_t *backups, json_t *pgbackrest,
 				"updated_at", (json_int_t)time(NULL), "backups", backups);
 	int e;
 
+	if (run && r->position) { /* what the run found, taken or refused */
+		json_object_set(this, "as_of", json_object_get(r->position, "as_of"));
+		json_object_set(this, "replica_lag", json_object_get(r->position, "replica_lag"));
+	}
 	if (pgbackrest) {
 		json_object_set(doc, "pgbackrest", pgbackrest);
 		add_pgbackrest_backups(json_object_get(doc, "backups"), pgbackrest);
@@ -522,6 +610,7 @@ static int take_backup(struct run_ctx *r, json_t **backups, json_t **pgbr)
 {
 	json_t *files = json_array();
 	bool ok;
+	int code;
 
 	if (!server_facts(r))
 		goto failed;
@@ -542,6 +631,10 @@ static int take_backup(struct run_ctx *r, json_t **backups, json_t **pgbr)
 		r->note = xstrdup("pgBackRest backs up the primary only; this replica took a pg_dump instead");
 		r->method = "pg_dump";
 		log_info("backup", "replica: pg_dump instead of pgbackrest");
+	}
+	if ((code = measure_position(r)) != BACKUP_EXIT_OK) {
+		json_decref(files);
+		return code;
 	}
 	if (!precheck(r, *backups)) {
 		json_decref(files);
@@ -646,6 +739,7 @@ out_nolock:
 	json_decref(backups);
 	json_decref(pgbr);
 	json_decref(r.facts);
+	json_decref(r.position);
 	json_decref(r.dbs);
 	free(r.work);
 	free(r.nodedir);

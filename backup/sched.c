@@ -349,6 +349,18 @@ static const char *last_error(const struct backup *b)
 	return json_string_value(json_object_get(lr, "error"));
 }
 
+/*
+ * The age that matters is the data's (backup_data_age()): a backup taken
+ * a minute ago on a replica paused for a day is a day old. Unknown reads
+ * as stale: it cannot be shown to be within max_age.
+ */
+static bool newest_fresh(const struct backup *b, const json_t *g)
+{
+	int64_t age;
+
+	return backup_data_age(g, time(NULL), &age) && age <= bconf(b)->max_age_s;
+}
+
 static const char *state_of(const struct backup *b)
 {
 	const json_t *g = newest_good(b);
@@ -359,15 +371,21 @@ static const char *state_of(const struct backup *b)
 		return "failed";
 	if (!g)
 		return b->due ? "waiting" : "none";
-	if (time(NULL) - json_integer_value(json_object_get(g, "finished_at")) > bconf(b)->max_age_s)
+	if (!newest_fresh(b, g))
 		return "stale";
 	return "ok";
+}
+
+static json_t *copy_or_null(const json_t *v)
+{
+	return v ? json_deep_copy(v) : json_null();
 }
 
 json_t *backup_json(const struct backup *b)
 {
 	const json_t *g;
 	json_t *o;
+	int64_t age;
 	size_t good = 0, i;
 	const json_t *e;
 
@@ -380,8 +398,10 @@ json_t *backup_json(const struct backup *b)
 		      "method", conf_backup_method_name(bconf(b)->method), "next_at", (json_int_t)b->next_at,
 		      "count", (int)json_array_size(json_object_get(b->catalog, "backups")), "good_count", (int)good);
 	json_object_set_new(o, "last_ok_at", g ? json_copy(json_object_get(g, "finished_at")) : json_null());
-	json_object_set_new(o, "age_s", g ? json_integer((json_int_t)time(NULL) -
-				    json_integer_value(json_object_get(g, "finished_at"))) : json_null());
+	json_object_set_new(o, "age_s", g && backup_data_age(g, time(NULL), &age) ? json_integer(age) : json_null());
+	json_object_set_new(o, "as_of", g ? copy_or_null(json_object_get(g, "as_of")) : json_null());
+	json_object_set_new(o, "as_of_source", g ? copy_or_null(json_object_get(g, "as_of_source")) : json_null());
+	json_object_set_new(o, "replica_lag", g ? copy_or_null(json_object_get(g, "replica_lag")) : json_null());
 	json_object_set_new(o, "size_bytes", g ? json_copy(json_object_get(g, "size_bytes")) : json_null());
 	json_object_set_new(o, "last_backup", g ? json_copy(json_object_get(g, "name")) : json_null());
 	json_object_set_new(o, "last_error", last_run_failed(b) && last_error(b) ?
@@ -394,11 +414,6 @@ json_t *backup_json(const struct backup *b)
 	json_object_set_new(o, "runs", json_integer(b->runs));
 	json_object_set_new(o, "failed_runs", json_integer(b->failed_runs));
 	return o;
-}
-
-static json_t *copy_or_null(const json_t *v)
-{
-	return v ? json_deep_copy(v) : json_null();
 }
 
 json_t *backup_list_json(const struct backup *b)
@@ -437,11 +452,17 @@ int backup_health(const struct backup *b, json_t *reasons)
 		return 0;
 	g = newest_good(b);
 	if (g) {
-		int64_t age = now - json_integer_value(json_object_get(g, "finished_at"));
+		int64_t age;
 
-		if (age > bconf(b)->max_age_s) {
-			json_array_append_new(reasons, json_sprintf("backup: the newest good backup is %s old "
-				"(max_age %s)", fmt_duration(age, d1, sizeof(d1)), fmt_duration(bconf(b)->max_age_s, d2, sizeof(d2))));
+		if (!backup_data_age(g, now, &age)) {
+			json_array_append_new(reasons, json_sprintf("backup: the age of the newest good backup's data "
+				"is unknown (%s, taken on a replica that could not date it); the next run records it",
+				json_string_value(json_object_get(g, "name"))));
+			h = 1;
+		} else if (age > bconf(b)->max_age_s) {
+			json_array_append_new(reasons, json_sprintf("backup: the newest good backup's data is %s old "
+				"(max_age %s)", fmt_duration(age, d1, sizeof(d1)),
+				fmt_duration(bconf(b)->max_age_s, d2, sizeof(d2))));
 			h = 1;
 		}
 	} else if (now - b->created_at > bconf(b)->max_age_s) {

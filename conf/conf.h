@@ -86,6 +86,7 @@ struct conf_backup {
 	uint32_t keep_daily, keep_weekly, keep_monthly;
 	uint32_t max_age_s;
 	uint32_t timeout_s; /* a run still going after this is stopped */
+	uint32_t max_replica_lag_s; /* a replica further behind takes no backup */
 };
 
 /*

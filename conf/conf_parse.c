@@ -643,6 +643,7 @@ static const struct key_spec backup_keys[] = {
 	KEYX("keep_monthly", VT_UINT, BK(keep_monthly), .min = 0, .max = 1200),
 	KEYX("max_age", VT_UINT, BK(max_age_s), .min = 60, .max = 366 * 86400),
 	KEYX("timeout", VT_UINT, BK(timeout_s), .min = 60, .max = 7 * 86400),
+	KEYX("max_replica_lag", VT_UINT, BK(max_replica_lag_s), .min = 5, .max = 366 * 86400),
 };
 static const struct group_spec backup_group = { backup_keys, ARRAY_SIZE(backup_keys),
 						NULL, NULL };

@@ -114,6 +114,9 @@ void conf_print_plan(const struct conf *c, FILE *f)
 			fprintf(f, "backup: %s %s into %s/%s, keep %u daily %u weekly %u monthly, alert after %us\n",
 				conf_backup_method_name(b->method), b->schedule.text, b->dir, me->name,
 				b->keep_daily, b->keep_weekly, b->keep_monthly, b->max_age_s);
+			if (me->pg_role == CONF_PG_REPLICA)
+				fprintf(f, "backup: none while this replica's data is over %us behind its upstream\n",
+					b->max_replica_lag_s);
 		}
 	} else if (me->n_ssh_from) {
 		fprintf(f, "ssh allowed from:");

@@ -122,6 +122,7 @@ void settings_set_defaults(struct conf_settings *s)
 			.keep_monthly = 6,
 			.max_age_s = 93600,
 			.timeout_s = 21600,
+			.max_replica_lag_s = 300,
 		},
 		.status_listen = { .host = "0.0.0.0", .port = 8000 },
 		.control_socket = "/run/supervisor/ctl.sock",

@@ -63,6 +63,8 @@ struct pgwatch {
 	bool reinit_pending;             /* ctl reinit: waiting for Postgres to be gone */
 	char reinit_aside[320];          /* where the data directory goes */
 	uint64_t wal_gone_ms;            /* now_ms() when the upstream last said our WAL is gone */
+	/* As a replica, since when (now_ms(), 0: not so) replay is paused / the receiver is not streaming. */
+	uint64_t paused_since_ms, rx_down_since_ms;
 };
 
 /* identity.c: is a replica's data dir from its upstream's cluster? */
@@ -83,6 +85,9 @@ void probe_stop(struct pgwatch *pw);
 void probe_fast(struct pgwatch *pw, bool fast);
 /* listen_check() - TCP sockets listening on @port in this netns (JSON array). */
 json_t *listen_check(uint16_t port);
+
+/* report.c: after each good probe, note when replay paused or the receiver stopped. */
+void replica_track(struct pgwatch *pw);
 
 /* lifecycle.c */
 #define PG_STAGE_NAME ".supervisor-bootstrap"

@@ -45,6 +45,7 @@ static const char probe_sql[] =
 	" 'replay_delay_s', CASE WHEN NOT pg_is_in_recovery() THEN NULL"
 	"   WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
 	"   ELSE greatest(0, extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())) END,"
+	" 'replay_paused', CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END,"
 	" 'receiver', (SELECT row_to_json(w) FROM (SELECT status, sender_host, sender_port, slot_name,"
 	"   received_tli, latest_end_lsn::text,"
 	"   extract(epoch FROM clock_timestamp() - last_msg_receipt_time) AS since_last_msg_s,"
@@ -216,6 +217,7 @@ static void take_result(struct pgwatch *pw)
 		return;
 	}
 	/* A good probe. */
+	replica_track(pw);
 	pw->failures = 0;
 	pw->probe_error[0] = '\0';
 	if (pw->state != PG_STATE_RUNNING) {

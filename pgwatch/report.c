@@ -187,6 +187,21 @@ static json_t *self_clone_json(const struct pgwatch *pw)
 			  (double)(now_ms() - c->started_ms) / 1000.0);
 }
 
+void replica_track(struct pgwatch *pw)
+{
+	bool replica = json_is_true(json_object_get(pw->last, "in_recovery"));
+	const char *rx = json_string_value(json_object_get(json_object_get(pw->last, "receiver"), "status"));
+	bool paused = replica && json_is_true(json_object_get(pw->last, "replay_paused"));
+	bool down = replica && !(rx && strcmp(rx, "streaming") == 0);
+	uint64_t now = now_ms();
+
+	/* Postgres cannot say since when: from the first probe that saw it. */
+	if (paused != !!pw->paused_since_ms)
+		pw->paused_since_ms = paused ? now : 0;
+	if (down != !!pw->rx_down_since_ms)
+		pw->rx_down_since_ms = down ? now : 0;
+}
+
 static json_t *rows(const struct pgwatch *pw)
 {
 	const struct conf *c = pw->conf;
@@ -250,7 +265,7 @@ json_t *pgwatch_json(const struct pgwatch *pw)
 	if (pw->last) {
 		static const char *const keys[] = { "sysid", "version", "timeline", "in_recovery",
 						    "flush_lsn", "receive_lsn", "replay_lsn",
-						    "replay_delay_s", "receiver", "slots", "archiver" };
+						    "replay_delay_s", "replay_paused", "receiver", "slots", "archiver" };
 
 		json_object_set_new(o, "observed_at_ms", json_integer(pw->last_ok_wall_ms));
 		json_object_set_new(o, "observed_age_s",
@@ -281,6 +296,40 @@ static void reason(json_t *reasons, const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	json_array_append_new(reasons, json_string(buf));
+}
+
+/*
+ * This node as a replica, in its own view (the primary sees it too, but a
+ * replica must not say ok while it serves, and backs up, old data): replay
+ * paused or the receiver down for longer than backup.max_replica_lag, or
+ * replay that far behind.
+ */
+static int self_replica_health(const struct pgwatch *pw, const json_t *row, json_t *reasons)
+{
+	uint32_t bound = conf_self(pw->conf)->settings.backup.max_replica_lag_s;
+	uint64_t now = now_ms();
+	const json_t *lag = json_object_get(row, "replay_lag_s");
+	char d1[32], d2[32];
+	int h = 0;
+
+	fmt_duration(bound, d2, sizeof(d2));
+	if (pw->paused_since_ms && now - pw->paused_since_ms > (uint64_t)bound * 1000) {
+		reason(reasons, "replication: WAL replay on this replica has been paused for %s (max_replica_lag %s): "
+		       "its data grows old; SELECT pg_wal_replay_resume()",
+		       fmt_duration((long long)(now - pw->paused_since_ms) / 1000, d1, sizeof(d1)), d2);
+		h = 1;
+	}
+	if (pw->rx_down_since_ms && now - pw->rx_down_since_ms > (uint64_t)bound * 1000) {
+		reason(reasons, "replication: this replica's WAL receiver has not streamed for %s (max_replica_lag %s)",
+		       fmt_duration((long long)(now - pw->rx_down_since_ms) / 1000, d1, sizeof(d1)), d2);
+		h = 1;
+	}
+	if (json_is_number(lag) && json_number_value(lag) > bound) {
+		reason(reasons, "replication: this replica's replay is %s behind (max_replica_lag %s)",
+		       fmt_duration((long long)json_number_value(lag), d1, sizeof(d1)), d2);
+		h = 1;
+	}
+	return h;
 }
 
 int pgwatch_health(const struct pgwatch *pw, json_t *reasons)
@@ -342,6 +391,11 @@ int pgwatch_health(const struct pgwatch *pw, json_t *reasons)
 		} else if (link && strcmp(link, "streaming") != 0) {
 			reason(reasons, "replication: %s is %s", name, link);
 			h = h > 1 ? h : 1;
+		}
+		if (json_is_true(json_object_get(row, "self")) && json_object_get(row, "link")) {
+			int sh = self_replica_health(pw, row, reasons);
+
+			h = h > sh ? h : sh;
 		}
 		if (ws && strcmp(ws, "lost") == 0) {
 			reason(reasons, "replication: slot of %s lost its WAL (the replica must be re-cloned: "

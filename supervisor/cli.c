@@ -38,13 +38,16 @@ static const struct cli_command commands[] = {
 	  "  cluster.conf}. --pubkey: the spoke made its own key (`supervisor genkey`), none is made here.\n"
 	  "The file is written only if it loads; the previous one is kept as FILE.bak. Then copy it to\n"
 	  "every node and run `supervisor ctl reload` on each: live, no other session drops.\n" },
-	{ "backup", cmd_backup, "run|verify|list [-c FILE] [-n NODE] [--no-precheck] [--json]",
+	{ "backup", cmd_backup, "run|verify|list [-c FILE] [-n NODE] [--no-precheck] [--allow-lag] [--json]",
 	  "take a backup now, re-check every backup, or list them (the daemon runs these itself)",
 	  "  run      pg_dump (or pgBackRest on the primary) into backup.dir/NODE, verified, then retention\n"
 	  "  verify   sweep partial runs and re-check every backup's checksums\n"
 	  "  list     the backups, their checksums re-read now; exit 1 if any is not good\n"
 	  "Only one run at a time: a second one exits 75 (\"already running\").\n"
-	  "Exit: 0 ok, 1 failed, 73 not enough free space (--no-precheck overrides), 75 already running.\n" },
+	  "A replica further behind its upstream than backup.max_replica_lag takes no backup (exit 69);\n"
+	  "--allow-lag takes it anyway (its age is still its data's).\n"
+	  "Exit: 0 ok, 1 failed, 69 replica too far behind, 73 not enough free space (--no-precheck\n"
+	  "overrides), 75 already running.\n" },
 	{ "restore", cmd_restore, "--target CONNINFO [--backup NAME] [-c FILE] [-n NODE]",
 	  "restore the newest good pg_dump backup (or NAME) into a fresh cluster",
 	  "  CONNINFO: libpq connection string of the target cluster, e.g.\n"

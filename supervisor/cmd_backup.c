@@ -17,13 +17,14 @@ static void conf_freep(struct conf **c)
 	conf_free(*c);
 }
 
-enum { OPT_RUN_ID = 256, OPT_NO_PRECHECK, OPT_JSON, OPT_BACKUP, OPT_TARGET };
+enum { OPT_RUN_ID = 256, OPT_NO_PRECHECK, OPT_ALLOW_LAG, OPT_JSON, OPT_BACKUP, OPT_TARGET };
 
 static const struct option backup_opts[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "node", required_argument, NULL, 'n' },
 	{ "run-id", required_argument, NULL, OPT_RUN_ID },
 	{ "no-precheck", no_argument, NULL, OPT_NO_PRECHECK },
+	{ "allow-lag", no_argument, NULL, OPT_ALLOW_LAG },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "backup", required_argument, NULL, OPT_BACKUP },
 	{ "target", required_argument, NULL, OPT_TARGET },
@@ -32,7 +33,7 @@ static const struct option backup_opts[] = {
 
 struct backup_args {
 	const char *path, *node, *run_id, *backup, *target;
-	bool no_precheck, json;
+	bool no_precheck, allow_lag, json;
 };
 
 static int parse(const struct cli_command *cmd, int argc, char **argv, struct backup_args *a)
@@ -46,6 +47,7 @@ static int parse(const struct cli_command *cmd, int argc, char **argv, struct ba
 		case 'n': a->node = optarg; break;
 		case OPT_RUN_ID: a->run_id = optarg; break;
 		case OPT_NO_PRECHECK: a->no_precheck = true; break;
+		case OPT_ALLOW_LAG: a->allow_lag = true; break;
 		case OPT_JSON: a->json = true; break;
 		case OPT_BACKUP: a->backup = optarg; break;
 		case OPT_TARGET: a->target = optarg; break;
@@ -62,17 +64,20 @@ void print_backup_table(const json_t *backups)
 	const json_t *e;
 	size_t i;
 
-	printf("%-34s %-10s %-20s %12s  %-5s %s\n", "NAME", "METHOD", "FINISHED (UTC)", "SIZE", "GOOD",
-	       "DATABASES / PROBLEM");
+	printf("%-34s %-10s %-20s %-20s %12s  %-5s %s\n", "NAME", "METHOD", "FINISHED (UTC)",
+	       "DATA AS OF (UTC)", "SIZE", "GOOD", "DATABASES / PROBLEM");
 	json_array_foreach(backups, i, e) {
 		time_t t = (time_t)json_integer_value(json_object_get(e, "finished_at"));
-		char when[32] = "-", dbs[256] = "";
+		time_t a = (time_t)json_integer_value(json_object_get(e, "as_of"));
+		char when[32] = "-", as_of[32] = "unknown", dbs[256] = "";
 		const json_t *d;
 		size_t k;
 		struct tm tm;
 
 		if (t && gmtime_r(&t, &tm))
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		if (a && gmtime_r(&a, &tm))
+			strftime(as_of, sizeof(as_of), "%Y-%m-%d %H:%M:%S", &tm);
 		json_array_foreach(json_object_get(e, "databases"), k, d)
 			snprintf(dbs + strlen(dbs), sizeof(dbs) - strlen(dbs), "%s%s", k ? "," : "",
 				 json_string_value(d));
@@ -80,8 +85,8 @@ void print_backup_table(const json_t *backups)
 		const char *problem = json_string_value(json_object_get(e, "problem"));
 		bool good = json_is_true(json_object_get(e, "good"));
 
-		printf("%-34s %-10s %-20s %12lld  %-5s %s\n", json_string_value(json_object_get(e, "name")),
-		       method ? method : "?", when, (long long)json_integer_value(json_object_get(e, "size_bytes")),
+		printf("%-34s %-10s %-20s %-20s %12lld  %-5s %s\n", json_string_value(json_object_get(e, "name")),
+		       method ? method : "?", when, as_of, (long long)json_integer_value(json_object_get(e, "size_bytes")),
 		       good ? "yes" : "NO", good ? dbs : problem ? problem : "");
 	}
 }
@@ -112,6 +117,7 @@ int cmd_backup(const struct cli_command *cmd, int argc, char **argv)
 			.mode = what[0] == 'r' ? BACKUP_MODE_RUN : BACKUP_MODE_VERIFY,
 			.run_id = a.run_id,
 			.no_precheck = a.no_precheck,
+			.allow_lag = a.allow_lag,
 		};
 
 		return backup_run(conf, &o);

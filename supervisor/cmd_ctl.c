@@ -293,10 +293,23 @@ static void print_when(json_t *t, char *buf, size_t size)
 		strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&tt, &tm));
 }
 
+/* A replica's lag as the last run measured it; unknown figures say so. */
+static void print_lag(const json_t *lag)
+{
+	char b[32], s[32];
+
+	printf("  it found this replica %s, %s behind its upstream (receiver %s%s)\n",
+	       json_is_number(json_object_get(lag, "bytes")) ?
+	       fmt_bytes_json(json_object_get(lag, "bytes"), b, sizeof(b)) : "unknown bytes",
+	       fmt_secs(json_object_get(lag, "seconds"), s, sizeof(s)),
+	       str_or(json_object_get(lag, "receiver"), "not running"),
+	       json_is_true(json_object_get(lag, "replay_paused")) ? ", replay paused" : "");
+}
+
 static void print_backups(json_t *reply)
 {
 	json_t *b = json_object_get(reply, "backup"), *lr = json_object_get(b, "last_run");
-	char last[64], next[64], age[32], size[32], ran[64];
+	char last[64], next[64], age[32], size[32], ran[64], as_of[64];
 
 	if (!json_is_object(b)) {
 		printf("%s: no backups (the hub runs no database)\n",
@@ -310,14 +323,20 @@ static void print_backups(json_t *reply)
 	       json_string_value(json_object_get(reply, "node")), str_or(json_object_get(b, "state"), "?"),
 	       str_or(json_object_get(b, "method"), "?"), str_or(json_object_get(b, "dir"), "?"),
 	       str_or(json_object_get(b, "schedule"), "?"));
-	printf("  newest good %s (%s ago, %s), next run %s\n", last,
-	       json_is_integer(json_object_get(b, "age_s")) ? age : "-",
-	       fmt_bytes_json(json_object_get(b, "size_bytes"), size, sizeof(size)), next);
+	print_when(json_object_get(b, "as_of"), as_of, sizeof(as_of));
+	/* The age is the data's: a backup just taken on a lagging replica is old. */
+	printf("  newest good %s (%s), data as of %s (%s old%s), next run %s\n", last,
+	       fmt_bytes_json(json_object_get(b, "size_bytes"), size, sizeof(size)),
+	       json_is_integer(json_object_get(b, "as_of")) ? as_of : "unknown",
+	       json_is_integer(json_object_get(b, "age_s")) ? age : "unknown age",
+	       json_is_object(json_object_get(b, "replica_lag")) ? ", from a replica" : "", next);
 	if (json_is_object(lr)) {
 		print_when(json_object_get(lr, "finished_at"), ran, sizeof(ran));
 		printf("  last run %s: %s%s%s\n", ran, json_is_true(json_object_get(lr, "ok")) ? "ok" : "FAILED",
 		       json_is_string(json_object_get(lr, "error")) ? ": " : "",
 		       str_or(json_object_get(lr, "error"), ""));
+		if (json_is_object(json_object_get(lr, "replica_lag")))
+			print_lag(json_object_get(lr, "replica_lag"));
 		if (json_is_string(json_object_get(lr, "note")))
 			printf("  note: %s\n", json_string_value(json_object_get(lr, "note")));
 	}

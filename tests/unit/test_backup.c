@@ -219,6 +219,197 @@ static void test_manifest_check(void **state)
 	json_decref(actual);
 }
 
+/* ---- the age of a backup's data (backup/asof.c) ---------------------------------- */
+
+#define T0 1795000000.0 /* some UTC second */
+
+/* The run's position query on a replica (times in UTC seconds; NULL pointers are SQL NULLs). */
+static json_t *replica_raw(const char *rx_status, double backlog, double upstream_lag, double sent_ago,
+			   double replayed_ago, bool paused)
+{
+	json_t *raw = json_pack("{s:f, s:b, s:b, s:f}", "now", T0 + 0.75, "in_recovery", 1,
+				"replay_paused", paused, "backlog_bytes", backlog);
+
+	json_object_set_new(raw, "last_replay_at", replayed_ago >= 0 ? json_real(T0 - replayed_ago) : json_null());
+	if (rx_status)
+		json_object_set_new(raw, "receiver", json_pack("{s:s, s:f, s:f, s:f}", "status", rx_status,
+						    "upstream_lag_bytes", upstream_lag, "last_msg_sent_at",
+						    T0 - sent_ago, "since_last_msg_s", sent_ago));
+	else
+		json_object_set_new(raw, "receiver", json_null());
+	return raw;
+}
+
+static json_t *lag_of(const json_t *pos, const char *k)
+{
+	return json_object_get(json_object_get(pos, "replica_lag"), k);
+}
+
+static void test_position_primary(void **state)
+{
+	json_t *raw = json_pack("{s:f, s:b, s:n, s:n, s:n, s:n}", "now", T0 + 0.9, "in_recovery", 0,
+				"replay_paused", "backlog_bytes", "last_replay_at", "receiver");
+	json_t *pos = backup_position(raw);
+	char why[300];
+
+	(void)state;
+	/* a primary's data is as of now (floored: the dumps' snapshots come later) */
+	assert_int_equal(json_integer_value(json_object_get(pos, "as_of")), (json_int_t)T0);
+	assert_string_equal(json_string_value(json_object_get(pos, "as_of_source")), "primary");
+	assert_true(json_is_null(json_object_get(pos, "replica_lag")));
+	assert_int_equal(backup_lag_verdict(pos, 300, why, sizeof(why)), 0);
+	json_decref(pos);
+	json_decref(raw);
+}
+
+static void test_position_replica_caught_up_idle(void **state)
+{
+	/* idle primary: the last commit is an hour old, yet everything is replayed */
+	json_t *raw = replica_raw("streaming", 0, 0, 3, 3600, false);
+	json_t *pos = backup_position(raw);
+	char why[300];
+
+	(void)state;
+	assert_int_equal(json_integer_value(json_object_get(pos, "as_of")), (json_int_t)(T0 - 3));
+	assert_string_equal(json_string_value(json_object_get(pos, "as_of_source")), "caught_up");
+	assert_int_equal(json_integer_value(lag_of(pos, "bytes")), 0);
+	assert_true(json_number_value(lag_of(pos, "seconds")) == 0);
+	assert_int_equal(backup_lag_verdict(pos, 300, why, sizeof(why)), 0);
+	json_decref(pos);
+	json_decref(raw);
+	/* paused while idle: nothing is missing, still current */
+	raw = replica_raw("streaming", 0, 0, 3, 3600, true);
+	pos = backup_position(raw);
+	assert_string_equal(json_string_value(json_object_get(pos, "as_of_source")), "caught_up");
+	assert_int_equal(backup_lag_verdict(pos, 300, why, sizeof(why)), 0);
+	json_decref(pos);
+	json_decref(raw);
+}
+
+static void test_position_replica_paused_behind(void **state)
+{
+	/* replay paused 10 min ago, 8 MB of WAL received since */
+	json_t *raw = replica_raw("streaming", 8e6, 8e6, 1, 600, true);
+	json_t *pos = backup_position(raw);
+	char why[300];
+
+	(void)state;
+	assert_int_equal(json_integer_value(json_object_get(pos, "as_of")), (json_int_t)(T0 - 600));
+	assert_string_equal(json_string_value(json_object_get(pos, "as_of_source")), "last_replayed_commit");
+	assert_int_equal(json_integer_value(lag_of(pos, "bytes")), 8000000);
+	assert_int_equal(json_integer_value(lag_of(pos, "backlog_bytes")), 8000000);
+	assert_true(json_number_value(lag_of(pos, "seconds")) > 600);
+	assert_true(json_is_true(lag_of(pos, "replay_paused")));
+	assert_int_equal(backup_lag_verdict(pos, 300, why, sizeof(why)), BACKUP_E_BEHIND);
+	assert_non_null(strstr(why, "paused"));
+	assert_non_null(strstr(why, "max_replica_lag 5m00s"));
+	/* within a wider bound it may be taken, and says how far behind */
+	assert_int_equal(backup_lag_verdict(pos, 900, why, sizeof(why)), 0);
+	assert_non_null(strstr(why, "10m01s behind"));
+	json_decref(pos);
+	json_decref(raw);
+	/* received everything but the upstream reported more: not caught up either */
+	raw = replica_raw("streaming", 0, 4096, 1, 400, false);
+	pos = backup_position(raw);
+	assert_string_equal(json_string_value(json_object_get(pos, "as_of_source")), "last_replayed_commit");
+	assert_int_equal(backup_lag_verdict(pos, 300, why, sizeof(why)), BACKUP_E_BEHIND);
+	assert_non_null(strstr(why, "4096 bytes"));
+	json_decref(pos);
+	json_decref(raw);
+}
+
+static void test_position_replica_receiver_down(void **state)
+{
+	/* receive = replay reads "caught up" with a dead receiver: the lag is unknown, not 0 */
+	json_t *raw = replica_raw(NULL, 0, 0, 0, 30, false);
+	json_t *pos = backup_position(raw);
+	char why[300];
+
+	(void)state;
+	assert_true(json_is_null(lag_of(pos, "bytes")));
+	assert_true(json_is_null(lag_of(pos, "seconds")));
+	assert_true(json_is_null(lag_of(pos, "receiver")));
+	assert_string_equal(json_string_value(json_object_get(pos, "as_of_source")), "last_replayed_commit");
+	/* the data is at least 30 s old: within 5 min, provably */
+	assert_int_equal(backup_lag_verdict(pos, 300, why, sizeof(why)), 0);
+	json_decref(pos);
+	json_decref(raw);
+	/* ... at least 2 h old: it may be current (an idle primary), but that cannot be told */
+	raw = replica_raw(NULL, 0, 0, 0, 7200, false);
+	pos = backup_position(raw);
+	assert_int_equal(backup_lag_verdict(pos, 300, why, sizeof(why)), BACKUP_E_BEHIND);
+	assert_non_null(strstr(why, "not running"));
+	json_decref(pos);
+	json_decref(raw);
+	/* no commit replayed since it started: undated */
+	raw = replica_raw(NULL, 0, 0, 0, -1, false);
+	pos = backup_position(raw);
+	assert_true(json_is_null(json_object_get(pos, "as_of")));
+	assert_true(json_is_null(json_object_get(pos, "as_of_source")));
+	assert_int_equal(backup_lag_verdict(pos, 300, why, sizeof(why)), BACKUP_E_UNDATED);
+	json_decref(pos);
+	json_decref(raw);
+	/* a receiver that is there but not streaming knows nothing of its upstream either */
+	raw = replica_raw("waiting", 0, 0, 50, 7200, false);
+	pos = backup_position(raw);
+	assert_true(json_is_null(lag_of(pos, "bytes")));
+	assert_int_equal(backup_lag_verdict(pos, 300, why, sizeof(why)), BACKUP_E_BEHIND);
+	assert_non_null(strstr(why, "waiting"));
+	json_decref(pos);
+	json_decref(raw);
+}
+
+static void test_manifest_as_of(void **state)
+{
+	json_t *m = json_pack("{s:i, s:I, s:b, s:I, s:s, s:{s:I, s:f, s:s}}", "format", 1,
+			      "started_at", (json_int_t)T0, "in_recovery", 1, "as_of", (json_int_t)T0 - 7200,
+			      "as_of_source", "last_replayed_commit", "replica_lag", "bytes", (json_int_t)5000000,
+			      "seconds", 7200.5, "receiver", "streaming");
+	json_t *e = json_object();
+	int64_t age = -1;
+
+	(void)state;
+	backup_manifest_as_of(m, e);
+	assert_int_equal(json_integer_value(json_object_get(e, "as_of")), (json_int_t)T0 - 7200);
+	assert_string_equal(json_string_value(json_object_get(e, "as_of_source")), "last_replayed_commit");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(e, "replica_lag"), "bytes")), 5000000);
+	/* the age is the data's, not the file's: two hours, though taken just now */
+	assert_true(backup_data_age(e, (int64_t)T0 + 5, &age));
+	assert_int_equal(age, 7205);
+	/* two clocks: an as_of ahead of now reads 0, not negative */
+	assert_true(backup_data_age(e, (int64_t)T0 - 8000, &age));
+	assert_int_equal(age, 0);
+	json_decref(e);
+	/* written with an unknown as_of: null, and no age */
+	json_object_set_new(m, "as_of", json_null());
+	json_object_set_new(m, "as_of_source", json_null());
+	e = json_object();
+	backup_manifest_as_of(m, e);
+	assert_true(json_is_null(json_object_get(e, "as_of")));
+	assert_false(backup_data_age(e, (int64_t)T0, &age));
+	json_decref(e);
+	/* older manifests: a replica's data age is unknown ... */
+	json_object_del(m, "as_of");
+	json_object_del(m, "as_of_source");
+	json_object_del(m, "replica_lag");
+	e = json_object();
+	backup_manifest_as_of(m, e);
+	assert_true(json_is_null(json_object_get(e, "as_of")));
+	assert_true(json_is_null(json_object_get(e, "replica_lag")));
+	assert_false(backup_data_age(e, (int64_t)T0, &age));
+	json_decref(e);
+	/* ... a primary's is its start (the snapshots came after) */
+	json_object_set_new(m, "in_recovery", json_false());
+	e = json_object();
+	backup_manifest_as_of(m, e);
+	assert_int_equal(json_integer_value(json_object_get(e, "as_of")), (json_int_t)T0);
+	assert_string_equal(json_string_value(json_object_get(e, "as_of_source")), "started_at");
+	assert_true(backup_data_age(e, (int64_t)T0 + 60, &age));
+	assert_int_equal(age, 60);
+	json_decref(e);
+	json_decref(m);
+}
+
 /* pgBackRest 2.45 `verify --output=text`, as printed on this machine. */
 static const char verify_ok[] =
 	"stanza: main\n"
@@ -297,6 +488,11 @@ int main(void)
 		cmocka_unit_test(test_retention_never_eats_the_last_good),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_manifest_check),
+		cmocka_unit_test(test_position_primary),
+		cmocka_unit_test(test_position_replica_caught_up_idle),
+		cmocka_unit_test(test_position_replica_paused_behind),
+		cmocka_unit_test(test_position_replica_receiver_down),
+		cmocka_unit_test(test_manifest_as_of),
 		cmocka_unit_test(test_pgbackrest_verify),
 		cmocka_unit_test(test_pgbackrest_info),
 	};

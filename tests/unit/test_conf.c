@@ -141,6 +141,7 @@ static void test_minimal_defaults(void **state)
 	assert_int_equal(s->backup.keep_weekly, 4);
 	assert_int_equal(s->backup.keep_monthly, 6);
 	assert_int_equal(s->backup.max_age_s, 93600);
+	assert_int_equal(s->backup.max_replica_lag_s, 300);
 	assert_string_equal(s->status_listen.host, "0.0.0.0");
 	assert_int_equal(s->status_listen.port, 8000);
 	assert_string_equal(s->control_socket, "/run/supervisor/ctl.sock");
@@ -182,6 +183,8 @@ static void test_overrides(void **state)
 	assert_int_equal(sc->settings.backup.keep_daily, 2);
 	assert_int_equal(sc->settings.backup.keep_weekly, 4);
 	assert_int_equal(sc->settings.backup.max_age_s, 7200);
+	assert_int_equal(sc->settings.backup.max_replica_lag_s, 60);
+	assert_int_equal(b->settings.backup.max_replica_lag_s, 300);
 	assert_int_equal(a->settings.log_level, LOG_LEVEL_DEBUG);
 	assert_int_equal(b->settings.log_level, LOG_LEVEL_INFO);
 	assert_string_equal(b->settings.control_socket, "/run/sup/ctl.sock");

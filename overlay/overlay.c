@@ -73,6 +73,7 @@ struct overlay {
 	bool endpoint_ok;
 	struct sockaddr_storage endpoint;
 	struct overlay_status status;
+	size_t peers_cap;                 /* rows allocated in status.peers */
 	void (*on_change)(void *data, enum tunnel_state st);
 	void *on_change_data;
 };
@@ -487,7 +488,11 @@ static void judge(struct overlay *ov, const struct wg_device *want, const struct
 	st->n_peers = 0;
 	st->n_fresh = 0;
 	st->max_age_s = 0;
-	for (size_t i = 0; i < want->n_peers && i < OVERLAY_PEERS_MAX; i++) {
+	if (want->n_peers > ov->peers_cap) { /* no fixed limit: a hub may have 1000s of spokes */
+		st->peers = xreallocarray(st->peers, want->n_peers, sizeof(*st->peers));
+		ov->peers_cap = want->n_peers;
+	}
+	for (size_t i = 0; i < want->n_peers; i++) {
 		const struct wg_peer *w = &want->peers[i];
 		const struct wg_peer *h = find_peer(have, w->public_key);
 		struct peer_memory *m = memory_of(ov, w->public_key);
@@ -679,6 +684,7 @@ struct overlay *overlay_free(struct overlay *ov)
 		ov->backend->free(ov->backend);
 	explicit_zero(ov->private_key, sizeof(ov->private_key));
 	free(ov->mem);
+	free(ov->status.peers);
 	free(ov);
 	return NULL;
 }

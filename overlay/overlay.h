@@ -109,7 +109,6 @@ struct overlay_peer_status {
 	enum tunnel_state state;
 };
 
-#define OVERLAY_PEERS_MAX 256
 
 struct overlay_status {
 	enum tunnel_state state;   /* the node's: spoke = its hub peer; hub = worst peer */
@@ -122,7 +121,7 @@ struct overlay_status {
 	uint64_t repairs;          /* things found missing and restored */
 	uint64_t rearms;           /* stale hub peer re-armed to force a handshake */
 	char last_error[256];      /* why the tunnel is down, if it is */
-	struct overlay_peer_status peers[OVERLAY_PEERS_MAX];
+	struct overlay_peer_status *peers; /* n_peers rows, owned by the overlay */
 };
 
 struct overlay;

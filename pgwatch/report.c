@@ -51,7 +51,7 @@ static json_t *find_conn(json_t *replicas, const char *app_name, const char *ip)
 
 		if (!a || !c || strcmp(a, app_name) || strcmp(c, ip))
 			continue;
-		if (!found || json_object_get(e, "clone_phase"))
+		if (!found || json_is_string(json_object_get(e, "clone_phase")))
 			found = e;
 	}
 	return found;

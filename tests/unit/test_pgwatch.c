@@ -205,10 +205,13 @@ static void test_clone_connections_are_not_the_link(void **state)
 	fixture_up(&f, "spoke-a",
 		   "{\"in_recovery\": false, \"timeline\": 1, \"slots\": [], \"replicas\": ["
 		   " {\"application_name\": \"spoke-b/clone\", \"client_addr\": \"10.88.0.12\","
-		   "  \"state\": \"streaming\", \"replay_lag_bytes\": 0, \"backend_age_s\": 10.0},"
+		   "  \"state\": \"streaming\", \"replay_lag_bytes\": 0, \"backend_age_s\": 10.0,"
+		   "  \"clone_phase\": null, \"clone_done_bytes\": null, \"clone_total_bytes\": null},"
 		   " {\"application_name\": \"spoke-b/clone\", \"client_addr\": \"10.88.0.12\","
 		   "  \"state\": \"backup\", \"clone_phase\": \"streaming database files\","
 		   "  \"clone_total_bytes\": 1000000000, \"clone_done_bytes\": 400000000, \"backend_age_s\": 10.0},"
+		   " {\"application_name\": \"spoke-b/clone\", \"client_addr\": \"10.88.0.12\","
+		   "  \"state\": \"streaming\", \"clone_phase\": null, \"clone_done_bytes\": null},"
 		   " {\"application_name\": \"spoke-c\", \"client_addr\": \"10.88.0.12\","
 		   "  \"state\": \"streaming\", \"replay_lag_bytes\": 0}"
 		   "]}");

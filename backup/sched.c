@@ -33,8 +33,9 @@ struct backup {
 	struct loop_source *schedule;  /* fires at next_at */
 	struct loop_source *tick;      /* a due run waiting for Postgres; daily re-verify */
 	struct loop_source *deadline;  /* the running run's timeout */
-	int64_t next_at;
-	int64_t created_at;
+	int64_t next_at;               /* wall clock: schedules are times of day (UTC) */
+	uint64_t created_ms;           /* now_ms(): how long we have run, whatever the clock does */
+	uint64_t fire_ms;              /* now_ms() when the schedule timer fires */
 	bool due;                      /* a scheduled or requested run is waiting */
 	const char *waiting_why;
 	struct child *running;
@@ -42,7 +43,7 @@ struct backup {
 	char run_id[40];
 	int64_t run_started_at;
 	bool timed_out;
-	int64_t last_verify_at;
+	uint64_t last_verify_ms;       /* now_ms() of the last verify run's start */
 	json_t *catalog;               /* the last catalog.json read */
 	struct timespec catalog_mtime;
 	ino_t catalog_ino;
@@ -81,6 +82,7 @@ static void arm_schedule(struct backup *b)
 	int64_t now = time(NULL);
 
 	b->next_at = backup_next_run(&bconf(b)->schedule, conf_self(b->conf)->name, now);
+	b->fire_ms = now_ms() + (uint64_t)(b->next_at - now) * 1000;
 	loop_timer_arm(b->schedule, (uint64_t)(b->next_at - now) * 1000, 0);
 }
 
@@ -147,7 +149,7 @@ static void on_run_exit(struct child *c, int status, void *data)
 			log_warnx("backup", "verify run failed err=\"%s\"", why);
 	}
 	if (b->running_mode == BACKUP_MODE_VERIFY)
-		b->last_verify_at = time(NULL);
+		b->last_verify_ms = now_ms();
 	if (!ok)
 		b->failed_runs++;
 	log_info("backup", "run ended kind=%s ok=%s", b->running_mode == BACKUP_MODE_RUN ? "run" : "verify",
@@ -221,6 +223,8 @@ static void try_due(struct backup *b)
 		b->due = false;
 }
 
+static void on_schedule(struct loop_source *src, void *data);
+
 static void on_tick(struct loop_source *src, void *data)
 {
 	struct backup *b = data;
@@ -229,8 +233,22 @@ static void on_tick(struct loop_source *src, void *data)
 	if (!b->running)
 		read_catalog(b);
 	try_due(b);
-	if (!b->running && !b->due && time(NULL) - b->last_verify_at >= REVERIFY_S)
+	if (!b->running && !b->due && now_ms() - b->last_verify_ms >= (uint64_t)REVERIFY_S * 1000)
 		(void)start_run(b, BACKUP_MODE_VERIFY);
+	/*
+	 * The schedule is a time of day, but its timer counts monotonic time:
+	 * after the wall clock steps (NTP at boot, a VM resumed), fire or re-arm
+	 * by the wall clock.
+	 */
+	{
+		int64_t wall_left = b->next_at - time(NULL);
+		int64_t mono_left = ((int64_t)b->fire_ms - (int64_t)now_ms()) / 1000;
+
+		if (wall_left <= 0)
+			on_schedule(b->schedule, b);
+		else if (llabs(wall_left - mono_left) > TICK_MS / 1000)
+			arm_schedule(b);
+	}
 }
 
 static void on_schedule(struct loop_source *src, void *data)
@@ -258,7 +276,7 @@ int backup_new(struct loop *loop, struct child_set *children, const struct conf 
 	b->env = *env;
 	b->self_exe = xstrdup(env->self_exe);
 	b->conf_path = xstrdup(env->conf_path);
-	b->created_at = time(NULL);
+	b->created_ms = now_ms();
 	b->enabled = conf_self(conf)->kind == CONF_NODE_SPOKE;
 	*out = b;
 	if (!b->enabled)
@@ -465,9 +483,9 @@ int backup_health(const struct backup *b, json_t *reasons)
 				fmt_duration(bconf(b)->max_age_s, d2, sizeof(d2))));
 			h = 1;
 		}
-	} else if (now - b->created_at > bconf(b)->max_age_s) {
+	} else if ((now_ms() - b->created_ms) / 1000 > bconf(b)->max_age_s) {
 		json_array_append_new(reasons, json_sprintf("backup: no good backup after %s of running (max_age)",
-							    fmt_duration(now - b->created_at, d1, sizeof(d1))));
+							    fmt_duration((long long)(now_ms() - b->created_ms) / 1000, d1, sizeof(d1))));
 		h = 1;
 	}
 	if (last_run_failed(b)) {

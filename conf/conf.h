@@ -167,7 +167,7 @@ struct conf {
 		uint16_t port;
 		uint16_t keepalive;
 		uint32_t fresh_handshake_s;
-		uint16_t mtu;
+		uint16_t mtu;            /* bytes; 0: "auto", from the path to the hub */
 	} cluster;
 	const struct conf_node *nodes; /* nodes[0] is the hub, then the spokes */
 	size_t n_nodes;

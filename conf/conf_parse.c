@@ -23,6 +23,7 @@ enum vtype {
 	VT_IFNAME,
 	VT_UINT,      /* integer in [min, max], stored as uint32_t */
 	VT_U16,       /* integer in [min, max], stored as uint16_t */
+	VT_MTU,       /* "auto" (stored as 0) or an integer in [min, max], as uint16_t */
 	VT_IPV4,
 	VT_CIDR,
 	VT_WGKEY,
@@ -105,6 +106,7 @@ static int wanted_type(enum vtype t)
 	case VT_GROUP:
 		return CONFIG_TYPE_GROUP;
 	case VT_ROLE_OR_GROUP:
+	case VT_MTU:
 		return CONFIG_TYPE_NONE; /* checked in parse_value() */
 	case VT_PATH:
 	case VT_NAME:
@@ -382,6 +384,24 @@ static void parse_value(struct load_ctx *ctx, const config_setting_t *s, const c
 		dst = base + k->offset;
 		*(int *)(void *)(base + k->line_offset) = config_setting_source_line(s);
 		goto enum_value;
+	case VT_MTU:
+		if (config_setting_type(s) == CONFIG_TYPE_STRING && !strcmp(config_setting_get_string(s), "auto")) {
+			*(uint16_t *)dst = 0;
+			return;
+		}
+		if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64) {
+			diag_at(ctx, s, "%s: must be \"auto\" or a number of bytes %lld..%lld, not %s", path,
+				k->min, k->max, config_setting_type(s) == CONFIG_TYPE_STRING ?
+				"another string" : type_name(config_setting_type(s)));
+			return;
+		}
+		if (config_setting_get_int64(s) < k->min || config_setting_get_int64(s) > k->max) {
+			diag_at(ctx, s, "%s: %lld is out of range %lld..%lld (hint: \"auto\" takes it from the path to the hub)",
+				path, config_setting_get_int64(s), k->min, k->max);
+			return;
+		}
+		*(uint16_t *)dst = (uint16_t)config_setting_get_int64(s);
+		return;
 	case VT_NAMES:
 		parse_name_list(ctx, s, path, dst);
 		return;
@@ -750,7 +770,7 @@ static const struct key_spec cluster_keys[] = {
 	KEYX("port", VT_U16, CL(port), .min = 1, .max = 65535),
 	KEYX("keepalive", VT_U16, CL(keepalive), .min = 0, .max = 65535),
 	KEYX("fresh_handshake", VT_UINT, CL(fresh_handshake_s), .min = 5, .max = 86400),
-	KEYX("mtu", VT_U16, CL(mtu), .min = 1280, .max = 9000),
+	KEYX("mtu", VT_MTU, CL(mtu), .min = 1280, .max = 9000),
 };
 static const struct group_spec cluster_group = { cluster_keys, ARRAY_SIZE(cluster_keys),
 						 NULL, NULL };
@@ -952,7 +972,7 @@ void parse_root(struct load_ctx *ctx, const config_setting_t *root)
 	c->cluster.port = 51820;
 	c->cluster.keepalive = 25;
 	c->cluster.fresh_handshake_s = 180;
-	c->cluster.mtu = 1420;
+	c->cluster.mtu = 0; /* "auto": from the path to the hub */
 	settings_set_defaults(&ctx->defaults);
 
 	for (int i = 0; i < config_setting_length(root); i++) {

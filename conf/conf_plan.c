@@ -89,11 +89,16 @@ void conf_print_plan(const struct conf *c, FILE *f)
 {
 	const struct conf_node *me = conf_self(c);
 	const struct conf_settings *st = &me->settings;
-	char ip[16], net[16];
+	char ip[16], net[16], mtu[80];
 
 	fprintf(f, "node %s (%s)\n", me->name, me->kind == CONF_NODE_HUB ? "hub" : "spoke");
-	fprintf(f, "overlay %s/%u on %s, mtu %u, network %s/%u\n", conf_ip_str(me->overlay_ip, ip),
-		c->cluster.network.prefix, c->cluster.interface, c->cluster.mtu,
+	if (c->cluster.mtu)
+		snprintf(mtu, sizeof(mtu), "%u", c->cluster.mtu);
+	else
+		snprintf(mtu, sizeof(mtu), "auto (the path's MTU to %s less 80)",
+			 me->kind == CONF_NODE_HUB ? "the default route" : "the hub");
+	fprintf(f, "overlay %s/%u on %s, mtu %s, network %s/%u\n", conf_ip_str(me->overlay_ip, ip),
+		c->cluster.network.prefix, c->cluster.interface, mtu,
 		conf_ip_str(c->cluster.network.addr, net), c->cluster.network.prefix);
 	if (me->kind == CONF_NODE_HUB)
 		fprintf(f, "listen udp/%u, forwarding between spokes only, no NAT\n", c->cluster.port);

@@ -8,7 +8,8 @@
  * Freshness: a peer is fresh when its last handshake is at most
  * cluster.fresh_handshake old (180 s = REJECT_AFTER_TIME by default: an
  * idle tunnel's handshake age is a sawtooth up to ~145 s, and that is
- * healthy). "Never" is its own state, not age 0.
+ * healthy). "Never" is its own state, not age 0. Ages are monotonic (see
+ * struct peer_memory).
  *
  * Re-arm: after the hub restarts, the spoke's old session is useless but
  * WireGuard starts a new handshake only when its rekey timer says so (up
@@ -25,7 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
-#include <netdb.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -41,9 +42,18 @@
  */
 #define REARM_CONNECTING_MS 1500
 
+/*
+ * What we know of a peer across passes. Ages are measured on the monotonic
+ * clock: the device reports a handshake as a wall-clock time, which is only
+ * compared with the previous one to notice a new handshake, and shown.
+ * A wall clock that steps (NTP at boot, a VM resumed) then changes nothing
+ * that is judged.
+ */
 struct peer_memory {
 	uint8_t key[WG_KEY_LEN];
-	int64_t last_handshake_ms; /* wall clock; survives a re-arm, which resets the device's */
+	int64_t device_hs_ms;    /* the device's last value (wall clock, ms); 0: none seen */
+	int64_t last_handshake_ms; /* for display (wall clock); survives a re-arm, which resets the device's */
+	uint64_t handshake_mono_ms; /* now_ms() of that handshake; 0: never */
 	char endpoint_set[80];   /* the endpoint we last configured, if any */
 };
 
@@ -67,13 +77,11 @@ struct overlay {
 	uint64_t last_rearm;
 	struct peer_memory *mem;
 	size_t n_mem;
-	/* The hub's endpoint, resolved once per configuration (retried on failure). */
-	unsigned endpoint_generation;
-	uint64_t endpoint_tried_ms;
-	bool endpoint_ok;
-	struct sockaddr_storage endpoint;
+	struct hub_endpoint hub_ep;       /* spoke: where the hub is */
+	bool rearm_now;                   /* the hub moved: handshake at its new address at once */
 	struct overlay_status status;
 	size_t peers_cap;                 /* rows allocated in status.peers */
+	uint64_t last_judge_ms;           /* now_ms() of the previous freshness pass */
 	void (*on_change)(void *data, enum tunnel_state st);
 	void *on_change_data;
 };
@@ -102,45 +110,30 @@ static struct peer_memory *memory_of(struct overlay *ov, const uint8_t key[WG_KE
 
 /* ---- desired state ------------------------------------------------------ */
 
-static bool resolve_endpoint(const struct conf_hostport *hp, struct sockaddr_storage *ss)
+/*
+ * A name is asked again every 30 s while the hub peer is fresh, and every
+ * 5 s while it is not: a hub that moved shows first as a tunnel going stale.
+ */
+#define RESOLVE_FRESH_MS 30000
+#define RESOLVE_NOT_FRESH_MS 5000
+
+/* Spoke: follow the hub's endpoint; a moved hub is re-armed for at once. */
+static void follow_hub_endpoint(struct overlay *ov)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM };
-	struct addrinfo *res = NULL;
-	char port[8];
-	bool ok = false;
+	struct hub_endpoint *e = &ov->hub_ep;
+	struct overlay_status *st = &ov->status;
+	bool had = e->have;
 
-	snprintf(port, sizeof(port), "%u", hp->port);
-	/*
-	 * A literal resolves without I/O. A name is looked up here, in the loop,
-	 * so hub_endpoint() calls this once per (re)load, or every 10 s while it
-	 * fails; the spec's hub is an address.
-	 */
-	if (getaddrinfo(hp->host, port, &hints, &res) == 0 && res) {
-		memcpy(ss, res->ai_addr, res->ai_addrlen);
-		ok = true;
-	}
-	freeaddrinfo(res);
-	return ok;
-}
-
-#define RESOLVE_RETRY_MS 10000
-
-/* The hub's endpoint for this configuration, without a lookup per pass. */
-static bool hub_endpoint(struct overlay *ov, struct sockaddr_storage *ss)
-{
-	uint64_t now = now_ms();
-
-	if (ov->endpoint_generation != ov->conf_generation ||
-	    (!ov->endpoint_ok && now - ov->endpoint_tried_ms >= RESOLVE_RETRY_MS)) {
-		ov->endpoint_ok = resolve_endpoint(&conf_hub(ov->conf)->endpoint, &ov->endpoint);
-		ov->endpoint_generation = ov->conf_generation;
-		ov->endpoint_tried_ms = now;
-		if (!ov->endpoint_ok)
-			log_warnx("overlay", "cannot resolve the hub endpoint host=%s",
-				  conf_hub(ov->conf)->endpoint.host);
-	}
-	*ss = ov->endpoint;
-	return ov->endpoint_ok;
+	hub_endpoint_set(e, &conf_hub(ov->conf)->endpoint);
+	if (hub_endpoint_poll(e, st->state == TUNNEL_FRESH ? RESOLVE_FRESH_MS : RESOLVE_NOT_FRESH_MS) && had)
+		ov->rearm_now = true;
+	st->endpoint_host = conf_hub(ov->conf)->endpoint.host;
+	if (e->have)
+		wg_endpoint_str(&e->addr, st->endpoint_address, sizeof(st->endpoint_address));
+	else
+		st->endpoint_address[0] = '\0';
+	st->endpoint_resolved_at = e->resolved_at;
+	snprintf(st->endpoint_error, sizeof(st->endpoint_error), "%s", e->error);
 }
 
 /* What the cluster file wants this node's device to be. */
@@ -166,7 +159,8 @@ static void build_desired(struct overlay *ov, struct wg_device *want)
 	struct wg_peer *hub = wg_device_add_peer(want);
 
 	memcpy(hub->public_key, conf_hub(c)->public_key, WG_KEY_LEN);
-	hub->has_endpoint = hub_endpoint(ov, &hub->endpoint);
+	hub->has_endpoint = ov->hub_ep.have;
+	hub->endpoint = ov->hub_ep.addr;
 	hub->has_keepalive = true;
 	hub->keepalive = c->cluster.keepalive;
 	wg_peer_add_allowed(hub, c->cluster.network.addr, c->cluster.network.prefix);
@@ -239,6 +233,8 @@ static void diff_device(struct overlay *ov, const struct wg_device *want,
 		if (!h) {
 			/* A peer (re)added has no session: what we remembered is void. */
 			m->last_handshake_ms = 0;
+			m->device_hs_ms = 0;
+			m->handshake_mono_ms = 0;
 			m->endpoint_set[0] = '\0';
 			copy_peer(wg_device_add_peer(chg), w, WG_PEER_REPLACE_IPS);
 			n->added++;
@@ -437,24 +433,69 @@ static void ensure_forwarding(struct overlay *ov)
 	ensure_sysctl(ov, path, '0', "send_redirects");
 }
 
+#define MTU_DEFAULT 1420 /* WireGuard's own default: a 1500-byte path */
+#define MTU_MIN 1280     /* IPv6's minimum */
+
+/*
+ * The underlay's MTU, as the kernel's routes know it: toward the hub on a
+ * spoke; on the hub, whose peers are wherever the spokes are, out of the
+ * default route (looked up for a documentation address: a lookup in the
+ * kernel's tables, nothing is sent). 0: unknown.
+ */
+static unsigned underlay_mtu(struct overlay *ov)
+{
+	struct sockaddr_storage dst = { 0 };
+	struct sockaddr_in *sin = (struct sockaddr_in *)&dst;
+	unsigned mtu = 0;
+
+	if (conf_self(ov->conf)->kind == CONF_NODE_SPOKE) {
+		if (!ov->hub_ep.have)
+			return 0;
+		dst = ov->hub_ep.addr;
+	} else {
+		sin->sin_family = AF_INET;
+		inet_pton(AF_INET, "198.51.100.1", &sin->sin_addr);
+	}
+	return rtnl_path_mtu(ov->rtnl, &dst, &mtu) == 0 ? mtu : 0;
+}
+
+/* cluster.mtu, or with "auto" the path's MTU less WireGuard's overhead (wg-quick's rule). */
+static unsigned wanted_mtu(struct overlay *ov)
+{
+	struct overlay_status *st = &ov->status;
+
+	st->path_mtu = underlay_mtu(ov);
+	st->mtu_auto = !ov->conf->cluster.mtu;
+	if (!st->mtu_auto)
+		return ov->conf->cluster.mtu;
+	if (!st->path_mtu)
+		return MTU_DEFAULT;
+	return st->path_mtu >= MTU_MIN + OVERLAY_WG_OVERHEAD ? st->path_mtu - OVERLAY_WG_OVERHEAD : MTU_MIN;
+}
+
 static void ensure_ip_stack(struct overlay *ov, unsigned ifindex)
 {
 	const struct conf *c = ov->conf;
 	const struct conf_node *me = conf_self(c);
+	unsigned want = wanted_mtu(ov);
 	bool up = false;
 	unsigned mtu = 0;
 	int r;
 
 	if ((r = rtnl_link_get(ov->rtnl, ifindex, &up, &mtu)) < 0)
 		log_warnx("overlay", "cannot read the link error=\"%s\"", strerror(-r));
-	else if (!up || mtu != c->cluster.mtu) {
-		if ((r = rtnl_link_set(ov->rtnl, ifindex, true, c->cluster.mtu)) < 0)
+	else if (!up || mtu != want) {
+		if ((r = rtnl_link_set(ov->rtnl, ifindex, true, want)) < 0)
 			log_warnx("overlay", "cannot bring the link up error=\"%s\"", strerror(-r));
 		else if (!up)
 			repaired(ov, "link-up");
+		else if (want != ov->status.mtu)
+			log_info("overlay", "mtu set mtu=%u was=%u path_mtu=%u source=%s", want, mtu,
+				 ov->status.path_mtu, ov->status.mtu_auto ? "path" : "cluster.mtu");
 		else
 			repaired(ov, "mtu");
 	}
+	ov->status.mtu = want;
 	ov->status.link_up = true;
 	if (rtnl_addr_has(ov->rtnl, ifindex, me->overlay_ip, c->cluster.network.prefix) == 0) {
 		if ((r = rtnl_addr_add(ov->rtnl, ifindex, me->overlay_ip, c->cluster.network.prefix)) < 0)
@@ -473,6 +514,33 @@ static void ensure_ip_stack(struct overlay *ov, unsigned ifindex)
 		ensure_forwarding(ov);
 }
 
+/*
+ * A handshake value the device reports: a new one (it differs from the last
+ * value seen) happened since the previous pass, so its monotonic time is
+ * now less what the wall clock says, clamped to that interval; the first
+ * one seen (a session older than this process) is placed by the wall clock
+ * alone, clamped to not after now.
+ */
+static void note_handshake(struct peer_memory *m, int64_t device_ms, int64_t now_wall_ms,
+			   uint64_t now_mono_ms, uint64_t since_last_pass_ms)
+{
+	int64_t behind = now_wall_ms - device_ms;
+
+	if (!device_ms || device_ms == m->device_hs_ms)
+		return;
+	if (behind < 0)
+		behind = 0;
+	if (m->device_hs_ms && (uint64_t)behind > since_last_pass_ms)
+		behind = (int64_t)since_last_pass_ms;
+	if ((uint64_t)behind > now_mono_ms)
+		behind = (int64_t)now_mono_ms;
+	m->device_hs_ms = device_ms;
+	m->last_handshake_ms = device_ms;
+	m->handshake_mono_ms = now_mono_ms - (uint64_t)behind;
+	if (!m->handshake_mono_ms)
+		m->handshake_mono_ms = 1; /* 0 means never */
+}
+
 /* The node's peers as status rows, judged against the threshold. */
 static void judge(struct overlay *ov, const struct wg_device *want, const struct wg_device *have)
 {
@@ -480,10 +548,13 @@ static void judge(struct overlay *ov, const struct wg_device *want, const struct
 	struct overlay_status *st = &ov->status;
 	struct timespec ts;
 	int64_t now_wall, age_ms;
+	uint64_t now = now_ms();
+	uint64_t since = ov->last_judge_ms ? now - ov->last_judge_ms : POLL_MS;
 	bool any_stale = false, any_never = false;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now_wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	ov->last_judge_ms = now;
 
 	st->n_peers = 0;
 	st->n_fresh = 0;
@@ -506,10 +577,9 @@ static void judge(struct overlay *ov, const struct wg_device *want, const struct
 		ps->name = node ? node->name : "?";
 		ps->overlay_ip = node ? node->overlay_ip : (struct in_addr){ 0 };
 		if (h) {
-			int64_t ms = h->last_handshake_sec * 1000 + h->last_handshake_nsec / 1000000;
-
-			if (h->last_handshake_sec && ms > m->last_handshake_ms)
-				m->last_handshake_ms = ms;
+			note_handshake(m, h->last_handshake_sec ?
+				       h->last_handshake_sec * 1000 + h->last_handshake_nsec / 1000000 : 0,
+				       now_wall, now, since);
 			ps->rx_bytes = h->rx_bytes;
 			ps->tx_bytes = h->tx_bytes;
 			if (h->has_endpoint)
@@ -517,14 +587,13 @@ static void judge(struct overlay *ov, const struct wg_device *want, const struct
 		}
 		ps->last_handshake = m->last_handshake_ms / 1000;
 		ps->last_handshake_ms = m->last_handshake_ms;
-		if (!m->last_handshake_ms) {
+		if (!m->handshake_mono_ms) {
 			ps->age_s = -1;
 			ps->state = TUNNEL_CONNECTING;
 			any_never = true;
 			continue;
 		}
-		/* A clock that stepped back must not make a handshake look newer than now. */
-		age_ms = now_wall > m->last_handshake_ms ? now_wall - m->last_handshake_ms : 0;
+		age_ms = (int64_t)(now - m->handshake_mono_ms);
 		ps->age_s = age_ms / 1000;
 		/* Milliseconds, so "stale" shows within a poll of crossing the threshold. */
 		ps->state = age_ms <= (int64_t)c->cluster.fresh_handshake_s * 1000 ? TUNNEL_FRESH :
@@ -559,7 +628,9 @@ static void maybe_rearm(struct overlay *ov, const struct wg_device *want)
 		ov->connecting_since = now;
 	if (st->state != TUNNEL_CONNECTING)
 		ov->connecting_since = 0;
-	if (st->state == TUNNEL_CONNECTING) {
+	if (ov->rearm_now) {
+		ov->rearm_now = false;
+	} else if (st->state == TUNNEL_CONNECTING) {
 		if (now - ov->connecting_since < REARM_CONNECTING_MS ||
 		    now - ov->last_rearm < REARM_CONNECTING_MS)
 			return;
@@ -604,6 +675,8 @@ static void reconcile(struct overlay *ov)
 		set_down(ov, "cannot read %s (%s): %s", iface, ov->backend->name, strerror(-r));
 		goto out;
 	}
+	if (conf_self(ov->conf)->kind == CONF_NODE_SPOKE)
+		follow_hub_endpoint(ov);
 	build_desired(ov, &want);
 	diff_device(ov, &want, &have, &chg, &n);
 	if (n.key || n.port || chg.n_peers) {
@@ -685,6 +758,7 @@ struct overlay *overlay_free(struct overlay *ov)
 	explicit_zero(ov->private_key, sizeof(ov->private_key));
 	free(ov->mem);
 	free(ov->status.peers);
+	hub_endpoint_clear(&ov->hub_ep);
 	free(ov);
 	return NULL;
 }

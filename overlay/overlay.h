@@ -121,8 +121,22 @@ struct overlay_status {
 	uint64_t repairs;          /* things found missing and restored */
 	uint64_t rearms;           /* stale hub peer re-armed to force a handshake */
 	char last_error[256];      /* why the tunnel is down, if it is */
+	unsigned mtu;              /* the interface's MTU as set, bytes */
+	bool mtu_auto;             /* from the path (cluster.mtu = "auto") */
+	unsigned path_mtu;         /* the underlay's MTU toward the hub (hub: the default route); 0: unknown */
+	/* A spoke's hub endpoint: as configured, the address in use, when resolved. */
+	const char *endpoint_host;   /* NULL on the hub */
+	char endpoint_address[64];   /* "" until there is one */
+	int64_t endpoint_resolved_at; /* unix s of the last answer; 0: a literal, or none yet */
+	char endpoint_error[160];    /* the last lookup's error, "" if none */
 	struct overlay_peer_status *peers; /* n_peers rows, owned by the overlay */
 };
+
+/*
+ * WireGuard's own bytes around a packet: outer IPv6 header 40, UDP 8, its
+ * header and tag 32. wg-quick subtracts 80 for IPv4 paths too; so do we.
+ */
+#define OVERLAY_WG_OVERHEAD 80
 
 struct overlay;
 

@@ -29,6 +29,34 @@ struct wg_backend *wg_uapi_backend(void);
 bool wg_parse_endpoint(const char *s, struct sockaddr_storage *ss);
 const char *wg_endpoint_str(const struct sockaddr_storage *ss, char *buf, size_t size);
 
+/* resolve.c: the hub's endpoint, a literal or a name resolved in the background. */
+struct lookup;
+struct hub_endpoint {
+	bool configured;
+	char host[256];
+	uint16_t port;
+	bool literal;                  /* an address in the file: never looked up */
+	bool have;                     /* addr holds an address to use */
+	struct sockaddr_storage addr;
+	int64_t resolved_at;           /* wall clock (unix s) of the last answer, for display; 0: none */
+	uint64_t asked_ms, answered_ms; /* now_ms() */
+	unsigned failures;             /* lookups failed in a row */
+	char error[160];               /* the last lookup's error, "" if it worked */
+	struct lookup *lookup;         /* in flight, or NULL */
+};
+/* hub_endpoint_set() - follow the configured host:port (a change starts over). */
+void hub_endpoint_set(struct hub_endpoint *e, const struct conf_hostport *hp);
+/**
+ * hub_endpoint_poll() - collect a finished lookup; start one when @every_ms passed.
+ * @e: the endpoint.
+ * @every_ms: how long after the last question to ask again.
+ *
+ * Never blocks. Return: true when the address in use changed.
+ */
+bool hub_endpoint_poll(struct hub_endpoint *e, uint64_t every_ms);
+/* hub_endpoint_clear() - stop a lookup in flight and forget everything. */
+void hub_endpoint_clear(struct hub_endpoint *e);
+
 /* rtnl.c: link, address and route over rtnetlink; 0 or -errno. */
 struct rtnl;
 int rtnl_open(struct rtnl **out) _must_check_;
@@ -42,5 +70,15 @@ int rtnl_addr_add(struct rtnl *r, unsigned ifindex, struct in_addr addr, uint8_t
 /* rtnl_route_has() - 1 if the main table routes @dst/@prefix via @ifindex. */
 int rtnl_route_has(struct rtnl *r, unsigned ifindex, struct in_addr dst, uint8_t prefix);
 int rtnl_route_add(struct rtnl *r, unsigned ifindex, struct in_addr dst, uint8_t prefix);
+/**
+ * rtnl_path_mtu() - the MTU of the path to @dst, as `ip route get` knows it.
+ * @r: the rtnetlink socket.
+ * @dst: the destination (IPv4 or IPv6; the port is ignored).
+ * @mtu: receives the route's MTU (a route metric or a learned path MTU),
+ *       else the outgoing link's MTU, in bytes.
+ *
+ * Return: 0, -ENETUNREACH when no route leads there, or -errno.
+ */
+int rtnl_path_mtu(struct rtnl *r, const struct sockaddr_storage *dst, unsigned *mtu);
 
 #endif

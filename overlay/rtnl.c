@@ -286,3 +286,74 @@ int rtnl_route_add(struct rtnl *r, unsigned ifindex, struct in_addr dst, uint8_t
 	mnl_attr_put_u32(nlh, RTA_OIF, ifindex);
 	return talk(r, nlh, NULL, NULL);
 }
+
+/* ---- the path's MTU ---------------------------------------------------------- */
+
+struct path_answer {
+	unsigned oif;
+	unsigned mtu; /* the route's own MTU (a route metric, or a learned path MTU); 0: none */
+};
+
+static int metrics_attr(const struct nlattr *a, void *data)
+{
+	struct path_answer *p = data;
+
+	if (mnl_attr_get_type(a) == RTAX_MTU && mnl_attr_validate(a, MNL_TYPE_U32) == 0)
+		p->mtu = mnl_attr_get_u32(a);
+	return MNL_CB_OK;
+}
+
+static int path_attr(const struct nlattr *a, void *data)
+{
+	struct path_answer *p = data;
+
+	if (mnl_attr_get_type(a) == RTA_OIF && mnl_attr_validate(a, MNL_TYPE_U32) == 0)
+		p->oif = mnl_attr_get_u32(a);
+	else if (mnl_attr_get_type(a) == RTA_METRICS && mnl_attr_validate(a, MNL_TYPE_NESTED) == 0)
+		mnl_attr_parse_nested(a, metrics_attr, data);
+	return MNL_CB_OK;
+}
+
+static int path_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+
+	if (nlh->nlmsg_type != RTM_NEWROUTE || nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*rtm)))
+		return MNL_CB_OK;
+	return mnl_attr_parse(nlh, sizeof(*rtm), path_attr, data);
+}
+
+int rtnl_path_mtu(struct rtnl *r, const struct sockaddr_storage *dst, unsigned *mtu)
+{
+	char buf[RTNL_BUF];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct rtmsg *rtm;
+	struct path_answer p = { 0 };
+	bool up;
+	int ret;
+
+	/* `ip route get DST`: a lookup in the kernel's tables; nothing is sent. */
+	nlh->nlmsg_type = RTM_GETROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = (unsigned char)dst->ss_family;
+	if (dst->ss_family == AF_INET) {
+		rtm->rtm_dst_len = 32;
+		mnl_attr_put(nlh, RTA_DST, sizeof(struct in_addr), &((const struct sockaddr_in *)dst)->sin_addr);
+	} else if (dst->ss_family == AF_INET6) {
+		rtm->rtm_dst_len = 128;
+		mnl_attr_put(nlh, RTA_DST, sizeof(struct in6_addr),
+			     &((const struct sockaddr_in6 *)dst)->sin6_addr);
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	if ((ret = talk(r, nlh, path_cb, &p)) < 0)
+		return ret;
+	if (p.mtu) {
+		*mtu = p.mtu;
+		return 0;
+	}
+	if (!p.oif)
+		return -ENETUNREACH;
+	return rtnl_link_get(r, p.oif, &up, mtu);
+}

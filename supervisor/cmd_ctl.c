@@ -140,6 +140,33 @@ static void print_tunnel(json_t *reply)
 	       (long long)json_integer_value(json_object_get(t, "rearms")));
 	if (err)
 		printf("  - %s\n", err);
+	if (json_is_integer(json_object_get(json_object_get(t, "mtu"), "value"))) {
+		json_t *m = json_object_get(t, "mtu"), *path = json_object_get(m, "path");
+		char pm[24] = "unknown";
+
+		if (json_is_integer(path))
+			snprintf(pm, sizeof(pm), "%lld", (long long)json_integer_value(path));
+		printf("  mtu %lld (%s; path %s)\n", (long long)json_integer_value(json_object_get(m, "value")),
+		       json_is_true(json_object_get(m, "auto")) ? "auto" : "cluster.mtu", pm);
+	}
+	{
+		json_t *ep = json_object_get(t, "hub_endpoint");
+		const char *host = json_string_value(json_object_get(ep, "host"));
+		const char *addr = json_string_value(json_object_get(ep, "address"));
+		const char *eperr = json_string_value(json_object_get(ep, "error"));
+		char when[40] = "";
+
+		if (json_is_integer(json_object_get(ep, "resolved_at"))) {
+			char d[32];
+
+			snprintf(when, sizeof(when), ", resolved %s ago",
+				 fmt_duration((long long)(time(NULL) -
+					      json_integer_value(json_object_get(ep, "resolved_at"))), d, sizeof(d)));
+		}
+		if (host)
+			printf("  hub endpoint %s -> %s%s%s%s\n", host, addr ? addr : "(not resolved yet)",
+			       when, eperr ? "; last lookup: " : "", eperr ? eperr : "");
+	}
 	printf("%-12s %-12s %-22s %-11s %-10s %12s %12s\n", "PEER", "OVERLAY IP", "ENDPOINT",
 	       "STATE", "HANDSHAKE", "RX", "TX");
 	json_array_foreach(peers, i, p) {

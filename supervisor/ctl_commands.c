@@ -81,13 +81,15 @@ static json_t *tunnel_json(const struct overlay_status *ov)
 {
 	json_t *peers = tunnel_peers_json(ov);
 
-	return json_pack("{s:s, s:s, s:s, s:b, s:i, s:i, s:o, s:I, s:I, s:s?, s:o}",
+	return json_pack("{s:s, s:s, s:s, s:b, s:i, s:i, s:o, s:I, s:I, s:s?, s:o, s:o, s:o}",
 		"state", tunnel_state_name(ov->state), "interface", ov->interface,
 		"backend", ov->backend, "link_up", ov->link_up, "peer_count", (int)ov->n_peers,
 		"fresh_peers", (int)ov->n_fresh,
 		"max_handshake_age_s", ov->max_age_s >= 0 ? json_integer(ov->max_age_s) : json_null(),
 		"repairs", (json_int_t)ov->repairs, "rearms", (json_int_t)ov->rearms,
-		"last_error", ov->last_error[0] ? ov->last_error : NULL, "peers", peers);
+		"last_error", ov->last_error[0] ? ov->last_error : NULL, "hub_endpoint", hub_endpoint_json(ov),
+		"mtu", mtu_json(ov),
+		"peers", peers);
 }
 
 static void ctl_tunnel(struct daemon *d, const char *args, json_t *reply)

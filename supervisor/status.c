@@ -44,7 +44,7 @@ static void add_reason(json_t *reasons, const char *fmt, ...)
 	json_array_append_new(reasons, json_string(buf));
 }
 
-enum health tunnel_health(const struct overlay_status *ov, json_t *reasons)
+static enum health tunnel_state_health(const struct overlay_status *ov, json_t *reasons)
 {
 	switch (ov->state) {
 	case TUNNEL_FRESH:
@@ -61,6 +61,24 @@ enum health tunnel_health(const struct overlay_status *ov, json_t *reasons)
 		return HEALTH_CRITICAL;
 	}
 	return HEALTH_UNKNOWN;
+}
+
+enum health tunnel_health(const struct overlay_status *ov, json_t *reasons)
+{
+	enum health h = tunnel_state_health(ov, reasons);
+
+	/* Handshakes are small: a too-large MTU reads fresh while big packets vanish. */
+	if (ov->state != TUNNEL_DOWN && !ov->mtu_auto && ov->path_mtu &&
+	    ov->mtu + OVERLAY_WG_OVERHEAD > ov->path_mtu) {
+		unsigned fit = ov->path_mtu > OVERLAY_WG_OVERHEAD ? ov->path_mtu - OVERLAY_WG_OVERHEAD : 0;
+
+		add_reason(reasons, "tunnel: mtu %u is above what the path allows (%u - %u = %u): large "
+			   "packets are lost while handshakes pass; set cluster.mtu = %u, or \"auto\"",
+			   ov->mtu, ov->path_mtu, OVERLAY_WG_OVERHEAD, fit, fit);
+		if (h < HEALTH_DEGRADED)
+			h = HEALTH_DEGRADED;
+	}
+	return h;
 }
 
 enum health daemon_health(struct daemon *d, json_t *reasons)
@@ -146,6 +164,22 @@ json_t *tunnel_peers_json(const struct overlay_status *ov)
 	return peers;
 }
 
+json_t *mtu_json(const struct overlay_status *ov)
+{
+	return json_pack("{s:o, s:b, s:o}", "value", ov->mtu ? json_integer(ov->mtu) : json_null(),
+			 "auto", ov->mtu_auto, "path", ov->path_mtu ? json_integer(ov->path_mtu) : json_null());
+}
+
+json_t *hub_endpoint_json(const struct overlay_status *ov)
+{
+	if (!ov->endpoint_host)
+		return json_null();
+	return json_pack("{s:s, s:s?, s:o, s:s?}", "host", ov->endpoint_host,
+			 "address", ov->endpoint_address[0] ? ov->endpoint_address : NULL,
+			 "resolved_at", ov->endpoint_resolved_at ? json_integer(ov->endpoint_resolved_at) : json_null(),
+			 "error", ov->endpoint_error[0] ? ov->endpoint_error : NULL);
+}
+
 static json_t *firewall_public(struct daemon *d)
 {
 	const struct fw_status *st = firewall_status(d->firewall);
@@ -192,9 +226,10 @@ json_t *status_document(struct daemon *d)
 	json_object_set_new(doc, "disk", json_pack("{s:o, s:o, s:o}", "root", disk_json("/"),
 		"data_dir", me->kind == CONF_NODE_HUB ? json_null() : disk_json(me->settings.postgres.data_dir),
 		"backup_dir", me->kind == CONF_NODE_HUB ? json_null() : disk_json(me->settings.backup.dir)));
-	json_object_set_new(doc, "tunnel", json_pack("{s:s, s:s, s:b, s:I, s:o}",
+	json_object_set_new(doc, "tunnel", json_pack("{s:s, s:s, s:b, s:I, s:o, s:o, s:o}",
 		"state", tunnel_state_name(ov->state), "backend", ov->backend, "link_up", ov->link_up,
-		"repairs", (json_int_t)ov->repairs, "peers", tunnel_peers_json(ov)));
+		"repairs", (json_int_t)ov->repairs, "mtu", mtu_json(ov), "hub_endpoint", hub_endpoint_json(ov),
+		"peers", tunnel_peers_json(ov)));
 	json_object_set_new(doc, "postgres", pg);
 	json_object_set_new(doc, "replication", repl);
 	json_object_set_new(doc, "backup", me->kind == CONF_NODE_HUB ?

@@ -17,7 +17,7 @@ done
 python3 -c 'import yaml' 2>/dev/null || { tap_fail "python3-yaml is installed"; tap_done; exit 1; }
 
 # ---- Dockerfile ------------------------------------------------------------------------
-lab_cmd=$(grep -o 'exec \$SUP run [^"]*' "$TESTS/lab/lab.sh" | sed 's/exec \$SUP //; s/ -n \$n$//')
+lab_cmd=$(grep -o 'exec \$wrap \$SUP run [^"]*' "$TESTS/lab/lab.sh" | sed 's/exec \$wrap \$SUP //; s/ -n \$n$//')
 out=$(python3 - "$ROOT/deploy/spoke/Dockerfile" "$lab_cmd" <<'PY'
 import json, re, shlex, sys
 text = open(sys.argv[1]).read().replace("\\\n", " ")

@@ -22,7 +22,11 @@
 # Environment: LAB_DIR (state, default /tmp/sup-lab), SUP (the binary),
 # LAB_FRESH (fresh_handshake, default 180), LAB_KEEPALIVE (default 25),
 # LAB_EXTRA (text appended to the cluster file), LAB_SKIP (nodes `up` does
-# not start, e.g. "hub" to hold the hub down at start-up).
+# not start, e.g. "hub" to hold the hub down at start-up), LAB_FAKETIME_NODES
+# (nodes whose supervisor runs under libfaketime: write an offset such as
+# "-3h" to NODE's faketime file to step its wall clock), LAB_HUB_ENDPOINT
+# (the hub's endpoint in the cluster file; a name needs LAB_DIR/NODE/hosts,
+# which `start` bind-mounts over the node's /etc/hosts).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LAB=${LAB_DIR:-/tmp/sup-lab}
@@ -35,6 +39,7 @@ declare -A ROLE=([spoke-a]=primary [spoke-b]=replica [spoke-c]=replica)
 # Paths every node has privately (wireguard-go's socket path is global).
 MOUNTS="etc:/etc/supervisor run:/run/supervisor wireguard:/var/run/wireguard backups:/var/backups pgdata:/var/lib/postgresql"
 
+FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 die() { echo "lab: $*" >&2; exit 1; }
 
 need_root() {
@@ -56,7 +61,7 @@ write_conf() {
 	local conf=$LAB/cluster.conf
 	{
 		echo "cluster = { network = \"10.88.0.0/24\"; fresh_handshake = ${LAB_FRESH:-180}; keepalive = ${LAB_KEEPALIVE:-25}; };"
-		echo "hub = { name = \"hub\"; overlay_ip = \"10.88.0.1\"; endpoint = \"192.0.2.1:51820\";"
+		echo "hub = { name = \"hub\"; overlay_ip = \"10.88.0.1\"; endpoint = \"${LAB_HUB_ENDPOINT:-192.0.2.1:51820}\";"
 		echo "        public_key = \"$(cat "$LAB/hub/pub")\"; };"
 		echo "spokes = ("
 		local sep=""
@@ -109,10 +114,19 @@ start_node() {
 		mkdir -p "$d/$src" "$dst"
 		binds="$binds mount --bind $d/$src $dst &&"
 	done
+	# a node's own /etc/hosts, when the test wrote one (rewrite it in place: a bind mount holds the inode)
+	[ -f "$d/hosts" ] && binds="$binds mount --bind $d/hosts /etc/hosts &&"
 	chmod 700 "$d/run"
 	rm -f "$d/run/ctl.sock"
+	local wrap=""
+	case " ${LAB_FAKETIME_NODES:-} " in *" $n "*)
+		# the supervisor's wall clock steps when $d/faketime changes ("-3h");
+		# its monotonic clock does not, as on a VM whose clock is stepped
+		[ -f "$d/faketime" ] || echo "+0" > "$d/faketime"
+		wrap="env LD_PRELOAD=$FAKETIME_LIB FAKETIME_TIMESTAMP_FILE=$d/faketime FAKETIME_NO_CACHE=1 DONT_FAKE_MONOTONIC=1"
+	esac
 	ip netns exec "$n" unshare --pid --fork --mount --mount-proc --propagation private \
-		/bin/sh -c "$binds exec $SUP run -c /etc/supervisor/cluster.conf -n $n" \
+		/bin/sh -c "$binds exec $wrap $SUP run -c /etc/supervisor/cluster.conf -n $n" \
 		>>"$d/supervisor.log" 2>&1 9>&- &
 	echo $! > "$d/outer.pid"
 }

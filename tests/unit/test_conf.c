@@ -126,7 +126,7 @@ static void test_minimal_defaults(void **state)
 	assert_int_equal(c->cluster.port, 51820);
 	assert_int_equal(c->cluster.keepalive, 25);
 	assert_int_equal(c->cluster.fresh_handshake_s, 180);
-	assert_int_equal(c->cluster.mtu, 1420);
+	assert_int_equal(c->cluster.mtu, 0); /* "auto" */
 	assert_false(c->has_acl);
 	assert_int_equal(c->n_flows, 0);
 	assert_string_equal(conf_hub(c)->endpoint.host, "hub.example.net");
@@ -146,6 +146,16 @@ static void test_minimal_defaults(void **state)
 	assert_int_equal(s->status_listen.port, 8000);
 	assert_string_equal(s->control_socket, "/run/supervisor/ctl.sock");
 	assert_int_equal(s->log_level, LOG_LEVEL_INFO);
+	conf_free(c);
+}
+
+/* cluster.mtu = "auto" is the default spelled out; a number stays a number (test_overrides). */
+static void test_mtu_auto(void **state)
+{
+	struct conf *c = load_ok("valid/mtu_auto.conf", "spoke-a");
+
+	(void)state;
+	assert_int_equal(c->cluster.mtu, 0);
 	conf_free(c);
 }
 
@@ -440,6 +450,7 @@ int main(void)
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_example_cluster),
 		cmocka_unit_test(test_minimal_defaults),
+		cmocka_unit_test(test_mtu_auto),
 		cmocka_unit_test(test_overrides),
 		cmocka_unit_test(test_acl_mesh),
 		cmocka_unit_test(test_cascade),

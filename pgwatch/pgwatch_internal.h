@@ -45,6 +45,12 @@ struct pgwatch {
 	uint64_t started_ms;
 	struct identity_check *identity; /* in flight, or NULL */
 	bool cloned;                     /* this run made the data dir itself */
+	/* the CHECKPOINT before a stop (stop.c) */
+	PGconn *ckpt_conn;
+	struct loop_source *ckpt_src;
+	bool ckpt_sent;
+	struct child *ckpt_child;        /* waiting for it; NULL when none is in flight */
+	uint64_t ckpt_started_ms;
 };
 
 /* identity.c: is a replica's data dir from its upstream's cluster? */
@@ -65,6 +71,11 @@ void probe_stop(struct pgwatch *pw);
 void probe_fast(struct pgwatch *pw, bool fast);
 /* listen_check() - TCP sockets listening on @port in this netns (JSON array). */
 json_t *listen_check(uint16_t port);
+
+/* stop.c: the postmaster's stop plan, from the shutdown budget, and its CHECKPOINT */
+void stop_fill_spec(struct pgwatch *pw, struct child_spec *spec);
+void stop_set_conf(struct pgwatch *pw);
+void stop_cancel(struct pgwatch *pw);
 
 /* lifecycle.c */
 int pgwatch_write_config(struct pgwatch *pw);

@@ -110,7 +110,7 @@ struct conf_child {
 
 /* How children are supervised (the `supervisor` group). */
 struct conf_supervision {
-	uint32_t shutdown_budget_ms; /* whole orderly shutdown, below Docker's 10 s */
+	uint32_t shutdown_budget_ms; /* whole orderly shutdown, below stop_grace_period/TimeoutStopSec */
 	uint32_t backoff_max_ms;     /* restart delay doubles from 1 s up to this */
 	uint32_t stable_after_ms;    /* a child up this long gets its backoff reset */
 	uint32_t give_up_after;      /* consecutive quick failures; 0 = never */

@@ -134,4 +134,6 @@ void conf_print_plan(const struct conf *c, FILE *f)
 	fprintf(f, "status http://%s:%u/status, control socket %s, log level %s\n",
 		st->status_listen.host, st->status_listen.port, st->control_socket,
 		log_level_name(st->log_level));
+	/* Deployment checks read this line: stop_grace_period and TimeoutStopSec must exceed it. */
+	fprintf(f, "shutdown budget %us, then SIGKILL\n", st->supervision.shutdown_budget_ms / 1000);
 }

@@ -129,7 +129,7 @@ void settings_set_defaults(struct conf_settings *s)
 		.names = { .hosts_file = NULL, .domain = "vpn" },
 		.log_level = LOG_LEVEL_INFO,
 		.supervision = {
-			.shutdown_budget_ms = 8000, /* Docker and compose SIGKILL at 10 s */
+			.shutdown_budget_ms = 25000, /* below the shipped compose and unit's 30 s: README */
 			.backoff_max_ms = 30000,
 			.stable_after_ms = 10000,
 			.give_up_after = 0,

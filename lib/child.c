@@ -8,6 +8,11 @@
  * stop_step(), backoff_elapsed(). Output pipes live in their own small
  * objects, because a grandchild may keep a pipe open after its parent
  * exited and was restarted with a new one.
+ *
+ * A stop may begin with the spec's before_stop hook (Postgres: a
+ * CHECKPOINT): the child is STOPPING, its timer holds the hook's deadline,
+ * and the first signal goes out when the hook reports back or the
+ * deadline passes, whichever is first.
  */
 #include "child_internal.h"
 
@@ -51,6 +56,8 @@ struct child {
 	uint64_t next_start;
 	uint32_t backoff_ms;
 	size_t stop_next; /* next step of the stop plan; n_stop means SIGKILL */
+	bool before_stop_pending; /* STOPPING, waiting for before_stop; no signal sent yet */
+	uint64_t before_stop_at;
 	bool stop_requested;
 	bool removed;
 	bool in_exit_callback;  /* child_remove() from on_exit must not free it yet */
@@ -394,6 +401,64 @@ static void stop_step(struct child *c)
 	loop_timer_arm(c->timer, wait, 0);
 }
 
+/*
+ * The wait for before_stop is over: it reported back, its deadline passed
+ * (@expired), or the child exited (then the caller takes it from here).
+ */
+static void before_stop_end(struct child *c, bool expired)
+{
+	c->before_stop_pending = false;
+	loop_timer_disarm(c->timer);
+	if (expired) {
+		log_warnx("child", "before-stop step not done in time name=%s waited_ms=%llu; stopping anyway",
+			  c->spec.name, (unsigned long long)(now_ms() - c->before_stop_at));
+		if (c->spec.before_stop_cancel)
+			c->spec.before_stop_cancel(c, c->spec.data);
+	}
+	if (alive(c))
+		stop_step(c);
+}
+
+void child_stop_continue(struct child *c)
+{
+	if (!c->before_stop_pending)
+		return;
+	log_info("child", "before-stop step done name=%s after_ms=%llu", c->spec.name,
+		 (unsigned long long)(now_ms() - c->before_stop_at));
+	before_stop_end(c, false);
+}
+
+/* STARTING or RUNNING -> STOPPING: the hook first, if there is one, then the signals. */
+static void stop_begin(struct child *c)
+{
+	int r;
+
+	set_state(c, CHILD_STATE_STOPPING);
+	c->stop_next = 0;
+	if (!c->spec.before_stop) {
+		stop_step(c);
+		return;
+	}
+	c->before_stop_pending = true;
+	c->before_stop_at = now_ms();
+	loop_timer_arm(c->timer, c->spec.before_stop_ms, 0);
+	r = c->spec.before_stop(c, c->spec.data);
+	if (!c->before_stop_pending)
+		return; /* it called child_stop_continue() itself */
+	if (r == CHILD_STOP_LATER) {
+		log_info("child", "before-stop step running name=%s pid=%d timeout_ms=%u", c->spec.name,
+			 (int)c->pid, c->spec.before_stop_ms);
+		return;
+	}
+	if (r < 0) {
+		errno = -r;
+		log_warn("child", "before-stop step failed name=%s", c->spec.name);
+	}
+	c->before_stop_pending = false;
+	loop_timer_disarm(c->timer);
+	stop_step(c);
+}
+
 static void on_timer(struct loop_source *src, void *data)
 {
 	struct child *c = data;
@@ -401,7 +466,10 @@ static void on_timer(struct loop_source *src, void *data)
 	(void)src;
 	switch (c->state) {
 	case CHILD_STATE_STOPPING:
-		stop_step(c);
+		if (c->before_stop_pending)
+			before_stop_end(c, true);
+		else
+			stop_step(c);
 		break;
 	case CHILD_STATE_BACKOFF:
 		/* a restart counts when it is due, even if a start gate holds it back a while */
@@ -462,6 +530,11 @@ static void child_exited(struct child *c, int status)
 	c->pid = 0;
 	c->last_status = status;
 	loop_timer_disarm(c->timer);
+	if (c->before_stop_pending) {
+		c->before_stop_pending = false;
+		if (c->spec.before_stop_cancel)
+			c->spec.before_stop_cancel(c, c->spec.data);
+	}
 	failed = c->exec_failed || !WIFEXITED(status) || WEXITSTATUS(status) != 0;
 	log_info("child", "exited name=%s %s uptime_ms=%llu", c->spec.name,
 		 describe_status(status, desc, sizeof(desc)), (unsigned long long)up);
@@ -524,9 +597,7 @@ static void child_stop(struct child *c)
 	switch (c->state) {
 	case CHILD_STATE_STARTING:
 	case CHILD_STATE_RUNNING:
-		set_state(c, CHILD_STATE_STOPPING);
-		c->stop_next = 0;
-		stop_step(c);
+		stop_begin(c);
 		break;
 	case CHILD_STATE_WAITING:
 	case CHILD_STATE_BACKOFF:
@@ -645,6 +716,12 @@ static void on_deadline(struct loop_source *src, void *data)
 		if (alive(c)) {
 			log_warnx("child", "shutdown budget exceeded name=%s pid=%d signal=SIGKILL",
 				  c->spec.name, (int)c->pid);
+			if (c->before_stop_pending) {
+				c->before_stop_pending = false;
+				loop_timer_disarm(c->timer);
+				if (c->spec.before_stop_cancel)
+					c->spec.before_stop_cancel(c, c->spec.data);
+			}
 			send_signal(c, SIGKILL);
 		}
 	}
@@ -765,10 +842,7 @@ int child_add(struct child_set *set, const struct child_spec *spec, struct child
 	c->spec.owner = own(c, spec->owner);
 	c->spec.after = own_vec(c, spec->after);
 	c->spec.conditions = own_vec(c, spec->conditions);
-	if (!c->spec.n_stop) {
-		c->spec.stop[0] = STOP_DEFAULT_STEP;
-		c->spec.n_stop = 1;
-	}
+	child_set_stop(c, spec->stop, spec->n_stop, spec->before_stop_ms);
 	c->report_fd = -1;
 	c->last_status = -1;
 	c->backoff_ms = 1000;
@@ -800,6 +874,21 @@ void child_remove(struct child *c)
 	else if (!c->in_exit_callback)
 		child_free(c);
 	/* else: child_exited() frees it once the callback has returned */
+}
+
+void child_set_stop(struct child *c, const struct child_stop_step *stop, size_t n_stop,
+		    uint32_t before_stop_ms)
+{
+	if (n_stop > CHILD_STOP_STEPS_MAX)
+		n_stop = CHILD_STOP_STEPS_MAX;
+	if (stop != c->spec.stop)
+		memmove(c->spec.stop, stop, n_stop * sizeof(*stop));
+	c->spec.n_stop = n_stop;
+	if (!n_stop) {
+		c->spec.stop[0] = STOP_DEFAULT_STEP;
+		c->spec.n_stop = 1;
+	}
+	c->spec.before_stop_ms = before_stop_ms;
 }
 
 struct child *child_find(struct child_set *set, const char *name)

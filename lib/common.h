@@ -295,8 +295,24 @@ struct child_spec {
 	 * May be called after the child exited (its last lines), with @data.
 	 */
 	bool (*on_output)(const char *line, void *data);
+	/*
+	 * before_stop (may be NULL): runs when a stop begins (shutdown, removal),
+	 * before the first stop signal, e.g. a CHECKPOINT so that Postgres'
+	 * shutdown checkpoint is short. It returns 0 to signal at once,
+	 * CHILD_STOP_LATER when it started something that ends with
+	 * child_stop_continue(), or -errno (signal at once). The first signal
+	 * waits at most before_stop_ms; when the wait ends without
+	 * child_stop_continue() (deadline, or the child exited meanwhile),
+	 * before_stop_cancel (may be NULL) drops whatever was started.
+	 */
+	int (*before_stop)(struct child *c, void *data);
+	void (*before_stop_cancel)(struct child *c, void *data);
+	uint32_t before_stop_ms;
 	void *data;
 };
+
+/* before_stop started something: the first stop signal waits for child_stop_continue(). */
+#define CHILD_STOP_LATER 1
 
 struct child_policy {
 	uint32_t backoff_max_ms;  /* delay doubles from 1 s up to this */
@@ -337,6 +353,28 @@ void child_set_base_env(struct child_set *set, const char *const *env);
 int child_add(struct child_set *set, const struct child_spec *spec, struct child **out);
 /* child_remove() - stop it (if running) and forget it once it has exited. */
 void child_remove(struct child *c);
+
+/**
+ * child_stop_continue() - the spec's before_stop has finished: send the first stop signal.
+ * @c: the child.
+ *
+ * Does nothing unless @c's stop is waiting for its before_stop (a late
+ * call, after the deadline or the child's exit, is harmless).
+ */
+void child_stop_continue(struct child *c);
+
+/**
+ * child_set_stop() - replace @c's stop plan, for stops that begin later.
+ * @c: the child.
+ * @stop: the steps (copied); then SIGKILL.
+ * @n_stop: how many, 1..CHILD_STOP_STEPS_MAX (0: SIGTERM/5s).
+ * @before_stop_ms: the longest wait for the spec's before_stop.
+ *
+ * For settings that change on reload (e.g. the shutdown budget the plan
+ * must fit into). A stop already under way keeps the plan it started with.
+ */
+void child_set_stop(struct child *c, const struct child_stop_step *stop, size_t n_stop,
+		    uint32_t before_stop_ms);
 struct child *child_find(struct child_set *set, const char *name);
 const char *child_name(const struct child *c);
 /* child_pid() - the running process, or 0. */

@@ -5,7 +5,8 @@
  * data directory (used as it is when it holds a cluster, made by initdb on
  * the primary or pg_basebackup on a replica when it is empty, refused when
  * it holds anything else); the generated files; and the postmaster as a
- * supervised child (SIGINT, then SIGQUIT, then SIGKILL). A failed step is
+ * supervised child (a CHECKPOINT, then SIGINT, then SIGQUIT, then SIGKILL,
+ * all within the shutdown budget: stop.c). A failed step is
  * retried with a growing delay and its reason is shown meanwhile.
  */
 #include "pgwatch_internal.h"
@@ -680,9 +681,6 @@ static void add_postgres(struct pgwatch *pw)
 		.env = env,
 		.user = pg->user,
 		.restart = CHILD_RESTART_ALWAYS,
-		/* fast shutdown, then immediate, then kill (docs: "Shutting Down the Server") */
-		.stop = { { SIGINT, 30000 }, { SIGQUIT, 10000 } },
-		.n_stop = 2,
 		.after = (const char *const[]){ "wireguard-go", NULL },
 		.owner = PG_OWNER,
 		.start_gate = no_old_backends,
@@ -691,6 +689,7 @@ static void add_postgres(struct pgwatch *pw)
 		.data = pw,
 	};
 
+	stop_fill_spec(pw, &spec);
 	/* Stop before wireguard-go only if it is ours (userspace backend). */
 	if (!child_find(pw->children, "wireguard-go"))
 		spec.after = NULL;
@@ -745,6 +744,7 @@ struct pgwatch *pgwatch_free(struct pgwatch *pw)
 	if (!pw)
 		return NULL;
 	probe_stop(pw);
+	stop_cancel(pw);
 	identity_check_cancel(pw);
 	loop_remove(pw->retry);
 	json_decref(pw->last);
@@ -792,6 +792,7 @@ void pgwatch_set_conf(struct pgwatch *pw, const struct conf *conf)
 
 	pw->conf = conf;
 	set_paths(pw);
+	stop_set_conf(pw); /* the shutdown budget may have changed */
 	if (!pw->bootstrapped)
 		return;
 	/* hba and replication settings follow the file; Postgres rereads them on SIGHUP. */

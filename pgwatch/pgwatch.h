@@ -111,4 +111,23 @@ void pg_socket_dir(const struct conf *conf, char *out, size_t size);
 /* pg_slot_name() - "spoke_b" for "spoke-b" (slot names allow [a-z0-9_]). */
 void pg_slot_name(const char *node, char *out, size_t size);
 
+/* How the postmaster is stopped (pgwatch/stop.c), every part in ms. */
+struct pg_stop_plan {
+	uint32_t checkpoint_ms; /* the CHECKPOINT before the first signal, at most */
+	uint32_t fast_ms;       /* SIGINT (fast shutdown), then */
+	uint32_t immediate_ms;  /* SIGQUIT (immediate shutdown), then SIGKILL */
+};
+
+/**
+ * pg_stop_plan() - the postmaster's stop plan, cut to fit a shutdown budget.
+ * @budget_ms: supervisor.shutdown_budget (1 s .. 300 s).
+ * @out: the plan; its sum stays below @budget_ms, leaving a tenth of it
+ *       (at most 2 s) for what stops after Postgres.
+ *
+ * 25 s gives 8 s + 10 s + 5 s.
+ */
+void pg_stop_plan(uint32_t budget_ms, struct pg_stop_plan *out);
+/* pg_stop_steps() - @plan as the child engine's stop steps: SIGINT, then SIGQUIT. */
+void pg_stop_steps(const struct pg_stop_plan *plan, struct child_stop_step steps[2]);
+
 #endif

@@ -65,6 +65,12 @@ struct pgwatch {
 	uint64_t wal_gone_ms;            /* now_ms() when the upstream last said our WAL is gone */
 	/* As a replica, since when (now_ms(), 0: not so) replay is paused / the receiver is not streaming. */
 	uint64_t paused_since_ms, rx_down_since_ms;
+	/* the CHECKPOINT before a stop (stop.c) */
+	PGconn *ckpt_conn;
+	struct loop_source *ckpt_src;
+	bool ckpt_sent;
+	struct child *ckpt_child;        /* waiting for it; NULL when none is in flight */
+	uint64_t ckpt_started_ms;
 };
 
 /* identity.c: is a replica's data dir from its upstream's cluster? */
@@ -88,6 +94,10 @@ json_t *listen_check(uint16_t port);
 
 /* report.c: after each good probe, note when replay paused or the receiver stopped. */
 void replica_track(struct pgwatch *pw);
+/* stop.c: the postmaster's stop plan, from the shutdown budget, and its CHECKPOINT */
+void stop_fill_spec(struct pgwatch *pw, struct child_spec *spec);
+void stop_set_conf(struct pgwatch *pw);
+void stop_cancel(struct pgwatch *pw);
 
 /* lifecycle.c */
 #define PG_STAGE_NAME ".supervisor-bootstrap"

@@ -204,6 +204,7 @@ static int write_bundle(const char *dir, const char *name, const char *priv_b64,
 		     "      REPLICATION_PASSWORD: ${REPLICATION_PASSWORD}\n"
 		     "    configs: [{ source: cluster, target: /etc/supervisor/cluster.conf }]\n"
 		     "    volumes: [\"pgdata:/var/lib/postgresql\", \"backups:/var/backups\"]\n"
+		     /* above supervisor.shutdown_budget (25 s): README, tests/deploy */
 		     "    stop_grace_period: 30s\n"
 		     "    restart: unless-stopped\n"
 		     "configs:\n  cluster:\n    file: ./cluster.conf\n"

@@ -59,6 +59,7 @@ static void print_postgres_plan(const struct conf *c)
 {
 	const struct conf_node *me = conf_self(c);
 	_cleanup_free_ char *hba = NULL, *settings = NULL;
+	struct pg_stop_plan stop;
 
 	if (me->kind != CONF_NODE_SPOKE || me->pg_role == CONF_PG_NONE)
 		return;
@@ -67,6 +68,9 @@ static void print_postgres_plan(const struct conf *c)
 	printf("postgres command line adds: -c listen_addresses=<overlay ip> -c port=%u "
 	       "-c unix_socket_directories=<run dir>/postgresql -c hba_file=... -c ident_file=...\n",
 	       me->settings.postgres.port);
+	pg_stop_plan(me->settings.supervision.shutdown_budget_ms, &stop);
+	printf("postgres stop: CHECKPOINT (at most %.1fs), SIGINT (fast, %.1fs), SIGQUIT (immediate, %.1fs), "
+	       "then SIGKILL\n", stop.checkpoint_ms / 1000.0, stop.fast_ms / 1000.0, stop.immediate_ms / 1000.0);
 	printf("generated pg_hba (pg_hba.supervisor.conf):\n%s", hba);
 	printf("generated settings (supervisor.conf):\n%s", settings);
 }

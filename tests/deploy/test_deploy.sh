@@ -4,7 +4,8 @@
 # (instructions, and that its ENTRYPOINT is the command the lab runs), the
 # compose file and the bundles `cluster init` writes (YAML, capabilities,
 # only :8000 published, no literal secret, a stop grace period longer than
-# the shutdown budget), the hub's systemd unit (systemd-analyze verify) and
+# the shutdown budget, as check-config prints its default), the hub's
+# systemd unit (systemd-analyze verify, TimeoutStopSec above the budget) and
 # the hub set-up script (bash -n, shellcheck).
 set -u
 SUP=$1 TESTS=$2 ROOT=$3
@@ -58,10 +59,17 @@ PY
 	tap_fail "Dockerfile checks" "$out"
 
 # ---- compose files ------------------------------------------------------------------------
+# The shutdown budget's default, as the binary has it (check-config prints it); what stops
+# the supervisor must wait longer, by 2 s: after the budget come SIGKILLs, up to 1 s to reap, exit.
+budget=$("$SUP" check-config -c "$ROOT/deploy/examples/cluster.conf" -n spoke-a 2>/dev/null |
+	sed -n 's/^shutdown budget \([0-9]*\)s, then SIGKILL$/\1/p')
+[ -n "$budget" ] && tap_ok "check-config prints the shutdown budget (default ${budget} s)" ||
+	{ tap_fail "check-config prints the shutdown budget"; budget=9999; }
 check_compose() { # check_compose FILE: one line, "ok" or the problems
-	python3 - "$1" <<'PY'
+	python3 - "$1" "$budget" <<'PY'
 import re, sys, yaml
 doc = yaml.safe_load(open(sys.argv[1]))
+budget = int(sys.argv[2])
 problems = []
 def seconds(v):
     m = re.fullmatch(r"(\d+)(ms|s|m)?", str(v))
@@ -76,8 +84,8 @@ for name, svc in (doc.get("services") or {}).items():
     if svc.get("network_mode") == "host" or svc.get("privileged"):
         problems.append(f"{name}: host network or privileged")
     g = seconds(svc.get("stop_grace_period", "10s"))
-    if g is None or g <= 8:
-        problems.append(f"{name}: stop_grace_period {svc.get('stop_grace_period')} not above the 8 s shutdown budget")
+    if g is None or g < budget + 2:
+        problems.append(f"{name}: stop_grace_period {svc.get('stop_grace_period', '10s (default)')} not 2 s above the {budget} s shutdown budget")
     env = svc.get("environment") or {}
     if isinstance(env, list):
         env = dict(e.split("=", 1) if "=" in e else (e, None) for e in env)
@@ -101,13 +109,19 @@ PY
 out=$(check_compose "$ROOT/deploy/spoke/docker-compose.yml")
 n=$(python3 -c 'import yaml,sys; print(len(yaml.safe_load(open(sys.argv[1]))["services"]))' "$ROOT/deploy/spoke/docker-compose.yml")
 [ "$out" = ok ] && [ "$n" = 3 ] &&
-	tap_ok "docker-compose.yml: one service per spoke, NET_ADMIN, /dev/net/tun, only 8000, volumes, secrets only as \${VAR}, grace > 8 s" ||
+	tap_ok "docker-compose.yml: one service per spoke, NET_ADMIN, /dev/net/tun, only 8000, volumes, secrets only as \${VAR}, grace >= ${budget} s budget + 2 s" ||
 	tap_fail "docker-compose.yml checks" "services=$n $out"
 # a literal secret is caught (the check can fail)
 sed 's/WG_PRIVATE_KEY: \${WG_PRIVATE_KEY}/WG_PRIVATE_KEY: "aGVsbG8="/' "$ROOT/deploy/spoke/docker-compose.yml" > "$work/bad.yml"
 out=$(check_compose "$work/bad.yml")
 grep -q "WG_PRIVATE_KEY is a literal value" <<<"$out" && tap_ok "the compose check catches a literal private key" ||
 	tap_fail "the compose check catches a literal private key" "$out"
+# ... and a grace period that the budget does not fit (compose's default 10 s)
+grep -v 'stop_grace_period' "$ROOT/deploy/spoke/docker-compose.yml" > "$work/short.yml"
+out=$(check_compose "$work/short.yml")
+grep -q "stop_grace_period 10s (default) not 2 s above the ${budget} s shutdown budget" <<<"$out" &&
+	tap_ok "the compose check catches a grace period below the budget" ||
+	tap_fail "the compose check catches a grace period below the budget" "$out"
 
 # the bundles `cluster init` writes
 (cd "$work" && "$SUP" cluster init -c "$work/cluster.conf" --hub-key "$work/hub.key" \
@@ -123,6 +137,10 @@ out=$(check_compose "$work/b/spoke-b/docker-compose.yml")
 sed "s|/usr/local/bin/supervisor|$SUP|g" "$ROOT/deploy/hub/supervisor.service" > "$work/supervisor.service"
 out=$(systemd-analyze verify "$work/supervisor.service" 2>&1 | grep -v -E 'Failed to (connect|prepare)|system bus')
 [ -z "$out" ] && tap_ok "hub unit: systemd-analyze verify reports nothing" || tap_fail "hub unit verifies" "$out"
+stop_s=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)s\{0,1\}$/\1/p' "$ROOT/deploy/hub/supervisor.service")
+[ -n "$stop_s" ] && [ "$stop_s" -ge $((budget + 2)) ] &&
+	tap_ok "hub unit: TimeoutStopSec=$stop_s is 2 s above the $budget s shutdown budget" ||
+	tap_fail "hub unit: TimeoutStopSec 2 s above the $budget s shutdown budget" "TimeoutStopSec=$stop_s"
 grep -q '^Restart=always' "$ROOT/deploy/hub/supervisor.service" && grep -q '^CapabilityBoundingSet=CAP_NET_ADMIN' "$ROOT/deploy/hub/supervisor.service" &&
 	grep -q '^NoNewPrivileges=yes' "$ROOT/deploy/hub/supervisor.service" && grep -q '^RestartPreventExitStatus=78' "$ROOT/deploy/hub/supervisor.service" &&
 	tap_ok "hub unit: restarts, NET_ADMIN only, no new privileges, a configuration error (78) is not restarted" ||

@@ -146,7 +146,9 @@ stop_node() { # stop_node NODE SIGNAL
 	outer=$(cat "$LAB/$1/outer.pid" 2>/dev/null) || return 0
 	pid=$(sup_pid "$1")
 	[ -n "$pid" ] && kill "-$2" "$pid" 2>/dev/null
-	for _ in $(seq 120); do
+	# up to 40 s: above the default shutdown budget (25 s), so that a slow but
+	# orderly stop is never cut short here
+	for _ in $(seq 400); do
 		kill -0 "$outer" 2>/dev/null || break
 		sleep 0.1
 	done

@@ -286,7 +286,7 @@ static void test_children(void **state)
 	assert_int_equal(me->settings.supervision.backoff_max_ms, 4000);
 	assert_int_equal(me->settings.supervision.stable_after_ms, 2000);
 	assert_int_equal(me->settings.supervision.give_up_after, 5);
-	assert_int_equal(conf_hub(c)->settings.supervision.shutdown_budget_ms, 8000);
+	assert_int_equal(conf_hub(c)->settings.supervision.shutdown_budget_ms, 25000);
 	assert_int_equal(conf_hub(c)->n_children, 0);
 	conf_free(c);
 }

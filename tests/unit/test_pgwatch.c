@@ -5,6 +5,7 @@
  * progress.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -115,6 +116,42 @@ static void test_slot_names(void **state)
 	assert_string_equal(buf, "a_b_c9");
 	pg_slot_name("spoke-b", buf, 4);
 	assert_string_equal(buf, "spo");
+}
+
+/* The postmaster's stop plan always fits the budget, with room for what stops after it. */
+static void test_stop_plan_fits_budget(void **state)
+{
+	struct pg_stop_plan p;
+	struct child_stop_step steps[2];
+
+	(void)state;
+	pg_stop_plan(25000, &p); /* the default: documented as 8 + 10 + 5 */
+	assert_int_equal(p.checkpoint_ms, 8000);
+	assert_int_equal(p.fast_ms, 10000);
+	assert_int_equal(p.immediate_ms, 5000);
+	pg_stop_steps(&p, steps);
+	assert_int_equal(steps[0].signo, SIGINT);
+	assert_int_equal(steps[0].timeout_ms, 10000);
+	assert_int_equal(steps[1].signo, SIGQUIT);
+	assert_int_equal(steps[1].timeout_ms, 5000);
+
+	pg_stop_plan(8000, &p); /* the old default: everything shrinks */
+	assert_int_equal(p.checkpoint_ms + p.fast_ms + p.immediate_ms, 7200);
+	assert_true(p.immediate_ms < 5000);
+
+	pg_stop_plan(300000, &p); /* the largest: SIGQUIT needs no more than 5 s */
+	assert_int_equal(p.immediate_ms, 5000);
+	assert_int_equal(p.checkpoint_ms + p.fast_ms, 293000);
+	assert_true(p.fast_ms > p.checkpoint_ms);
+
+	for (uint32_t b = 1000; b <= 300000; b += 1000) { /* every budget the file allows */
+		uint32_t reserve = b / 10 < 2000 ? b / 10 : 2000;
+
+		pg_stop_plan(b, &p);
+		assert_true(p.checkpoint_ms > 0 && p.fast_ms > 0 && p.immediate_ms > 0);
+		assert_int_equal((uint64_t)p.checkpoint_ms + p.fast_ms + p.immediate_ms, b - reserve);
+		assert_true(p.immediate_ms <= 5000);
+	}
 }
 
 /* Postgres needs both gates open: a fresh tunnel and the firewall in force. */
@@ -293,6 +330,7 @@ int main(void)
 		cmocka_unit_test(test_settings_replica),
 		cmocka_unit_test(test_settings_primary),
 		cmocka_unit_test(test_slot_names),
+		cmocka_unit_test(test_stop_plan_fits_budget),
 		cmocka_unit_test(test_start_waits_for_firewall),
 		cmocka_unit_test(test_clone_connections_are_not_the_link),
 		cmocka_unit_test(test_walreceiver_is_the_link),

@@ -117,15 +117,15 @@ static struct peer_memory *memory_of(struct overlay *ov, const uint8_t key[WG_KE
 #define RESOLVE_FRESH_MS 30000
 #define RESOLVE_NOT_FRESH_MS 5000
 
-/* Spoke: follow the hub's endpoint; a moved hub is re-armed for at once. */
+/* Spoke: follow the hub's endpoint; a new address is re-armed for at once. */
 static void follow_hub_endpoint(struct overlay *ov)
 {
 	struct hub_endpoint *e = &ov->hub_ep;
 	struct overlay_status *st = &ov->status;
-	bool had = e->have;
 
 	hub_endpoint_set(e, &conf_hub(ov->conf)->endpoint);
-	if (hub_endpoint_poll(e, st->state == TUNNEL_FRESH ? RESOLVE_FRESH_MS : RESOLVE_NOT_FRESH_MS) && had)
+	/* A first address too: the peer went in without one, and nothing was sent yet. */
+	if (hub_endpoint_poll(e, st->state == TUNNEL_FRESH ? RESOLVE_FRESH_MS : RESOLVE_NOT_FRESH_MS))
 		ov->rearm_now = true;
 	st->endpoint_host = conf_hub(ov->conf)->endpoint.host;
 	if (e->have)
@@ -688,7 +688,7 @@ static void reconcile(struct overlay *ov)
 		if (ov->applied_generation != ov->conf_generation || !ov->configured_once)
 			log_info("overlay", "configured interface=%s peers_added=%u peers_removed=%u peers_updated=%u key=%s",
 				 iface, n.added, n.removed, n.updated, n.key ? "set" : "kept");
-		else
+		else if (!ov->rearm_now) /* a new hub address is not a repair */
 			repaired(ov, n.key ? "device" : "peers");
 	}
 	ensure_ip_stack(ov, ifindex);

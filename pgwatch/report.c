@@ -348,6 +348,7 @@ int pgwatch_health(const struct pgwatch *pw, json_t *reasons)
 		reason(reasons, "postgres: not started until the firewall is in force: %s", pw->reason);
 		return 2;
 	case PG_STATE_BOOTSTRAPPING:
+	case PG_STATE_STARTING:
 		if (pw->clone.active) {
 			json_t *c = self_clone_json(pw);
 			char text[128];
@@ -358,8 +359,6 @@ int pgwatch_health(const struct pgwatch *pw, json_t *reasons)
 			json_decref(c);
 			return 1;
 		}
-		/* fall through */
-	case PG_STATE_STARTING:
 		reason(reasons, "postgres: %s%s%s", pg_state_name(pw->state), pw->reason[0] ? ": " : "",
 		       pw->reason);
 		return 1;

@@ -52,8 +52,9 @@ curl_status | python3 -c 'import json,sys; e=json.load(sys.stdin)["tunnel"]["hub
 
 # The hub's public address moves, and the name with it; nobody reloads.
 t0=$(ms)
-ip -n hub addr add 192.0.2.2/24 dev eth0
+# (deleted first: deleting a primary address takes its secondaries with it)
 ip -n hub addr del 192.0.2.1/24 dev eth0
+ip -n hub addr add 192.0.2.2/24 dev eth0
 hosts 192.0.2.2
 for n in spoke-a spoke-b spoke-c; do
 	if el=$(wait_until 40000 moved "$n" "$t0"); then

@@ -289,6 +289,33 @@ static struct nlmsghdr *put_request(char *buf, struct nl_backend *b, uint8_t cmd
 	return nlh;
 }
 
+/* The read holds the end of a dump: NLMSG_DONE, or an error in its place. */
+static bool ends_dump(const char *buf, ssize_t n)
+{
+	const struct nlmsghdr *nlh = (const struct nlmsghdr *)(const void *)buf;
+	int rem = (int)n;
+
+	for (; mnl_nlmsg_ok(nlh, rem); nlh = mnl_nlmsg_next(nlh, &rem))
+		if (nlh->nlmsg_type == NLMSG_DONE || nlh->nlmsg_type == NLMSG_ERROR)
+			return true;
+	return false;
+}
+
+/*
+ * Read the rest of a dump we stopped parsing (interrupted, malformed): the
+ * kernel runs one dump per socket at a time and would refuse the next
+ * request with EBUSY while this one is unfinished.
+ */
+static void drain_dump(struct nl_backend *b, char *buf)
+{
+	for (int reads = 0; reads < 100000; reads++) {
+		ssize_t n = mnl_socket_recvfrom(b->nl, buf, NL_BUF);
+
+		if (n <= 0 || ends_dump(buf, n))
+			return;
+	}
+}
+
 static int nl_get(struct wg_backend *base, const char *iface, struct wg_device *dev)
 {
 	struct nl_backend *b = (struct nl_backend *)base;
@@ -297,20 +324,20 @@ static int nl_get(struct wg_backend *base, const char *iface, struct wg_device *
 	for (int attempt = 0; attempt < 3; attempt++) {
 		struct nlmsghdr *nlh = put_request(buf, b, WG_CMD_GET_DEVICE,
 						   NLM_F_REQUEST | NLM_F_DUMP, iface);
+		ssize_t n = 0;
 		int r = 0;
 
 		if (mnl_socket_sendto(b->nl, nlh, nlh->nlmsg_len) < 0)
 			return -errno;
 		/*
-		 * A large device comes in many reads (the kernel fills one skb of at
-		 * most 32 KiB per read; 1000 peers are ~10). A read holds one skb, so
+		 * A large device comes in several reads (the kernel fills one skb of
+		 * at most 32 KiB per read; 1000 peers take about five). A read holds one skb, so
 		 * messages of one request: a read left over from an earlier request
 		 * (an acknowledgement that came after its deadline, the tail of an
 		 * interrupted dump) is skipped, not taken for this dump's end.
 		 */
 		while (r == 0) {
-			ssize_t n = mnl_socket_recvfrom(b->nl, buf, NL_BUF);
-
+			n = mnl_socket_recvfrom(b->nl, buf, NL_BUF);
 			if (n < 0)
 				return -errno;
 			if ((size_t)n >= sizeof(struct nlmsghdr) &&
@@ -318,6 +345,8 @@ static int nl_get(struct wg_backend *base, const char *iface, struct wg_device *
 				continue;
 			r = wg_nl_parse_dump(buf, (size_t)n, b->family, dev);
 		}
+		if (r < 0 && !ends_dump(buf, n))
+			drain_dump(b, buf);
 		if (r != -EINTR)
 			return r < 0 ? r : 0;
 		wg_device_clear(dev); /* the dump was interrupted by a change: again */

@@ -15,6 +15,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+/* 64 MiB: some 200 000 peers, more than a /16 overlay holds. */
+#define UAPI_REPLY_MAX (64u << 20)
+
 void wg_device_clear(struct wg_device *dev)
 {
 	for (size_t i = 0; i < dev->n_peers; i++)
@@ -278,7 +281,11 @@ static int uapi_exchange(const char *iface, const char *request, char **reply)
 	char path[108];
 
 	snprintf(path, sizeof(path), "%s/%s.sock", WG_UAPI_DIR, iface);
-	return unix_request(path, request, 1, 1 << 22, uapi_reply_complete, reply);
+	/*
+	 * The cap only guards against a runaway child: a reply is ~300 bytes a
+	 * peer (1000 spokes: 300 KiB), and the buffer grows only as needed.
+	 */
+	return unix_request(path, request, 1, UAPI_REPLY_MAX, uapi_reply_complete, reply);
 }
 
 static int uapi_get(struct wg_backend *b, const char *iface, struct wg_device *dev)

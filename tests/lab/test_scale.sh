@@ -92,6 +92,11 @@ got=$(python3 - "$LAB_DIR/metrics.txt" <<-'EOF2'
 	tap_fail "/metrics: handshake samples only for the spoke that connected, never 0" "$got" \
 		"$(grep -m3 '^wireguard_latest_handshake_seconds' "$LAB_DIR/metrics.txt")"
 
+# The hub's firewall with 1000 spokes in its sets: applied and verified.
+got=$("$LAB" ctl hub firewall --json 2>/dev/null | python3 -c "import json,sys; f=json.load(sys.stdin)['firewall']; print(f['state'], f['elements'])" 2>&1)
+[ "${got%% *}" = applied ] && tap_ok "the hub's firewall is applied with $N spokes ($got)" ||
+	tap_fail "the hub's firewall is applied with $N spokes" "$got"
+
 # A reload that drops one spoke: a diff, spoke-a's session untouched.
 hs_before=$(tj hub "[p['last_handshake_ms'] for p in t['peers'] if p['name'] == 'spoke-a'][0]")
 sed -i '/name = "spoke-7";/d' "$LAB_DIR/hub/etc/cluster.conf"

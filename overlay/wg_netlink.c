@@ -506,8 +506,10 @@ static int nl_set(struct wg_backend *base, const char *iface, const struct wg_de
 	 */
 	do {
 		more = wg_nl_build_set(buf, NL_BUF, b->family, ++b->seq, iface, dev, &cur, &nlh);
-		if (more < 0)
+		if (more < 0) {
+			explicit_zero(buf, NL_BUF); /* a refused first message may hold the key */
 			return more;
+		}
 		r = mnl_socket_sendto(b->nl, nlh, nlh->nlmsg_len) < 0 ? -errno : 0;
 		explicit_zero(buf, nlh->nlmsg_len); /* the first one holds the private key */
 		if (r < 0)

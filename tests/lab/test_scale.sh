@@ -84,7 +84,7 @@ got=$(python3 - "$LAB_DIR/metrics.txt" <<-'EOF2'
 	hs, age = samples("wireguard_latest_handshake_seconds"), samples("supervisor_wireguard_handshake_age_seconds")
 	fresh = samples("supervisor_wireguard_peer_fresh")
 	print(len(hs), sum(1 for _, v in hs if float(v) == 0), len(age), len(fresh),
-	      [p for p, _ in hs])
+	      [p for p, _ in hs][:3])
 	EOF2
 )
 [ "$got" = "1 0 1 $N ['spoke-a']" ] &&

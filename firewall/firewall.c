@@ -340,10 +340,12 @@ json_t *firewall_json(const struct firewall *fw)
 			"rule", (int)c->rule, "why", c->why, "packets", (json_int_t)c->packets,
 			"bytes", (json_int_t)c->bytes));
 	}
-	return json_pack("{s:s, s:s, s:s?, s:s, s:o, s:f, s:I, s:I, s:I, s:I, s:s?, s:o, s:s?, s:i, s:i, s:o}",
+	return json_pack("{s:s, s:s, s:s?, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:s?, s:o, s:s?, s:i, s:i, s:o}",
 		"state", fw_state_name(st->state), "table", "inet " FW_TABLE,
 		"rules_hash", st->rules_hash[0] ? st->rules_hash : NULL, "wanted_hash", st->wanted_hash,
-		"applied_at", ms_or_null(st->applied_at_ms), "apply_ms", (double)st->apply_us / 1000.0,
+		"applied_at", ms_or_null(st->applied_at_ms),
+		/* never applied: no duration, not 0 ms */
+		"apply_ms", st->applied_at_ms ? json_real((double)st->apply_us / 1000.0) : json_null(),
 		"generation", (json_int_t)st->genid, "applies", (json_int_t)st->applies,
 		"repairs", (json_int_t)st->repairs, "checks", (json_int_t)st->checks,
 		"last_repair", st->last_repair[0] ? st->last_repair : NULL,

@@ -44,11 +44,21 @@ int unix_request(const char *path, const char *request, int timeout_s, size_t ma
 
 		if (len + 1 == cap) {
 			if (cap >= max) {
+				explicit_zero(buf, cap);
 				free(buf);
 				return -EMSGSIZE;
 			}
+			/*
+			 * Grown by hand, the old copy wiped: a reply may hold a key
+			 * (wireguard-go's), and a hub's grows past 4 KiB.
+			 */
+			char *bigger = xmalloc(cap * 2);
+
+			memcpy(bigger, buf, len + 1);
+			explicit_zero(buf, cap);
+			free(buf);
+			buf = bigger;
 			cap *= 2;
-			buf = xrealloc(buf, cap);
 		}
 		n = recv(fd, buf + len, cap - 1 - len, 0);
 		if (n < 0 && errno == EINTR)
@@ -56,6 +66,7 @@ int unix_request(const char *path, const char *request, int timeout_s, size_t ma
 		if (n < 0) {
 			int r = -errno;
 
+			explicit_zero(buf, cap);
 			free(buf);
 			return r;
 		}

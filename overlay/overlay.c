@@ -97,15 +97,28 @@ const char *tunnel_state_name(enum tunnel_state st)
 	return "down";
 }
 
+/* Kept sorted by key: a hub with 1000 spokes looks each up twice a pass. */
 static struct peer_memory *memory_of(struct overlay *ov, const uint8_t key[WG_KEY_LEN])
 {
-	for (size_t i = 0; i < ov->n_mem; i++)
-		if (!memcmp(ov->mem[i].key, key, WG_KEY_LEN))
-			return &ov->mem[i];
+	size_t lo = 0, hi = ov->n_mem;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = memcmp(ov->mem[mid].key, key, WG_KEY_LEN);
+
+		if (c == 0)
+			return &ov->mem[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	ov->mem = xreallocarray(ov->mem, ov->n_mem + 1, sizeof(*ov->mem));
-	memset(&ov->mem[ov->n_mem], 0, sizeof(ov->mem[0]));
-	memcpy(ov->mem[ov->n_mem].key, key, WG_KEY_LEN);
-	return &ov->mem[ov->n_mem++];
+	memmove(&ov->mem[lo + 1], &ov->mem[lo], (ov->n_mem - lo) * sizeof(*ov->mem));
+	memset(&ov->mem[lo], 0, sizeof(ov->mem[0]));
+	memcpy(ov->mem[lo].key, key, WG_KEY_LEN);
+	ov->n_mem++;
+	return &ov->mem[lo];
 }
 
 /* ---- desired state ------------------------------------------------------ */
@@ -166,12 +179,27 @@ static void build_desired(struct overlay *ov, struct wg_device *want)
 	wg_peer_add_allowed(hub, c->cluster.network.addr, c->cluster.network.prefix);
 }
 
+static int cmp_peer_key(const void *a, const void *b)
+{
+	return memcmp(((const struct wg_peer *)a)->public_key, ((const struct wg_peer *)b)->public_key,
+		      WG_KEY_LEN);
+}
+
+/* In @dev as read from the device, sorted by sort_peers() (its order means nothing). */
 static const struct wg_peer *find_peer(const struct wg_device *dev, const uint8_t key[WG_KEY_LEN])
 {
-	for (size_t i = 0; i < dev->n_peers; i++)
-		if (!memcmp(dev->peers[i].public_key, key, WG_KEY_LEN))
-			return &dev->peers[i];
-	return NULL;
+	struct wg_peer k;
+
+	if (!dev->n_peers)
+		return NULL;
+	memcpy(k.public_key, key, WG_KEY_LEN);
+	return bsearch(&k, dev->peers, dev->n_peers, sizeof(k), cmp_peer_key);
+}
+
+static void sort_peers(struct wg_device *dev)
+{
+	if (dev->n_peers > 1)
+		qsort(dev->peers, dev->n_peers, sizeof(dev->peers[0]), cmp_peer_key);
 }
 
 static bool same_allowed(const struct wg_peer *a, const struct wg_peer *b)
@@ -210,6 +238,7 @@ struct diff_counts {
 static void diff_device(struct overlay *ov, const struct wg_device *want,
 			const struct wg_device *have, struct wg_device *chg, struct diff_counts *n)
 {
+	_cleanup_free_ bool *kept = xcalloc(have->n_peers + 1, sizeof(*kept)); /* @have's peers @want has */
 	char ep[80];
 
 	memset(chg, 0, sizeof(*chg));
@@ -230,6 +259,8 @@ static void diff_device(struct overlay *ov, const struct wg_device *want,
 		bool ep_changed = w->has_endpoint &&
 			strcmp(m->endpoint_set, wg_endpoint_str(&w->endpoint, ep, sizeof(ep))) != 0;
 
+		if (h)
+			kept[h - have->peers] = true;
 		if (!h) {
 			/* A peer (re)added has no session: what we remembered is void. */
 			m->last_handshake_ms = 0;
@@ -249,7 +280,7 @@ static void diff_device(struct overlay *ov, const struct wg_device *want,
 			snprintf(m->endpoint_set, sizeof(m->endpoint_set), "%s", ep);
 	}
 	for (size_t i = 0; i < have->n_peers; i++) {
-		if (find_peer(want, have->peers[i].public_key))
+		if (kept[i])
 			continue;
 		struct wg_peer *p = wg_device_add_peer(chg);
 
@@ -570,7 +601,12 @@ static void judge(struct overlay *ov, const struct wg_device *want, const struct
 		struct overlay_peer_status *ps = &st->peers[st->n_peers++];
 		const struct conf_node *node = NULL;
 
-		for (size_t k = 0; k < c->n_nodes; k++)
+		/* build_desired()'s order: the hub's peer i is node i + 1, a spoke's is the hub */
+		node = conf_self(c)->kind == CONF_NODE_HUB ? (i + 1 < c->n_nodes ? &c->nodes[i + 1] : NULL) :
+		       conf_hub(c);
+		if (node && memcmp(node->public_key, w->public_key, WG_KEY_LEN) != 0)
+			node = NULL;
+		for (size_t k = 0; !node && k < c->n_nodes; k++)
 			if (!memcmp(c->nodes[k].public_key, w->public_key, WG_KEY_LEN))
 				node = &c->nodes[k];
 		memset(ps, 0, sizeof(*ps));
@@ -675,6 +711,7 @@ static void reconcile(struct overlay *ov)
 		set_down(ov, "cannot read %s (%s): %s", iface, ov->backend->name, strerror(-r));
 		goto out;
 	}
+	sort_peers(&have);
 	if (conf_self(ov->conf)->kind == CONF_NODE_SPOKE)
 		follow_hub_endpoint(ov);
 	build_desired(ov, &want);

@@ -19,10 +19,36 @@ struct wg_backend {
 
 /* wg_netlink.c: NULL when the kernel has no WireGuard family. */
 struct wg_backend *wg_netlink_backend(void);
-/* wg_nl_build_set() - the SET_DEVICE message for @dev in @buf (64 KiB). */
+/*
+ * Where the next SET_DEVICE message of a large change starts. Zeroed for
+ * the first message; wg_nl_build_set() advances it.
+ */
+struct wg_nl_cursor {
+	bool started;    /* the device's own attributes went out */
+	size_t peer;     /* the next peer to write */
+	size_t allowed;  /* its next allowed IP */
+	bool in_peer;    /* its first part went out: the rest continues it */
+	bool wrote_any;  /* (private) this message holds part of the peer */
+};
 struct nlmsghdr;
-struct nlmsghdr *wg_nl_build_set(char *buf, uint16_t family, unsigned seq, const char *iface,
-				 const struct wg_device *dev);
+/**
+ * wg_nl_build_set() - the next WG_CMD_SET_DEVICE message for @dev.
+ * @buf: where the message is built.
+ * @size: the size of @buf; nothing is written past it.
+ * @family: the generic netlink family id of "wireguard".
+ * @seq: the message's sequence number.
+ * @iface: the interface.
+ * @dev: the changes (device attributes go in the first message only).
+ * @cur: where this message starts (zeroed for the first); advanced.
+ * @out: receives the message (in @buf).
+ *
+ * Peers that do not fit continue in the next message, a peer's allowed IPs
+ * too (as wg(8) splits a large set).
+ * Return: 1 when more messages follow, 0 when this was the last,
+ * -EMSGSIZE when @size cannot hold the header and one peer's key.
+ */
+int wg_nl_build_set(char *buf, size_t size, uint16_t family, unsigned seq, const char *iface,
+		    const struct wg_device *dev, struct wg_nl_cursor *cur, struct nlmsghdr **out);
 
 /* wg_uapi.c */
 struct wg_backend *wg_uapi_backend(void);

@@ -4,7 +4,8 @@
  * reference: wireguard-tools' MIT ipc-linux.h). GET is a dump whose
  * messages may split one peer (the kernel repeats it with only its public
  * key and more allowed IPs): wg_nl_parse_dump() merges those. SET sends
- * one message with every change, acknowledged.
+ * every change in as many messages as it takes (64 KiB each, bounds-checked),
+ * each acknowledged.
  */
 #include "overlay_internal.h"
 
@@ -288,6 +289,33 @@ static struct nlmsghdr *put_request(char *buf, struct nl_backend *b, uint8_t cmd
 	return nlh;
 }
 
+/* The read holds the end of a dump: NLMSG_DONE, or an error in its place. */
+static bool ends_dump(const char *buf, ssize_t n)
+{
+	const struct nlmsghdr *nlh = (const struct nlmsghdr *)(const void *)buf;
+	int rem = (int)n;
+
+	for (; mnl_nlmsg_ok(nlh, rem); nlh = mnl_nlmsg_next(nlh, &rem))
+		if (nlh->nlmsg_type == NLMSG_DONE || nlh->nlmsg_type == NLMSG_ERROR)
+			return true;
+	return false;
+}
+
+/*
+ * Read the rest of a dump we stopped parsing (interrupted, malformed): the
+ * kernel runs one dump per socket at a time and would refuse the next
+ * request with EBUSY while this one is unfinished.
+ */
+static void drain_dump(struct nl_backend *b, char *buf)
+{
+	for (int reads = 0; reads < 100000; reads++) {
+		ssize_t n = mnl_socket_recvfrom(b->nl, buf, NL_BUF);
+
+		if (n <= 0 || ends_dump(buf, n))
+			return;
+	}
+}
+
 static int nl_get(struct wg_backend *base, const char *iface, struct wg_device *dev)
 {
 	struct nl_backend *b = (struct nl_backend *)base;
@@ -296,17 +324,29 @@ static int nl_get(struct wg_backend *base, const char *iface, struct wg_device *
 	for (int attempt = 0; attempt < 3; attempt++) {
 		struct nlmsghdr *nlh = put_request(buf, b, WG_CMD_GET_DEVICE,
 						   NLM_F_REQUEST | NLM_F_DUMP, iface);
+		ssize_t n = 0;
 		int r = 0;
 
 		if (mnl_socket_sendto(b->nl, nlh, nlh->nlmsg_len) < 0)
 			return -errno;
+		/*
+		 * A large device comes in several reads (the kernel fills one skb of
+		 * at most 32 KiB per read; 1000 peers take about five). A read holds one skb, so
+		 * messages of one request: a read left over from an earlier request
+		 * (an acknowledgement that came after its deadline, the tail of an
+		 * interrupted dump) is skipped, not taken for this dump's end.
+		 */
 		while (r == 0) {
-			ssize_t n = mnl_socket_recvfrom(b->nl, buf, NL_BUF);
-
+			n = mnl_socket_recvfrom(b->nl, buf, NL_BUF);
 			if (n < 0)
 				return -errno;
+			if ((size_t)n >= sizeof(struct nlmsghdr) &&
+			    ((struct nlmsghdr *)(void *)buf)->nlmsg_seq != b->seq)
+				continue;
 			r = wg_nl_parse_dump(buf, (size_t)n, b->family, dev);
 		}
+		if (r < 0 && !ends_dump(buf, n))
+			drain_dump(b, buf);
 		if (r != -EINTR)
 			return r < 0 ? r : 0;
 		wg_device_clear(dev); /* the dump was interrupted by a change: again */
@@ -314,81 +354,174 @@ static int nl_get(struct wg_backend *base, const char *iface, struct wg_device *
 	return -EINTR;
 }
 
-static void put_peer(struct nlmsghdr *nlh, const struct wg_peer *p)
+/*
+ * One peer, or the rest of one, into @nlh, never past @size. A peer that
+ * does not fit whole is cut between its allowed IPs (the kernel's uAPI:
+ * "several messages should be sent one after another, with each successive
+ * one filling in information not contained in the prior"): the continuation
+ * carries the key and more allowed IPs, never WGPEER_F_REPLACE_ALLOWEDIPS
+ * again (that would drop the IPs the first part set), but UPDATE_ONLY
+ * again, so a continuation cannot create a peer its first part would not.
+ * Return: true when the whole peer went in (@cur moves to the next one).
+ */
+static bool put_peer(struct nlmsghdr *nlh, size_t size, const struct wg_peer *p,
+		     struct wg_nl_cursor *cur)
 {
-	struct nlattr *peer = mnl_attr_nest_start(nlh, 0), *ips, *ip;
+	struct nlattr *peer, *ips = NULL, *ip;
+	bool first = !cur->in_peer;
+	size_t wrote = 0;
 	uint32_t flags = 0;
 
-	mnl_attr_put(nlh, WGPEER_A_PUBLIC_KEY, WG_KEY_LEN, p->public_key);
+	if (!(peer = mnl_attr_nest_start_check(nlh, size, 0)))
+		return false;
+	if (!mnl_attr_put_check(nlh, size, WGPEER_A_PUBLIC_KEY, WG_KEY_LEN, p->public_key))
+		goto cancel;
 	if (p->flags & WG_PEER_REMOVE)
 		flags |= WGPEER_F_REMOVE_ME;
-	if (p->flags & WG_PEER_REPLACE_IPS)
+	if ((p->flags & WG_PEER_REPLACE_IPS) && first)
 		flags |= WGPEER_F_REPLACE_ALLOWEDIPS;
 	if (p->flags & WG_PEER_UPDATE_ONLY)
 		flags |= WGPEER_F_UPDATE_ONLY;
-	if (flags)
-		mnl_attr_put_u32(nlh, WGPEER_A_FLAGS, flags);
-	if (!(p->flags & WG_PEER_REMOVE)) {
-		if (p->has_endpoint)
-			mnl_attr_put(nlh, WGPEER_A_ENDPOINT,
-				     p->endpoint.ss_family == AF_INET ? sizeof(struct sockaddr_in) :
-				     sizeof(struct sockaddr_in6), &p->endpoint);
-		if (p->has_keepalive)
-			mnl_attr_put_u16(nlh, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, p->keepalive);
-		ips = mnl_attr_nest_start(nlh, WGPEER_A_ALLOWEDIPS);
-		for (size_t i = 0; i < p->n_allowed; i++) {
-			ip = mnl_attr_nest_start(nlh, 0);
-			mnl_attr_put_u16(nlh, WGALLOWEDIP_A_FAMILY, AF_INET);
-			mnl_attr_put(nlh, WGALLOWEDIP_A_IPADDR, sizeof(p->allowed[i].addr),
-				     &p->allowed[i].addr);
-			mnl_attr_put_u8(nlh, WGALLOWEDIP_A_CIDR_MASK, p->allowed[i].cidr);
-			mnl_attr_nest_end(nlh, ip);
+	if (flags && !mnl_attr_put_u32_check(nlh, size, WGPEER_A_FLAGS, flags))
+		goto cancel;
+	if (p->flags & WG_PEER_REMOVE)
+		goto whole;
+	if (first && p->has_endpoint &&
+	    !mnl_attr_put_check(nlh, size, WGPEER_A_ENDPOINT,
+				p->endpoint.ss_family == AF_INET ? sizeof(struct sockaddr_in) :
+				sizeof(struct sockaddr_in6), &p->endpoint))
+		goto cancel;
+	if (first && p->has_keepalive &&
+	    !mnl_attr_put_u16_check(nlh, size, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, p->keepalive))
+		goto cancel;
+	/* An empty list still goes out: with REPLACE_ALLOWEDIPS it clears the peer's. */
+	if (!(ips = mnl_attr_nest_start_check(nlh, size, WGPEER_A_ALLOWEDIPS)))
+		goto cut;
+	for (; cur->allowed < p->n_allowed; cur->allowed++, wrote++) {
+		const struct wg_allowedip *a = &p->allowed[cur->allowed];
+
+		if (!(ip = mnl_attr_nest_start_check(nlh, size, 0)))
+			goto cut;
+		if (!mnl_attr_put_u16_check(nlh, size, WGALLOWEDIP_A_FAMILY, AF_INET) ||
+		    !mnl_attr_put_check(nlh, size, WGALLOWEDIP_A_IPADDR, sizeof(a->addr), &a->addr) ||
+		    !mnl_attr_put_u8_check(nlh, size, WGALLOWEDIP_A_CIDR_MASK, a->cidr)) {
+			mnl_attr_nest_cancel(nlh, ip);
+			goto cut;
 		}
-		mnl_attr_nest_end(nlh, ips);
+		mnl_attr_nest_end(nlh, ip);
 	}
+	mnl_attr_nest_end(nlh, ips);
+whole:
 	mnl_attr_nest_end(nlh, peer);
+	cur->peer++;
+	cur->allowed = 0;
+	cur->in_peer = false;
+	return true;
+cut:
+	/* Keep what went in if it says something: a first part, or more IPs. */
+	if (!first && !wrote)
+		goto cancel;
+	if (ips && wrote)
+		mnl_attr_nest_end(nlh, ips);
+	else if (ips)
+		mnl_attr_nest_cancel(nlh, ips);
+	mnl_attr_nest_end(nlh, peer);
+	cur->in_peer = true;
+	cur->wrote_any = true;
+	return false;
+cancel:
+	mnl_attr_nest_cancel(nlh, peer);
+	return false;
 }
 
-struct nlmsghdr *wg_nl_build_set(char *buf, uint16_t family, unsigned seq, const char *iface,
-				 const struct wg_device *dev)
+int wg_nl_build_set(char *buf, size_t size, uint16_t family, unsigned seq, const char *iface,
+		    const struct wg_device *dev, struct wg_nl_cursor *cur, struct nlmsghdr **out)
 {
-	struct nl_backend tmp = { .family = family, .seq = seq - 1 };
-	struct nlmsghdr *nlh = put_request(buf, &tmp, WG_CMD_SET_DEVICE,
-					   NLM_F_REQUEST | NLM_F_ACK, iface);
+	struct nlmsghdr *nlh;
+	struct genlmsghdr *g;
+	struct nlattr *peers;
+	bool progress = false;
 
-	if (dev->has_private_key)
-		mnl_attr_put(nlh, WGDEVICE_A_PRIVATE_KEY, WG_KEY_LEN, dev->private_key);
-	if (dev->has_listen_port)
-		mnl_attr_put_u16(nlh, WGDEVICE_A_LISTEN_PORT, dev->listen_port);
-	if (dev->n_peers) {
-		struct nlattr *peers = mnl_attr_nest_start(nlh, WGDEVICE_A_PEERS);
-
-		for (size_t i = 0; i < dev->n_peers; i++)
-			put_peer(nlh, &dev->peers[i]);
-		mnl_attr_nest_end(nlh, peers);
+	*out = NULL;
+	if (size < MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(*g)) || size > UINT32_MAX)
+		return -EMSGSIZE;
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = family;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = seq;
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->cmd = WG_CMD_SET_DEVICE;
+	g->version = WG_GENL_VERSION;
+	if (!mnl_attr_put_strz_check(nlh, size, WGDEVICE_A_IFNAME, iface))
+		return -EMSGSIZE;
+	/*
+	 * The device's own attributes go in the first message only (were we to
+	 * send WGDEVICE_F_REPLACE_PEERS, repeating it would drop the peers the
+	 * earlier messages added).
+	 */
+	if (!cur->started) {
+		if (dev->has_private_key &&
+		    !mnl_attr_put_check(nlh, size, WGDEVICE_A_PRIVATE_KEY, WG_KEY_LEN, dev->private_key))
+			return -EMSGSIZE;
+		if (dev->has_listen_port &&
+		    !mnl_attr_put_u16_check(nlh, size, WGDEVICE_A_LISTEN_PORT, dev->listen_port))
+			return -EMSGSIZE;
+		progress = dev->has_private_key || dev->has_listen_port || !dev->n_peers;
+		cur->started = true;
 	}
-	return nlh;
+	if (cur->peer < dev->n_peers && (peers = mnl_attr_nest_start_check(nlh, size, WGDEVICE_A_PEERS))) {
+		while (cur->peer < dev->n_peers) {
+			cur->wrote_any = false;
+			if (put_peer(nlh, size, &dev->peers[cur->peer], cur)) {
+				progress = true;
+				continue;
+			}
+			progress |= cur->wrote_any;
+			break;
+		}
+		if ((size_t)((char *)mnl_nlmsg_get_payload_tail(nlh) - (char *)peers) > MNL_ATTR_HDRLEN)
+			mnl_attr_nest_end(nlh, peers);
+		else
+			mnl_attr_nest_cancel(nlh, peers);
+	}
+	if (!progress)
+		return -EMSGSIZE; /* not even one peer's key fits: never loop forever */
+	*out = nlh;
+	return cur->peer < dev->n_peers;
 }
 
 static int nl_set(struct wg_backend *base, const char *iface, const struct wg_device *dev)
 {
 	struct nl_backend *b = (struct nl_backend *)base;
 	_cleanup_free_ char *buf = xcalloc(1, NL_BUF);
+	struct wg_nl_cursor cur = { 0 };
 	struct nlmsghdr *nlh;
 	ssize_t n;
-	int r;
+	int more, r;
 
-	/* One message; at 100 bytes a peer, 250 spokes fit well in 64 KiB. */
-	nlh = wg_nl_build_set(buf, b->family, ++b->seq, iface, dev);
-	r = mnl_socket_sendto(b->nl, nlh, nlh->nlmsg_len) < 0 ? -errno : 0;
-	explicit_zero(buf, nlh->nlmsg_len);
-	if (r < 0)
-		return r;
-	n = mnl_socket_recvfrom(b->nl, buf, NL_BUF);
-	if (n < 0)
-		return -errno;
-	r = mnl_cb_run(buf, (size_t)n, b->seq, mnl_socket_get_portid(b->nl), NULL, NULL);
-	return r < 0 ? -errno : 0;
+	/*
+	 * As many messages as it takes (a hub with 1000 spokes needs two), each
+	 * acknowledged before the next. A failure part-way leaves part of the
+	 * change applied; the next reconcile pass sees and finishes it.
+	 */
+	do {
+		more = wg_nl_build_set(buf, NL_BUF, b->family, ++b->seq, iface, dev, &cur, &nlh);
+		if (more < 0) {
+			explicit_zero(buf, NL_BUF); /* a refused first message may hold the key */
+			return more;
+		}
+		r = mnl_socket_sendto(b->nl, nlh, nlh->nlmsg_len) < 0 ? -errno : 0;
+		explicit_zero(buf, nlh->nlmsg_len); /* the first one holds the private key */
+		if (r < 0)
+			return r;
+		n = mnl_socket_recvfrom(b->nl, buf, NL_BUF);
+		if (n < 0)
+			return -errno;
+		r = mnl_cb_run(buf, (size_t)n, b->seq, mnl_socket_get_portid(b->nl), NULL, NULL);
+		if (r < 0)
+			return errno > 0 ? -errno : -EPROTO;
+	} while (more);
+	return 0;
 }
 
 static void nl_free(struct wg_backend *base)
@@ -413,6 +546,12 @@ struct wg_backend *wg_netlink_backend(void)
 	}
 	/* The kernel answers at once; the deadline only guards against surprises. */
 	setsockopt(mnl_socket_get_fd(b->nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/*
+	 * An error acknowledgement would otherwise echo the whole request: a
+	 * 64 KiB SET_DEVICE (the private key in it) that no longer fits our
+	 * receive buffer, read as ENOSPC instead of the kernel's error.
+	 */
+	(void)mnl_socket_setsockopt(b->nl, NETLINK_CAP_ACK, &(int){ 1 }, sizeof(int));
 	if (resolve_family(b->nl, &b->family) < 0) {
 		mnl_socket_close(b->nl);
 		free(b);

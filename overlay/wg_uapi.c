@@ -15,6 +15,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+/* 64 MiB: some 200 000 peers, more than a /16 overlay holds. */
+#define UAPI_REPLY_MAX (64u << 20)
+
 void wg_device_clear(struct wg_device *dev)
 {
 	for (size_t i = 0; i < dev->n_peers; i++)
@@ -36,17 +39,28 @@ void wg_peer_add_allowed(struct wg_peer *p, struct in_addr addr, uint8_t cidr)
 	p->allowed[p->n_allowed++] = (struct wg_allowedip){ addr, cidr };
 }
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* By hand, not sscanf: a hub's reply has a key per spoke, 1000s of them, every pass. */
 static bool hex_key(const char *hex, uint8_t key[WG_KEY_LEN])
 {
 	if (strlen(hex) != 2 * WG_KEY_LEN)
 		return false;
 	for (size_t i = 0; i < WG_KEY_LEN; i++) {
-		unsigned v;
+		int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
 
-		if (!isxdigit((unsigned char)hex[2 * i]) || !isxdigit((unsigned char)hex[2 * i + 1]) ||
-		    sscanf(hex + 2 * i, "%2x", &v) != 1)
+		if (hi < 0 || lo < 0)
 			return false;
-		key[i] = (uint8_t)v;
+		key[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return true;
 }
@@ -267,7 +281,11 @@ static int uapi_exchange(const char *iface, const char *request, char **reply)
 	char path[108];
 
 	snprintf(path, sizeof(path), "%s/%s.sock", WG_UAPI_DIR, iface);
-	return unix_request(path, request, 1, 1 << 22, uapi_reply_complete, reply);
+	/*
+	 * The cap only guards against a runaway child: a reply is ~300 bytes a
+	 * peer (1000 spokes: 300 KiB), and the buffer grows only as needed.
+	 */
+	return unix_request(path, request, 1, UAPI_REPLY_MAX, uapi_reply_complete, reply);
 }
 
 static int uapi_get(struct wg_backend *b, const char *iface, struct wg_device *dev)

@@ -662,10 +662,22 @@ static int cluster_rotate_key(const struct cluster_args *a, const char *name)
 		strcat(priv, "\n");
 		r = write_secret(next, priv, true);
 		explicit_zero(priv, sizeof(priv));
-		if (r < 0 || (r = save(a->path, &cfg)) != 0 || rename(next, a_hub_key) < 0) {
+		if (r < 0 || (r = save(a->path, &cfg)) != 0) {
 			fprintf(stderr, "supervisor cluster rotate-key: hub key not changed\n");
 			unlink(next);
-			return r ? r : 1;
+			return r > 0 ? r : 1;
+		}
+		if (rename(next, a_hub_key) < 0) {
+			/* the file already names the new key: put the old file back, one verdict */
+			_cleanup_free_ char *bak = xasprintf("%s.bak", a->path);
+			int e = errno;
+			bool restored = rename(bak, a->path) == 0;
+
+			fprintf(stderr, "supervisor cluster rotate-key: cannot install %s: %s; hub key not changed, %s\n",
+				a_hub_key, strerror(e), restored ? "the previous cluster file is back in place" :
+				"put the previous cluster file back from its .bak");
+			unlink(next);
+			return 1;
 		}
 		printf("hub key: new, in %s; reload the hub together with the spokes\n", a_hub_key);
 		next_steps(a->path);

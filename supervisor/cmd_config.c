@@ -27,7 +27,7 @@ int cli_load_conf(const char *path, const char *node, struct conf **out)
  * the cluster file gives for this node: otherwise the hub would silently
  * never complete a handshake, the earlier deployment's most puzzling state.
  */
-static int check_private_key(const struct conf *c)
+static int check_private_key(const struct conf *c, bool *matches)
 {
 	const struct conf_node *me = conf_self(c);
 	uint8_t priv[WG_KEY_LEN], pub[WG_KEY_LEN];
@@ -50,7 +50,7 @@ static int check_private_key(const struct conf *c)
 			c->path, me->line, me->name);
 		return EXIT_CONFIG;
 	}
-	printf("private key matches the public key\n");
+	*matches = true;
 	return 0;
 }
 
@@ -99,6 +99,7 @@ int cmd_check_config(const struct cli_command *cmd, int argc, char **argv)
 	};
 	const char *path = conf_default_path(), *node = NULL;
 	struct conf *c = NULL;
+	bool matches = false;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "c:n:", opts, NULL)) != -1) {
@@ -117,11 +118,18 @@ int cmd_check_config(const struct cli_command *cmd, int argc, char **argv)
 	r = cli_load_conf(path, node, &c);
 	if (r)
 		return r;
+	/* Every check before the verdict: one verdict, never "OK" and an error. */
+	r = check_private_key(c, &matches);
+	if (r) {
+		conf_free(c);
+		return r;
+	}
 	printf("configuration OK\n");
 	conf_print_plan(c, stdout);
 	print_firewall_plan(c);
 	print_postgres_plan(c);
-	r = check_private_key(c);
+	if (matches)
+		printf("private key matches the public key\n");
 	conf_free(c);
-	return r;
+	return 0;
 }

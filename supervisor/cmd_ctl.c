@@ -205,8 +205,10 @@ static void print_firewall(json_t *reply)
 	       json_string_value(json_object_get(f, "state")),
 	       (long long)json_integer_value(json_object_get(f, "rules")),
 	       (long long)json_integer_value(json_object_get(f, "elements")));
-	printf("  last apply %s in %.1f ms, rules hash %s%s%s\n", when,
-	       json_real_value(json_object_get(f, "apply_ms")), hash ? hash : "-",
+	if (json_is_number(json_object_get(f, "apply_ms")))
+		snprintf(when + strlen(when), sizeof(when) - strlen(when), " in %.1f ms",
+			 json_number_value(json_object_get(f, "apply_ms")));
+	printf("  last apply %s, rules hash %s%s%s\n", when, hash ? hash : "-",
 	       hash && strcmp(hash, json_string_value(json_object_get(f, "wanted_hash"))) != 0 ?
 	       ", configuration wants " : "",
 	       hash && strcmp(hash, json_string_value(json_object_get(f, "wanted_hash"))) != 0 ?

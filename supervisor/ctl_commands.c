@@ -47,9 +47,11 @@ static void ctl_status(struct daemon *d, const char *args, json_t *reply)
 
 	(void)args;
 	for (size_t i = 0; i < n; i++) {
-		json_t *c = json_pack("{s:s, s:s, s:i, s:i, s:o, s:I, s:b, s:s?}",
+		/* a child that is not running has no pid: null, not 0 */
+		json_t *c = json_pack("{s:s, s:s, s:o, s:i, s:o, s:I, s:b, s:s?}",
 				      "name", st[i].name, "state", child_state_name(st[i].state),
-				      "pid", st[i].pid, "restarts", (int)st[i].restarts,
+				      "pid", st[i].pid > 0 ? json_integer(st[i].pid) : json_null(),
+				      "restarts", (int)st[i].restarts,
 				      "last_exit", exit_json(st[i].last_status),
 				      "state_for_s", (json_int_t)((now - st[i].state_since_ms) / 1000),
 				      "required", st[i].required, "last_error", st[i].last_error);
@@ -85,7 +87,9 @@ static json_t *tunnel_json(const struct overlay_status *ov)
 		"state", tunnel_state_name(ov->state), "interface", ov->interface,
 		"backend", ov->backend, "link_up", ov->link_up, "peer_count", (int)ov->n_peers,
 		"fresh_peers", (int)ov->n_fresh,
-		"max_handshake_age_s", ov->max_age_s >= 0 ? json_integer(ov->max_age_s) : json_null(),
+		/* null while a peer never handshook, and with no peer judged yet (down from the start) */
+		"max_handshake_age_s", ov->n_peers && ov->max_age_s >= 0 ? json_integer(ov->max_age_s) :
+				       json_null(),
 		"repairs", (json_int_t)ov->repairs, "rearms", (json_int_t)ov->rearms,
 		"last_error", ov->last_error[0] ? ov->last_error : NULL, "hub_endpoint", hub_endpoint_json(ov),
 		"mtu", mtu_json(ov),

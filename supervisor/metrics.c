@@ -98,17 +98,23 @@ static void tunnel_metrics(struct out *o, struct daemon *d, const json_t *doc)
 	size_t i;
 
 	json_array_foreach(peers, i, p) {
+		const struct conf *c = d->conf;
 		const char *name = str(p, "name");
-		const char *key = "";
+		/* the rows' order: the hub's row i is node i + 1, a spoke's only row the hub */
+		const struct conf_node *node = conf_self(c)->kind == CONF_NODE_HUB ?
+			(i + 1 < c->n_nodes ? &c->nodes[i + 1] : NULL) : conf_hub(c);
 
-		for (size_t k = 0; k < d->conf->n_nodes; k++)
-			if (strcmp(d->conf->nodes[k].name, name) == 0)
-				key = d->conf->nodes[k].public_key_b64;
+		for (size_t k = 0; (!node || strcmp(node->name, name) != 0) && k < c->n_nodes; k++)
+			node = &c->nodes[k];
+		/*
+		 * The exporters write 0 for a peer that never handshook; a 0 reads
+		 * as 1970 and hides "never" from alerts, so such a peer has no sample.
+		 */
 		family(o, "wireguard_latest_handshake_seconds", "gauge",
-		       "Unix time of the peer's last handshake (0: never), as the WireGuard exporters.");
-		sample(o, "wireguard_latest_handshake_seconds",
-		       json_is_null(json_object_get(p, "last_handshake")) ? json_integer(0) : get(p, "last_handshake"),
-		       "interface", iface, "public_key", key, "peer", name, NULL);
+		       "Unix time of the peer's last handshake; absent when there never was one.");
+		sample(o, "wireguard_latest_handshake_seconds", get(p, "last_handshake"),
+		       "interface", iface, "public_key", node && !strcmp(node->name, name) ? node->public_key_b64 : "",
+		       "peer", name, NULL);
 	}
 	json_array_foreach(peers, i, p) {
 		family(o, "supervisor_wireguard_handshake_age_seconds", "gauge",
@@ -230,8 +236,10 @@ static void node_metrics(struct out *o, struct daemon *d, const json_t *doc)
 	sample(o, "supervisor_firewall_applied", json_boolean(fw->state == FW_STATE_APPLIED), NULL);
 	family(o, "supervisor_firewall_repairs_total", "counter", "Times our table was found changed and re-applied.");
 	sample(o, "supervisor_firewall_repairs_total", json_integer((json_int_t)fw->repairs), NULL);
-	family(o, "supervisor_firewall_last_apply_seconds", "gauge", "Duration of the last apply.");
-	sample(o, "supervisor_firewall_last_apply_seconds", num((double)fw->apply_us / 1e6), NULL);
+	family(o, "supervisor_firewall_last_apply_seconds", "gauge",
+	       "Duration of the last apply; absent before the first one.");
+	sample(o, "supervisor_firewall_last_apply_seconds",
+	       fw->applied_at_ms ? num((double)fw->apply_us / 1e6) : NULL, NULL);
 	json_array_foreach(json_object_get(fwj, "drops"), i, drop) {
 		char rule[16];
 

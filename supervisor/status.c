@@ -216,8 +216,8 @@ json_t *status_document(struct daemon *d)
 		"node", me->name, "overlay_ip", conf_ip_str(me->overlay_ip, ip),
 		"wg", "interface", d->conf->cluster.interface, "peer_count", peers,
 		"fresh_peer_count", (int)ov->n_fresh,
-		/* the oldest handshake; null while any peer never had one (not 0) */
-		"max_last_handshake_sec", ov->max_age_s >= 0 && ov->n_peers == (size_t)peers ?
+		/* the oldest handshake; null while any peer never had one, or without peers (not 0) */
+		"max_last_handshake_sec", peers > 0 && ov->max_age_s >= 0 && ov->n_peers == (size_t)peers ?
 					  json_integer(ov->max_age_s) : json_null(),
 		"disk_free_gb", disk_free_gb(), "time", when);
 	json_object_set_new(doc, "version", json_string(SUPERVISOR_VERSION));

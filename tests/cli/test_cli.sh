@@ -93,16 +93,19 @@ else
 	tap_fail "matching private key from the environment accepted, never printed" "rc=$rc"
 fi
 WG_PRIVATE_KEY=$("$SUP" genkey) "$SUP" check-config -c "$tmp/c.conf" -n spoke-a >"$tmp/out" 2>&1; rc=$?
-if [ $rc -eq 78 ] && grep -q "the private key does not match spoke-a's public_key" "$tmp/out"; then
-	tap_ok "a private key of another node is refused"
+if [ $rc -eq 78 ] && grep -q "the private key does not match spoke-a's public_key" "$tmp/out" &&
+   ! grep -q "configuration OK" "$tmp/out"; then
+	tap_ok "a private key of another node is refused: exit 78, one verdict (no 'configuration OK')"
 else
-	tap_fail "a private key of another node is refused" "rc=$rc"
+	tap_fail "a private key of another node is refused: exit 78, one verdict (no 'configuration OK')" "rc=$rc" \
+		"$(grep -E "configuration OK|does not match" "$tmp/out")"
 fi
 umask 022
 echo "$priv" > "$tmp/wg.key"; chmod 644 "$tmp/wg.key"
 sed "s|keys = { private_key_env = \"WG_PRIVATE_KEY\"; };|keys = { private_key_file = \"$tmp/wg.key\"; };|" "$tmp/c.conf" > "$tmp/f.conf"
 "$SUP" check-config -c "$tmp/f.conf" -n spoke-a >"$tmp/out" 2>&1; rc=$?
-if [ $rc -eq 78 ] && grep -q "accessible by group or others (mode 0644)" "$tmp/out" && ! grep -qF "$priv" "$tmp/out"; then
+if [ $rc -eq 78 ] && grep -q "accessible by group or others (mode 0644)" "$tmp/out" && ! grep -qF "$priv" "$tmp/out" &&
+   ! grep -q "configuration OK" "$tmp/out"; then
 	tap_ok "a group/world-readable key file is refused"
 else
 	tap_fail "a group/world-readable key file is refused" "rc=$rc" "$(cat "$tmp/out")"

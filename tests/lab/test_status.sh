@@ -51,6 +51,13 @@ got=$(python3 -c "import json,sys; d=json.loads(sys.argv[1]); print($SEED, d['wg
 why=$(sj spoke-a "[r for r in d['reasons'] if 'handshake' in r]")
 grep -q 'waiting for a fresh hub handshake' <<<"$why" &&
 	tap_ok "/status says why the node is not ready ($why)" || tap_fail "/status says why the node is not ready" "$why"
+# No handshake yet: no handshake figures in /metrics (the exporters' 0 would read as 1970).
+metrics=$(get spoke-a /metrics)
+hs=$(grep -E '^(wireguard_latest_handshake_seconds|supervisor_wireguard_handshake_age_seconds)' <<<"$metrics")
+[ -z "$hs" ] && grep -q '^supervisor_wireguard_peer_fresh{interface="wg0",peer="hub"} 0' <<<"$metrics" &&
+	tap_ok "before any handshake: /metrics has no handshake time or age for the hub, its fresh gauge 0" ||
+	tap_fail "before any handshake: /metrics has no handshake time or age for the hub" "$hs" \
+		"$(grep -m2 peer_fresh <<<"$metrics")"
 [ "$(status_code spoke-a /healthz)" = 503 ] && [ "$(status_code spoke-a /primary)" = 503 ] &&
 	tap_ok "/healthz and /primary answer 503 while waiting" ||
 	tap_fail "/healthz and /primary answer 503 while waiting"

@@ -363,7 +363,9 @@ static void test_netlink_build_set(void **state)
 	p = wg_device_add_peer(&d);
 	memset(p->public_key, 0x06, WG_KEY_LEN);
 	p->flags = WG_PEER_REMOVE;
-	nlh = wg_nl_build_set(buf, FAMILY, 7, "wg0", &d);
+	struct wg_nl_cursor cur = { 0 };
+
+	assert_int_equal(wg_nl_build_set(buf, 65536, FAMILY, 7, "wg0", &d, &cur, &nlh), 0);
 	assert_int_equal(nlh->nlmsg_type, FAMILY);
 	assert_int_equal(nlh->nlmsg_seq, 7);
 	assert_true(nlh->nlmsg_flags & NLM_F_ACK);
@@ -378,6 +380,292 @@ static void test_netlink_build_set(void **state)
 	assert_int_equal(back.peers[0].allowed[0].addr.s_addr, a.s_addr);
 	wg_device_clear(&d);
 	wg_device_clear(&back);
+	free(buf);
+}
+
+
+/* ---- large sets: split across messages, never past the buffer ------------ */
+
+#define SET_BUF 65536
+#define GUARD 4096
+
+/* What one SET_DEVICE message says, read back by hand (not by the dump parser). */
+struct part {
+	uint8_t key[WG_KEY_LEN];
+	uint32_t flags;
+	bool endpoint, keepalive;
+	size_t n_ips;
+	struct in_addr ips[64];
+};
+
+struct msg_view {
+	bool private_key, listen_port;
+	size_t n_parts;
+	struct part *parts;
+	size_t n_ips_total;
+};
+
+static void view_peer(const struct nlattr *peer, struct msg_view *v)
+{
+	const struct nlattr *x, *ip, *y;
+	struct part *p;
+
+	v->parts = xreallocarray(v->parts, v->n_parts + 1, sizeof(*v->parts));
+	p = &v->parts[v->n_parts++];
+	memset(p, 0, sizeof(*p));
+	mnl_attr_for_each_nested(x, peer) {
+		switch (mnl_attr_get_type(x)) {
+		case WGPEER_A_PUBLIC_KEY:
+			assert_int_equal(mnl_attr_get_payload_len(x), WG_KEY_LEN);
+			memcpy(p->key, mnl_attr_get_payload(x), WG_KEY_LEN);
+			break;
+		case WGPEER_A_FLAGS:
+			p->flags = mnl_attr_get_u32(x);
+			break;
+		case WGPEER_A_ENDPOINT:
+			p->endpoint = true;
+			break;
+		case WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL:
+			p->keepalive = true;
+			break;
+		case WGPEER_A_ALLOWEDIPS:
+			mnl_attr_for_each_nested(ip, x) {
+				mnl_attr_for_each_nested(y, ip)
+					if (mnl_attr_get_type(y) == WGALLOWEDIP_A_IPADDR && p->n_ips < 64)
+						memcpy(&p->ips[p->n_ips], mnl_attr_get_payload(y), 4);
+				p->n_ips++;
+				v->n_ips_total++;
+			}
+			break;
+		default:
+			fail_msg("unexpected peer attribute %u", mnl_attr_get_type(x));
+		}
+	}
+}
+
+static int view_attr(const struct nlattr *a, void *data)
+{
+	struct msg_view *v = data;
+	const struct nlattr *peer;
+
+	switch (mnl_attr_get_type(a)) {
+	case WGDEVICE_A_PRIVATE_KEY:
+		v->private_key = true;
+		break;
+	case WGDEVICE_A_LISTEN_PORT:
+		v->listen_port = true;
+		break;
+	case WGDEVICE_A_PEERS:
+		mnl_attr_for_each_nested(peer, a)
+			view_peer(peer, v);
+		break;
+	default:
+		break;
+	}
+	return MNL_CB_OK;
+}
+
+/* A hub's device: @n spokes, 10.x.y.z/32 each, every fifth with @n_ips more IPs. */
+static void big_device(struct wg_device *d, size_t n, size_t n_ips)
+{
+	memset(d, 0, sizeof(*d));
+	d->has_private_key = true;
+	memset(d->private_key, 0x77, WG_KEY_LEN);
+	d->has_listen_port = true;
+	d->listen_port = 51820;
+	for (size_t i = 0; i < n; i++) {
+		struct wg_peer *p = wg_device_add_peer(d);
+		struct in_addr a = { htonl(0x0a000000u | (uint32_t)(i + 1)) };
+
+		memcpy(p->public_key, &i, sizeof(i));
+		p->public_key[WG_KEY_LEN - 1] = 0xee;
+		p->flags = i % 7 == 3 ? WG_PEER_REMOVE :
+			   i % 7 == 4 ? WG_PEER_REPLACE_IPS | WG_PEER_UPDATE_ONLY : WG_PEER_REPLACE_IPS;
+		if (i % 3 == 0) {
+			struct sockaddr_in *ep = (struct sockaddr_in *)&p->endpoint;
+
+			ep->sin_family = AF_INET;
+			ep->sin_port = htons(51820);
+			p->has_endpoint = true;
+			p->has_keepalive = true;
+			p->keepalive = 25;
+		}
+		if (p->flags & WG_PEER_REMOVE)
+			continue;
+		wg_peer_add_allowed(p, a, 32);
+		for (size_t k = 0; i % 5 == 0 && k < n_ips; k++)
+			wg_peer_add_allowed(p, (struct in_addr){ htonl(0x0b000000u | (uint32_t)(i << 8 | k)) }, 32);
+	}
+}
+
+/*
+ * Build every message of @d in buffers of @size (a guard zone after each),
+ * check each stays inside, reassemble the parts and compare with @d.
+ * Return: the number of messages.
+ */
+static size_t split_and_check(const struct wg_device *d, size_t size)
+{
+	char *buf = xmalloc(size + GUARD);
+	struct wg_nl_cursor cur = { 0 };
+	struct nlmsghdr *nlh;
+	size_t msgs = 0, peer = 0, ip = 0;
+	bool pending = false; /* the last peer of the message before was cut */
+	int more;
+
+	do {
+		struct msg_view v = { 0 };
+
+		memset(buf, 0xa5, size + GUARD);
+		more = wg_nl_build_set(buf, size, FAMILY, 100 + (unsigned)msgs, "wg0", d, &cur, &nlh);
+		assert_true(more == 0 || more == 1);
+		assert_ptr_equal(nlh, buf);
+		assert_true(nlh->nlmsg_len <= size);
+		for (size_t i = size; i < size + GUARD; i++)
+			if ((unsigned char)buf[i] != 0xa5)
+				fail_msg("wrote past the buffer: byte %zu of %zu (message %zu)", i, size, msgs);
+		assert_int_equal(nlh->nlmsg_seq, 100 + msgs);
+		assert_int_equal(((struct genlmsghdr *)mnl_nlmsg_get_payload(nlh))->cmd, WG_CMD_SET_DEVICE);
+		/* the attributes nest and end where the message does */
+		assert_int_equal(mnl_attr_parse(nlh, sizeof(struct genlmsghdr), view_attr, &v), MNL_CB_OK);
+		/* the device's own attributes in the first message only */
+		assert_int_equal(v.private_key, msgs == 0);
+		assert_int_equal(v.listen_port, msgs == 0);
+		assert_true(v.n_parts > 0 || msgs == 0);
+		for (size_t k = 0; k < v.n_parts; k++) {
+			const struct part *pt = &v.parts[k];
+			bool continued = k == 0 && pending;
+			const struct wg_peer *want;
+
+			if (!continued)
+				assert_true(peer < d->n_peers);
+			want = &d->peers[peer];
+			assert_memory_equal(pt->key, want->public_key, WG_KEY_LEN);
+			/* REPLACE_ALLOWEDIPS only on a peer's first part; UPDATE_ONLY on all */
+			assert_int_equal(!!(pt->flags & WGPEER_F_REPLACE_ALLOWEDIPS),
+					 !continued && (want->flags & WG_PEER_REPLACE_IPS));
+			assert_int_equal(!!(pt->flags & WGPEER_F_UPDATE_ONLY), !!(want->flags & WG_PEER_UPDATE_ONLY));
+			assert_int_equal(!!(pt->flags & WGPEER_F_REMOVE_ME), !!(want->flags & WG_PEER_REMOVE));
+			assert_int_equal(pt->endpoint, !continued && want->has_endpoint && !(want->flags & WG_PEER_REMOVE));
+			assert_int_equal(pt->keepalive, !continued && want->has_keepalive && !(want->flags & WG_PEER_REMOVE));
+			if (continued)
+				assert_true(pt->n_ips > 0);
+			for (size_t j = 0; j < pt->n_ips && j < 64; j++)
+				assert_int_equal(pt->ips[j].s_addr, want->allowed[ip + j].addr.s_addr);
+			ip += pt->n_ips;
+			assert_true(ip <= want->n_allowed);
+			/* the last part of a message may be cut; then the next continues it */
+			pending = false;
+			if (ip == want->n_allowed || k + 1 < v.n_parts) {
+				assert_int_equal(ip, want->n_allowed);
+				peer++;
+				ip = 0;
+			} else {
+				pending = true;
+			}
+		}
+		free(v.parts);
+		msgs++;
+		assert_true(msgs < 100000);
+	} while (more);
+	assert_int_equal(peer, d->n_peers);
+	free(buf);
+	return msgs;
+}
+
+static void test_netlink_build_set_splits(void **state)
+{
+	static const size_t counts[] = { 0, 1, 250, 1000, 5000 };
+	struct wg_device d;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
+		size_t msgs;
+
+		big_device(&d, counts[i], 0);
+		msgs = split_and_check(&d, SET_BUF);
+		print_message("# %zu peers: %zu SET_DEVICE message(s) of at most %d bytes\n", counts[i], msgs,
+			      SET_BUF);
+		/* ~80 bytes a peer: 1000 need two messages, 5000 seven */
+		assert_true(msgs >= 1 + counts[i] * 64 / SET_BUF);
+		assert_true(msgs <= 1 + counts[i] * 100 / SET_BUF + 1);
+		wg_device_clear(&d);
+	}
+}
+
+/* Every cut point: small buffers, peers with many allowed IPs split between messages. */
+static void test_netlink_build_set_cuts(void **state)
+{
+	struct wg_device d;
+	char buf[64];
+	struct wg_nl_cursor cur = { 0 };
+	struct nlmsghdr *nlh;
+
+	(void)state;
+	big_device(&d, 40, 60);
+	/* from the smallest that holds a peer's first part (key, flags, endpoint, keepalive) */
+	for (size_t size = 120; size < 1200; size += 3)
+		split_and_check(&d, size);
+	/* one peer with 5000 allowed IPs: its IPs continue over several 64 KiB messages */
+	wg_device_clear(&d);
+	big_device(&d, 1, 5000);
+	assert_true(split_and_check(&d, SET_BUF) >= 3);
+	/* a buffer that cannot hold one peer's key: an error, not an endless loop */
+	assert_int_equal(wg_nl_build_set(buf, sizeof(buf), FAMILY, 1, "wg0", &d, &cur, &nlh), -EMSGSIZE);
+	assert_null(nlh);
+	assert_int_equal(wg_nl_build_set(buf, 8, FAMILY, 1, "wg0", &d, &cur, &nlh), -EMSGSIZE);
+	wg_device_clear(&d);
+}
+
+/*
+ * A dump of 1000 and 5000 peers the way the kernel sends it: many reads of
+ * up to 32 KiB, a peer's allowed IPs continued in the next message, then
+ * NLMSG_DONE; every peer comes back once, with all its IPs.
+ */
+static void test_netlink_large_dump(void **state)
+{
+	static const size_t counts[] = { 1000, 5000 };
+	char *buf = xmalloc(32768);
+
+	(void)state;
+	for (size_t c = 0; c < ARRAY_SIZE(counts); c++) {
+		struct wg_device d, back = { 0 };
+		struct wg_nl_cursor cur = { 0 };
+		struct nlmsghdr *nlh;
+		size_t reads = 0, want_ips = 0, got_ips = 0;
+		int more, r;
+
+		big_device(&d, counts[c], 20);
+		for (size_t i = 0; i < d.n_peers; i++)
+			d.peers[i].flags = 0; /* a dump has no flags: every peer with its IPs */
+		do {
+			more = wg_nl_build_set(buf, 32768, FAMILY, 9, "wg0", &d, &cur, &nlh);
+			assert_true(more >= 0);
+			nlh->nlmsg_flags = NLM_F_MULTI;
+			assert_int_equal(wg_nl_parse_dump(buf, nlh->nlmsg_len, FAMILY, &back), 0);
+			reads++;
+		} while (more);
+		nlh = mnl_nlmsg_put_header(buf);
+		nlh->nlmsg_type = NLMSG_DONE;
+		nlh->nlmsg_flags = NLM_F_MULTI;
+		*(int *)mnl_nlmsg_put_extra_header(nlh, sizeof(int)) = 0;
+		r = wg_nl_parse_dump(buf, nlh->nlmsg_len, FAMILY, &back);
+		assert_int_equal(r, 1);
+		print_message("# a dump of %zu peers in %zu reads of at most 32 KiB\n", counts[c], reads);
+		assert_true(reads > 1);
+		assert_int_equal(back.n_peers, d.n_peers);
+		assert_true(back.has_private_key); /* the first message carried the device */
+		for (size_t i = 0; i < d.n_peers; i++) {
+			assert_memory_equal(back.peers[i].public_key, d.peers[i].public_key, WG_KEY_LEN);
+			assert_int_equal(back.peers[i].n_allowed, d.peers[i].n_allowed);
+			for (size_t k = 0; k < d.peers[i].n_allowed; k++)
+				assert_int_equal(back.peers[i].allowed[k].addr.s_addr, d.peers[i].allowed[k].addr.s_addr);
+			want_ips += d.peers[i].n_allowed;
+			got_ips += back.peers[i].n_allowed;
+		}
+		assert_int_equal(got_ips, want_ips);
+		wg_device_clear(&d);
+		wg_device_clear(&back);
+	}
 	free(buf);
 }
 
@@ -462,6 +750,9 @@ int main(void)
 		cmocka_unit_test(test_netlink_dump_coalesces),
 		cmocka_unit_test(test_netlink_dump_rejects),
 		cmocka_unit_test(test_netlink_build_set),
+		cmocka_unit_test(test_netlink_build_set_splits),
+		cmocka_unit_test(test_netlink_build_set_cuts),
+		cmocka_unit_test(test_netlink_large_dump),
 		cmocka_unit_test(test_hosts_block_and_merge),
 	};
 

@@ -124,10 +124,10 @@ static struct peer_memory *memory_of(struct overlay *ov, const uint8_t key[WG_KE
 /* ---- desired state ------------------------------------------------------ */
 
 /*
- * A name is asked again every 30 s while the hub peer is fresh, and every
+ * A name is asked again every 15 s while the hub peer is fresh, and every
  * 5 s while it is not: a hub that moved shows first as a tunnel going stale.
  */
-#define RESOLVE_FRESH_MS 30000
+#define RESOLVE_FRESH_MS 15000
 #define RESOLVE_NOT_FRESH_MS 5000
 
 /* Spoke: follow the hub's endpoint; a new address is re-armed for at once. */

@@ -11,6 +11,12 @@
  * different re-applies it and counts a repair. Our own commits are told
  * apart by the netlink port id they came from, not by the generation, so a
  * foreign commit racing ours is still checked.
+ *
+ * On the hub, the same triggers (a foreign commit, 100 ms later; the poll,
+ * when the generation moved) re-read the other tables' forward chains and
+ * judge whether they drop spoke-to-spoke traffic (firewall/foreign.c): our
+ * accept cannot override their drop, so all we can do is say so, and how
+ * to fix it.
  */
 #include "firewall_internal.h"
 
@@ -43,6 +49,15 @@ struct firewall {
 	uint32_t retry_ms;
 	void (*on_change)(void *data, enum fw_state st);
 	void *on_change_data;
+	/* Other firewalls (the hub only). */
+	bool hub;
+	char ifname[FW_IFNAMSIZ];
+	bool foreign_read;            /* read at least once */
+	uint32_t foreign_genid;       /* the generation last judged */
+	int64_t foreign_at_ms;
+	char foreign_error[160];
+	struct fw_block blocks[FW_BLOCKS_MAX];
+	size_t n_blocks;
 };
 
 const char *fw_state_name(enum fw_state st)
@@ -149,10 +164,63 @@ static void check_now(struct firewall *fw)
 	apply(fw, "repair");
 }
 
+static bool same_block(const struct fw_block *a, const struct fw_block *b)
+{
+	return strcmp(a->chain, b->chain) == 0 && strcmp(a->why, b->why) == 0 && strcmp(a->fix, b->fix) == 0;
+}
+
+static bool known_block(const struct fw_block *set, size_t n, const struct fw_block *b)
+{
+	for (size_t i = 0; i < n; i++)
+		if (same_block(&set[i], b))
+			return true;
+	return false;
+}
+
+/* Re-read and judge the other tables; log what appeared and what cleared. */
+static void scan_foreign(struct firewall *fw)
+{
+	struct fw_foreign f;
+	struct fw_block now[FW_BLOCKS_MAX];
+	char q[3][400];
+	size_t n;
+	int r;
+
+	if (!fw->hub)
+		return;
+	if ((r = fw_foreign_read(&f)) != 0) {
+		if (!fw->foreign_error[0]) {
+			errno = r < 0 ? -r : EPROTONOSUPPORT;
+			log_warn("firewall", "cannot read the other nftables tables");
+		}
+		snprintf(fw->foreign_error, sizeof(fw->foreign_error), "cannot read the other tables: %s",
+			 strerror(r < 0 ? -r : EPROTONOSUPPORT));
+		return;
+	}
+	fw->foreign_error[0] = '\0';
+	n = fw_foreign_judge(&f, fw->ifname, now);
+	fw->foreign_genid = f.genid;
+	fw->foreign_at_ms = wall_ms();
+	fw->foreign_read = true;
+	fw_foreign_clear(&f);
+	for (size_t i = 0; i < n; i++)
+		if (!known_block(fw->blocks, fw->n_blocks, &now[i]))
+			log_warnx("firewall", "another firewall drops forwarded %s-to-%s traffic chain=%s why=%s fix=%s",
+				  fw->ifname, fw->ifname, log_quote(q[0], sizeof(q[0]), now[i].chain),
+				  log_quote(q[1], sizeof(q[1]), now[i].why), log_quote(q[2], sizeof(q[2]), now[i].fix));
+	for (size_t i = 0; i < fw->n_blocks; i++)
+		if (!known_block(now, n, &fw->blocks[i]))
+			log_info("firewall", "the other firewall no longer drops forwarded %s-to-%s traffic chain=%s",
+				 fw->ifname, fw->ifname, log_quote(q[0], sizeof(q[0]), fw->blocks[i].chain));
+	memcpy(fw->blocks, now, n * sizeof(now[0]));
+	fw->n_blocks = n;
+}
+
 static void on_check(struct loop_source *src, void *data)
 {
 	(void)src;
 	check_now(data);
+	scan_foreign(data);
 }
 
 static void on_retry(struct loop_source *src, void *data)
@@ -173,8 +241,12 @@ static void on_poll(struct loop_source *src, void *data)
 	uint32_t gen;
 
 	(void)src;
-	if (fw->st.state == FW_STATE_APPLIED && fw_genid(&gen) == 0 && gen != fw->st.genid)
+	if (fw_genid(&gen) != 0)
+		return;
+	if (fw->st.state == FW_STATE_APPLIED && gen != fw->st.genid)
 		schedule_check(fw);
+	else if (fw->hub && (!fw->foreign_read || gen != fw->foreign_genid))
+		scan_foreign(fw); /* a commit whose event was missed */
 }
 
 /* ---- events ------------------------------------------------------------------ */
@@ -249,6 +321,8 @@ static void set_model(struct firewall *fw, const struct conf *conf)
 	fw_model_free(fw->model);
 	fw->conf = conf;
 	fw->model = fw_model_build(conf);
+	fw->hub = conf_self(conf)->kind == CONF_NODE_HUB;
+	snprintf(fw->ifname, sizeof(fw->ifname), "%s", conf->cluster.interface);
 	fw_model_hash(fw->model, fw->st.wanted_hash);
 }
 
@@ -273,6 +347,7 @@ int firewall_new(struct loop *loop, const struct conf *conf, struct firewall **o
 	}
 	loop_timer_arm(fw->poll_timer, POLL_MS, POLL_MS);
 	apply(fw, "start");
+	scan_foreign(fw);
 	*out = fw;
 	return 0;
 }
@@ -314,6 +389,7 @@ void firewall_on_change(struct firewall *fw, void (*fn)(void *data, enum fw_stat
 void firewall_refresh(struct firewall *fw)
 {
 	check_now(fw);
+	scan_foreign(fw);
 }
 
 const struct fw_status *firewall_status(const struct firewall *fw)
@@ -328,10 +404,27 @@ static json_t *ms_or_null(int64_t ms)
 	return ms ? json_integer(ms / 1000) : json_null();
 }
 
+/* The other firewalls' forward chains, on the hub: null elsewhere. */
+static json_t *foreign_json(const struct firewall *fw)
+{
+	json_t *blocks;
+
+	if (!fw->hub)
+		return json_null();
+	blocks = json_array();
+	for (size_t i = 0; i < fw->n_blocks; i++)
+		json_array_append_new(blocks, json_pack("{s:s, s:s, s:s}", "chain", fw->blocks[i].chain,
+					"why", fw->blocks[i].why, "fix", fw->blocks[i].fix));
+	return json_pack("{s:s, s:o, s:o, s:s?, s:o}", "interface", fw->ifname,
+			 "checked_at", ms_or_null(fw->foreign_at_ms),
+			 "generation", fw->foreign_read ? json_integer(fw->foreign_genid) : json_null(),
+			 "error", fw->foreign_error[0] ? fw->foreign_error : NULL, "blocking", blocks);
+}
+
 json_t *firewall_json(const struct firewall *fw)
 {
 	const struct fw_status *st = &fw->st;
-	json_t *drops = json_array();
+	json_t *drops = json_array(), *o;
 
 	for (size_t i = 0; i < fw->last_read.n_counters; i++) {
 		const struct fw_counter *c = &fw->last_read.counters[i];
@@ -340,7 +433,7 @@ json_t *firewall_json(const struct firewall *fw)
 			"rule", (int)c->rule, "why", c->why, "packets", (json_int_t)c->packets,
 			"bytes", (json_int_t)c->bytes));
 	}
-	return json_pack("{s:s, s:s, s:s?, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:s?, s:o, s:s?, s:i, s:i, s:o}",
+	o = json_pack("{s:s, s:s, s:s?, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:s?, s:o, s:s?, s:i, s:i, s:o}",
 		"state", fw_state_name(st->state), "table", "inet " FW_TABLE,
 		"rules_hash", st->rules_hash[0] ? st->rules_hash : NULL, "wanted_hash", st->wanted_hash,
 		"applied_at", ms_or_null(st->applied_at_ms),
@@ -352,6 +445,23 @@ json_t *firewall_json(const struct firewall *fw)
 		"last_repair_at", ms_or_null(st->last_repair_at_ms),
 		"last_error", st->last_error[0] ? st->last_error : NULL,
 		"rules", (int)st->n_rules, "elements", (int)st->n_elems, "drops", drops);
+	json_object_set_new(o, "foreign", foreign_json(fw));
+	return o;
+}
+
+int firewall_foreign_health(const struct firewall *fw, json_t *reasons)
+{
+	char reason[1000];
+
+	for (size_t i = 0; i < fw->n_blocks; i++) {
+		const struct fw_block *b = &fw->blocks[i];
+
+		snprintf(reason, sizeof(reason), "firewall: another firewall drops forwarded %s-to-%s (spoke "
+			 "to spoke) traffic in chain %s: %s; our accept cannot override it; fix on the hub: %s",
+			 fw->ifname, fw->ifname, b->chain, b->why, b->fix);
+		json_array_append_new(reasons, json_string(reason));
+	}
+	return fw->n_blocks ? 1 : 0;
 }
 
 int firewall_health(const struct firewall *fw, json_t *reasons)
@@ -360,9 +470,10 @@ int firewall_health(const struct firewall *fw, json_t *reasons)
 
 	switch (fw->st.state) {
 	case FW_STATE_APPLIED:
-		return 0;
+		return firewall_foreign_health(fw, reasons);
 	case FW_STATE_PENDING:
 		json_array_append_new(reasons, json_string("firewall: not applied yet"));
+		(void)firewall_foreign_health(fw, reasons);
 		return 2;
 	case FW_STATE_FAILED:
 	case FW_STATE_UNSUPPORTED:
@@ -370,6 +481,7 @@ int firewall_health(const struct firewall *fw, json_t *reasons)
 			 fw->st.last_error,
 			 fw->st.rules_hash[0] ? " (the previously applied rules stay in force)" : "");
 		json_array_append_new(reasons, json_string(reason));
+		(void)firewall_foreign_health(fw, reasons);
 		return 2;
 	}
 	return 3;

@@ -217,6 +217,113 @@ int fw_check(const struct fw_model *m, struct fw_readback *out) _must_check_;
 /* fw_genid() - the current ruleset generation. Return: 0 or -errno. */
 int fw_genid(uint32_t *out) _must_check_;
 
+/* ---- other firewalls on the hub ---------------------------------------------------- */
+
+/*
+ * A drop in any base chain on the forward hook wins over our accept, so a
+ * hub that also runs Docker or UFW (`ip filter FORWARD` policy drop) can
+ * silently kill spoke-to-spoke traffic while every tunnel is fresh. The
+ * ruleset we do not own is read (fw_foreign_read()) into the description
+ * below, and judged by a pure function (fw_foreign_judge()) for packets
+ * from the overlay interface back out of it.
+ */
+
+enum fw_fkey {
+	FW_FKEY_IIFNAME,       /* meta iifname (iptables -i) */
+	FW_FKEY_OIFNAME,       /* meta oifname (iptables -o) */
+	FW_FKEY_NFPROTO,       /* meta nfproto (inet tables) */
+	FW_FKEY_OTHER,         /* anything else: addresses, ports, ct state, xt matches ... */
+};
+
+struct fw_fmatch {
+	enum fw_fkey key;
+	bool negate;           /* != */
+	bool prefix;           /* compares only strlen(name) bytes: "wg*" (iptables "wg+") */
+	char name[FW_IFNAMSIZ];
+	uint8_t nfproto;       /* NFPROTO_IPV4 ... */
+};
+
+enum fw_fverdict {
+	FW_FV_CONTINUE,        /* no verdict (counter, log): on to the next rule */
+	FW_FV_ACCEPT,
+	FW_FV_DROP,
+	FW_FV_REJECT,
+	FW_FV_JUMP,            /* to .target, back here on return */
+	FW_FV_GOTO,            /* to .target, not back */
+	FW_FV_RETURN,
+	FW_FV_OTHER,           /* a verdict map, queue, an unknown xt target: not judged */
+};
+
+struct fw_frule {
+	struct fw_fmatch *match;
+	size_t n_match;
+	enum fw_fverdict verdict;
+	char *target;          /* the chain, for JUMP and GOTO */
+	uint64_t handle;
+};
+
+struct fw_fchain {
+	char *name;
+	bool forward;          /* a base chain on the forward hook */
+	bool policy_drop;
+	struct fw_frule *rules;
+	size_t n_rules;
+};
+
+struct fw_ftable {
+	uint32_t family;       /* NFPROTO_IPV4 or NFPROTO_INET: the families that see IPv4 */
+	char *name;
+	struct fw_fchain *chains;
+	size_t n_chains;
+};
+
+/* The ruleset we do not own, as far as the forward hook goes. */
+struct fw_foreign {
+	struct fw_ftable *tables;
+	size_t n_tables;
+	uint32_t genid;        /* the generation that was read */
+};
+
+/* fw_foreign_clear() - free everything @f holds and zero it. */
+void fw_foreign_clear(struct fw_foreign *f);
+
+/* One base chain that would drop overlay-to-overlay traffic. */
+struct fw_block {
+	char chain[160];       /* "ip filter FORWARD" */
+	char why[320];         /* "policy drop, and no rule accepts ..." */
+	char fix[320];         /* the command that lets the traffic through */
+};
+
+#define FW_BLOCKS_MAX 8
+
+/**
+ * fw_foreign_judge() - which base chains would drop forwarded packets from
+ * @ifname to @ifname, and the command that fixes each.
+ * @f: the ruleset we do not own (our own table must not be in it).
+ * @ifname: the overlay interface ("wg0").
+ * @out: receives up to FW_BLOCKS_MAX findings.
+ *
+ * Conservative: a chain is reported only when every such packet certainly
+ * dies in it: its policy is drop and no rule accepts all of them first, or
+ * a rule that matches all of them drops or rejects. What is and is not
+ * recognised is spelled out in firewall/foreign.c.
+ *
+ * Return: the number of findings.
+ */
+size_t fw_foreign_judge(const struct fw_foreign *f, const char *ifname, struct fw_block out[FW_BLOCKS_MAX]);
+
+/**
+ * fw_foreign_read() - read every ip and inet table but ours that has a base
+ * chain on the forward hook, with its chains and rules.
+ * @out: receives the description; free with fw_foreign_clear().
+ *
+ * Dormant tables are left out (their chains are not hooked). The read is
+ * consistent: retried when the generation moved during it. A few netlink
+ * dumps, filtered to those tables; milliseconds.
+ * Return: 0, FW_E_UNSUPPORTED, or -errno.
+ */
+int fw_foreign_read(struct fw_foreign *out) _must_check_;
+
 /* ---- the running firewall --------------------------------------------------- */
 
 enum fw_state {
@@ -267,7 +374,15 @@ void firewall_refresh(struct firewall *fw);
 const char *fw_state_name(enum fw_state st);
 /* firewall_json() - the status plus drop counters, for ctl and /status. */
 json_t *firewall_json(const struct firewall *fw);
-/* firewall_health() - 0 ok, 2 critical; appends reasons. */
+/*
+ * firewall_health() - 0 ok, 1 degraded (another firewall drops overlay
+ * traffic on the hub), 2 critical (ours is not in force); appends reasons.
+ */
 int firewall_health(const struct firewall *fw, json_t *reasons);
+/*
+ * firewall_foreign_health() - only the other firewalls' part: 0, or 1 with
+ * a reason per chain that drops wg0-to-wg0 traffic (the hub; for ctl tunnel).
+ */
+int firewall_foreign_health(const struct firewall *fw, json_t *reasons);
 
 #endif

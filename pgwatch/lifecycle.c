@@ -773,6 +773,7 @@ static void maybe_start(struct pgwatch *pw)
 
 void pgwatch_tunnel(struct pgwatch *pw, bool fresh)
 {
+	pw->tunnel_fresh_now = fresh;
 	if (!fresh)
 		return;
 	pw->tunnel_fresh = true;

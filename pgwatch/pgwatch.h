@@ -48,8 +48,10 @@ int pgwatch_new(struct loop *loop, struct child_set *children, const struct conf
 struct pgwatch *pgwatch_free(struct pgwatch *pw);
 void pgwatch_set_conf(struct pgwatch *pw, const struct conf *conf);
 /*
- * pgwatch_tunnel() - the hub tunnel's freshness. Postgres starts the first
- * time the tunnel is fresh while the firewall is applied.
+ * pgwatch_tunnel() - the hub tunnel's freshness, on every change. Postgres
+ * starts the first time the tunnel is fresh while the firewall is applied;
+ * while it is fresh, an absent replica's reason points at the replica and
+ * the hub's forwarding.
  */
 void pgwatch_tunnel(struct pgwatch *pw, bool fresh);
 /* pgwatch_firewall() - whether the firewall is in force (@why: if not, why). */

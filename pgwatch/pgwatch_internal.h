@@ -27,6 +27,7 @@ struct pgwatch {
 	char reason[512];
 	bool started;
 	bool tunnel_fresh;           /* the hub handshake has been fresh at least once */
+	bool tunnel_fresh_now;       /* and is now (for the absent replica's hint) */
 	bool firewall_applied;
 	char firewall_why[320];      /* why it is not, as the firewall said */
 	bool bootstrapped;          /* data dir ready, postgres added */

@@ -387,6 +387,15 @@ int pgwatch_health(const struct pgwatch *pw, json_t *reasons)
 			reason(reasons, "replication: %s is being cloned: %s", name,
 			       pg_clone_text(json_object_get(row, "clone"), text, sizeof(text)));
 			h = h > 1 ? h : 1;
+		} else if (link && strcmp(link, "absent") == 0 && pw->tunnel_fresh_now) {
+			/*
+			 * Only the hub knows each spoke's tunnel; ours being fresh
+			 * points past it: the replica itself, or the hub forwarding
+			 * (another firewall there drops wg0 to wg0).
+			 */
+			reason(reasons, "replication: %s is absent (this node's tunnel is fresh: check the "
+			       "replica, and on the hub `supervisor ctl firewall`)", name);
+			h = h > 1 ? h : 1;
 		} else if (link && strcmp(link, "streaming") != 0) {
 			reason(reasons, "replication: %s is %s", name, link);
 			h = h > 1 ? h : 1;

@@ -138,7 +138,9 @@ static void print_tunnel(json_t *reply)
 	       (long long)json_integer_value(json_object_get(t, "peer_count")),
 	       (long long)json_integer_value(json_object_get(t, "repairs")),
 	       (long long)json_integer_value(json_object_get(t, "rearms")));
-	if (err)
+	/* On the hub, another firewall dropping wg0 to wg0 is a reason too. */
+	print_reasons(reply);
+	if (err && json_array_size(json_object_get(reply, "reasons")) == 0)
 		printf("  - %s\n", err);
 	if (json_is_integer(json_object_get(json_object_get(t, "mtu"), "value"))) {
 		json_t *m = json_object_get(t, "mtu"), *path = json_object_get(m, "path");
@@ -219,7 +221,8 @@ static void print_firewall(json_t *reply)
 	       (long long)json_integer_value(json_object_get(f, "generation")));
 	if (repair)
 		printf("  last repair: %s\n", repair);
-	if (err)
+	print_reasons(reply); /* ours not in force; other firewalls that drop wg0 to wg0 (the hub) */
+	if (err && json_array_size(json_object_get(reply, "reasons")) == 0)
 		printf("  - %s\n", err);
 	printf("%-8s %-5s %10s %12s  %s\n", "CHAIN", "RULE", "DROPPED", "BYTES", "WHAT");
 	json_array_foreach(drops, i, x) {

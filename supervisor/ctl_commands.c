@@ -103,6 +103,8 @@ static void ctl_tunnel(struct daemon *d, const char *args, json_t *reply)
 	enum health h = tunnel_health(ov, reasons);
 
 	(void)args;
+	/* On the hub, fresh tunnels carry nothing while another firewall drops wg0 to wg0. */
+	worse(&h, (enum health)firewall_foreign_health(d->firewall, reasons));
 	json_object_set_new(reply, "node", json_string(conf_self(d->conf)->name));
 	json_object_set_new(reply, "tunnel", tunnel_json(ov));
 	json_object_set_new(reply, "reasons", reasons);

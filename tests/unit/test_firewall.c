@@ -353,6 +353,275 @@ static void test_element_key_layout(void **state)
 	assert_memory_equal(key, want2, 8);
 }
 
+/* ---- other firewalls on the hub: the judgement ------------------------------------- */
+
+/* Tables, chains and rules by name; the arrays move as they grow. */
+static struct fw_ftable *ftable(struct fw_foreign *f, uint32_t family, const char *name)
+{
+	for (size_t i = 0; i < f->n_tables; i++)
+		if (f->tables[i].family == family && strcmp(f->tables[i].name, name) == 0)
+			return &f->tables[i];
+	f->tables = xreallocarray(f->tables, f->n_tables + 1, sizeof(*f->tables));
+	memset(&f->tables[f->n_tables], 0, sizeof(f->tables[0]));
+	f->tables[f->n_tables].family = family;
+	f->tables[f->n_tables].name = xstrdup(name);
+	return &f->tables[f->n_tables++];
+}
+
+/* @hook: NULL (a regular chain), "forward drop", "forward accept", "input drop". */
+static struct fw_fchain *fchain(struct fw_foreign *f, uint32_t family, const char *table, const char *name,
+				const char *hook)
+{
+	struct fw_ftable *t = ftable(f, family, table);
+	struct fw_fchain *c;
+
+	for (size_t i = 0; i < t->n_chains; i++)
+		if (strcmp(t->chains[i].name, name) == 0)
+			return &t->chains[i];
+	t->chains = xreallocarray(t->chains, t->n_chains + 1, sizeof(*t->chains));
+	c = &t->chains[t->n_chains++];
+	memset(c, 0, sizeof(*c));
+	c->name = xstrdup(name);
+	c->forward = hook && strncmp(hook, "forward", 7) == 0;
+	c->policy_drop = hook && strstr(hook, "drop");
+	return c;
+}
+
+/*
+ * A rule from words: "iif=wg0", "oif=wg*" (a prefix), "iif!=docker0",
+ * "nfproto=10", "other" (ports, ct state ...), then "->" and the verdict:
+ * accept, drop, reject, return, continue, other, jump:CHAIN, goto:CHAIN.
+ */
+static void frule(struct fw_foreign *f, uint32_t family, const char *table, const char *chain, const char *spec)
+{
+	struct fw_fchain *c = fchain(f, family, table, chain, NULL);
+	struct fw_frule *r;
+	_cleanup_free_ char *copy = xstrdup(spec);
+	char *save = NULL, *w;
+	bool verdict = false;
+
+	c->rules = xreallocarray(c->rules, c->n_rules + 1, sizeof(*c->rules));
+	r = &c->rules[c->n_rules++];
+	memset(r, 0, sizeof(*r));
+	r->handle = 100 + c->n_rules;
+	for (w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+		struct fw_fmatch m = { .key = FW_FKEY_OTHER };
+		char *v;
+
+		if (strcmp(w, "->") == 0) {
+			verdict = true;
+			continue;
+		}
+		if (verdict) {
+			static const char *const names[] = { "continue", "accept", "drop", "reject", "jump",
+							     "goto", "return", "other" };
+
+			if ((v = strchr(w, ':'))) {
+				*v++ = '\0';
+				r->target = xstrdup(v);
+			}
+			for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+				if (strcmp(w, names[i]) == 0)
+					r->verdict = (enum fw_fverdict)i;
+			continue;
+		}
+		if (strncmp(w, "iif", 3) == 0 || strncmp(w, "oif", 3) == 0) {
+			m.key = w[0] == 'i' ? FW_FKEY_IIFNAME : FW_FKEY_OIFNAME;
+			m.negate = w[3] == '!';
+			v = strchr(w, '=') + 1;
+			m.prefix = v[strlen(v) - 1] == '*';
+			snprintf(m.name, sizeof(m.name), "%.*s", (int)strlen(v) - (m.prefix ? 1 : 0), v);
+		} else if (strncmp(w, "nfproto", 7) == 0) {
+			m.key = FW_FKEY_NFPROTO;
+			m.negate = w[7] == '!';
+			m.nfproto = (uint8_t)atoi(strchr(w, '=') + 1);
+		}
+		r->match = xreallocarray(r->match, r->n_match + 1, sizeof(*r->match));
+		r->match[r->n_match++] = m;
+	}
+}
+
+#define IP 2    /* NFPROTO_IPV4 */
+#define INET 1  /* NFPROTO_INET */
+
+/* `iptables -P FORWARD DROP`, and the fix it prints. */
+static void test_foreign_iptables_policy_drop(void **state)
+{
+	struct fw_foreign f = { 0 };
+	struct fw_block b[FW_BLOCKS_MAX];
+
+	(void)state;
+	fchain(&f, IP, "filter", "FORWARD", "forward drop");
+	fchain(&f, IP, "filter", "INPUT", "input drop");   /* not the forward hook */
+	assert_int_equal(fw_foreign_judge(&f, "wg0", b), 1);
+	assert_string_equal(b[0].chain, "ip filter FORWARD");
+	assert_string_equal(b[0].why, "policy drop, and no rule accepts every packet from wg0 to wg0 before it");
+	assert_string_equal(b[0].fix, "iptables -I FORWARD -i wg0 -o wg0 -j ACCEPT");
+	/* established flows alone let no new connection through */
+	frule(&f, IP, "filter", "FORWARD", "other -> accept");
+	assert_int_equal(fw_foreign_judge(&f, "wg0", b), 1);
+	/* the printed fix, as iptables inserts it */
+	frule(&f, IP, "filter", "FORWARD", "iif=wg0 oif=wg0 -> accept");
+	assert_int_equal(fw_foreign_judge(&f, "wg0", b), 0);
+	fw_foreign_clear(&f);
+	assert_int_equal(f.n_tables, 0);
+}
+
+/* Docker's chains (28 and later); @fixed: with the printed fix in DOCKER-USER. */
+static void docker(struct fw_foreign *f, bool fixed)
+{
+	fchain(f, IP, "filter", "FORWARD", "forward drop");
+	frule(f, IP, "filter", "FORWARD", "-> jump:DOCKER-USER");
+	frule(f, IP, "filter", "FORWARD", "-> jump:DOCKER-FORWARD");
+	if (fixed)
+		frule(f, IP, "filter", "DOCKER-USER", "iif=wg0 oif=wg0 -> accept");
+	frule(f, IP, "filter", "DOCKER-USER", "-> return");
+	frule(f, IP, "filter", "DOCKER-FORWARD", "-> jump:DOCKER-ISOLATION-STAGE-1");
+	frule(f, IP, "filter", "DOCKER-FORWARD", "oif=docker0 other -> accept");
+	frule(f, IP, "filter", "DOCKER-FORWARD", "iif=docker0 -> accept");
+	frule(f, IP, "filter", "DOCKER-ISOLATION-STAGE-1", "iif=docker0 oif!=docker0 -> jump:DOCKER-ISOLATION-STAGE-2");
+	frule(f, IP, "filter", "DOCKER-ISOLATION-STAGE-1", "-> return");
+	fchain(f, IP, "filter", "DOCKER-ISOLATION-STAGE-2", NULL);
+}
+
+/* Docker: FORWARD policy drop, DOCKER-USER jumped to first: the fix goes there. */
+static void test_foreign_docker(void **state)
+{
+	struct fw_foreign f = { 0 };
+	struct fw_block b[FW_BLOCKS_MAX];
+
+	(void)state;
+	docker(&f, false);
+	assert_int_equal(fw_foreign_judge(&f, "wg0", b), 1);
+	assert_string_equal(b[0].chain, "ip filter FORWARD");
+	assert_string_equal(b[0].fix, "iptables -I DOCKER-USER -i wg0 -o wg0 -j ACCEPT");
+	fw_foreign_clear(&f);
+	docker(&f, true);
+	assert_int_equal(fw_foreign_judge(&f, "wg0", b), 0);
+	fw_foreign_clear(&f);
+}
+
+/* UFW's routed policy: the fix is UFW's own, so its next reload keeps it. */
+static void test_foreign_ufw(void **state)
+{
+	struct fw_foreign f = { 0 };
+	struct fw_block b[FW_BLOCKS_MAX];
+
+	(void)state;
+	fchain(&f, IP, "filter", "FORWARD", "forward drop");
+	frule(&f, IP, "filter", "FORWARD", "-> jump:ufw-before-logging-forward");
+	frule(&f, IP, "filter", "FORWARD", "-> jump:ufw-before-forward");
+	frule(&f, IP, "filter", "FORWARD", "-> jump:ufw-after-forward");
+	frule(&f, IP, "filter", "ufw-before-logging-forward", "other -> continue");
+	frule(&f, IP, "filter", "ufw-before-forward", "other other -> accept");
+	frule(&f, IP, "filter", "ufw-before-forward", "other other -> accept");
+	frule(&f, IP, "filter", "ufw-before-forward", "-> jump:ufw-user-forward");
+	fchain(&f, IP, "filter", "ufw-user-forward", NULL);
+	fchain(&f, IP, "filter", "ufw-after-forward", NULL);
+	assert_int_equal(fw_foreign_judge(&f, "wg0", b), 1);
+	assert_string_equal(b[0].fix, "ufw route allow in on wg0 out on wg0");
+	frule(&f, IP, "filter", "ufw-user-forward", "iif=wg0 oif=wg0 -> accept");
+	assert_int_equal(fw_foreign_judge(&f, "wg0", b), 0);
+	fw_foreign_clear(&f);
+}
+
+/* An nft table's explicit drop or reject of all wg0 traffic, and what is not one. */
+static void test_foreign_nft_rules(void **state)
+{
+	struct fw_foreign f = { 0 };
+	struct fw_block b[FW_BLOCKS_MAX];
+
+	(void)state;
+	fchain(&f, INET, "fw", "fwd", "forward accept");
+	frule(&f, INET, "fw", "fwd", "nfproto=10 -> drop");          /* IPv6 only */
+	frule(&f, INET, "fw", "fwd", "other -> drop");                /* ct state invalid */
+	frule(&f, INET, "fw", "fwd", "iif=wg0 other -> drop");        /* one port: not all */
+	frule(&f, INET, "fw", "fwd", "iif!=wg0 -> drop");
+	frule(&f, INET, "fw", "fwd", "iif=eth0 oif=wg0 -> reject");
+	frule(&f, INET, "fw", "fwd", "counter -> continue");
+	assert_int_equal(fw_foreign_judge(&f, "wg0", b), 0);
+	frule(&f, INET, "fw", "fwd", "nfproto=2 oif=wg* -> reject");
+	assert_int_equal(fw_foreign_judge(&f, "wg0", b), 1);
+	assert_string_equal(b[0].chain, "inet fw fwd");
+	assert_string_equal(b[0].why, "rule 7 (handle 107) rejects every packet from wg0 to wg0");
+	assert_string_equal(b[0].fix, "nft insert rule inet fw fwd iifname \"wg0\" oifname \"wg0\" accept");
+	/* "iifname != wg0 drop" drops all of another overlay interface's traffic */
+	assert_int_equal(fw_foreign_judge(&f, "ovl0", b), 1);
+	assert_string_equal(b[0].why, "rule 4 (handle 104) drops every packet from ovl0 to ovl0");
+	fw_foreign_clear(&f);
+	/* the fix names the interface, "wg*" does not cover it; a drop in a chain jumped to */
+	fchain(&f, INET, "fw", "fwd", "forward accept");
+	frule(&f, INET, "fw", "fwd", "oif=wg* -> drop");
+	assert_int_equal(fw_foreign_judge(&f, "ovl0", b), 0);
+	frule(&f, INET, "fw", "fwd", "-> jump:deny");
+	frule(&f, INET, "fw", "deny", "iif=ovl0 -> drop");
+	assert_int_equal(fw_foreign_judge(&f, "ovl0", b), 1);
+	assert_string_equal(b[0].why, "rule 1 of chain deny (handle 101) drops every packet from ovl0 to ovl0");
+	assert_string_equal(b[0].fix, "nft insert rule inet fw fwd iifname \"ovl0\" oifname \"ovl0\" accept");
+	fw_foreign_clear(&f);
+}
+
+/* Jumps, gotos and returns, and what is left unjudged rather than guessed. */
+static void test_foreign_walk(void **state)
+{
+	struct fw_foreign f = { 0 };
+	struct fw_block b[FW_BLOCKS_MAX];
+
+	(void)state;
+	/* a goto's end is the base chain's end: the policy */
+	fchain(&f, IP, "a", "fwd", "forward drop");
+	frule(&f, IP, "a", "fwd", "-> goto:sub");
+	frule(&f, IP, "a", "fwd", "-> accept");                       /* never reached */
+	fchain(&f, IP, "a", "sub", NULL);
+	/* a jump's return comes back: the accept after it counts */
+	fchain(&f, IP, "b", "fwd", "forward drop");
+	frule(&f, IP, "b", "fwd", "-> jump:sub");
+	frule(&f, IP, "b", "fwd", "-> accept");
+	frule(&f, IP, "b", "sub", "-> return");
+	frule(&f, IP, "b", "sub", "-> drop");
+	/* someone wrote rules for wg0 on purpose: not judged */
+	fchain(&f, INET, "c", "fwd", "forward drop");
+	frule(&f, INET, "c", "fwd", "iif=wg0 other -> accept");
+	/* a jump for some packets into a chain that may accept: not judged */
+	fchain(&f, INET, "d", "fwd", "forward drop");
+	frule(&f, INET, "d", "fwd", "other -> jump:allow");
+	frule(&f, INET, "d", "allow", "-> accept");
+	/* a verdict map covering everything: not judged */
+	fchain(&f, INET, "e", "fwd", "forward drop");
+	frule(&f, INET, "e", "fwd", "other -> other");
+	frule(&f, INET, "e", "fwd", "-> other");
+	/* a jump to a chain that is not there, and a loop: not judged, no crash */
+	fchain(&f, INET, "g", "fwd", "forward drop");
+	frule(&f, INET, "g", "fwd", "-> jump:nowhere");
+	fchain(&f, INET, "h", "fwd", "forward drop");
+	frule(&f, INET, "h", "fwd", "-> jump:x");
+	frule(&f, INET, "h", "x", "-> jump:x");
+	/* by address only: reported (known: the fix is harmless) */
+	fchain(&f, INET, "i", "fwd", "forward drop");
+	frule(&f, INET, "i", "fwd", "other other -> accept");
+	assert_int_equal(fw_foreign_judge(&f, "wg0", b), 2);
+	assert_string_equal(b[0].chain, "ip a fwd");
+	assert_string_equal(b[0].fix, "nft insert rule ip a fwd iifname \"wg0\" oifname \"wg0\" accept");
+	assert_string_equal(b[1].chain, "inet i fwd");
+	fw_foreign_clear(&f);
+}
+
+/* Findings stop at FW_BLOCKS_MAX. */
+static void test_foreign_cap(void **state)
+{
+	struct fw_foreign f = { 0 };
+	struct fw_block b[FW_BLOCKS_MAX];
+	char name[16];
+
+	(void)state;
+	for (int i = 0; i < FW_BLOCKS_MAX + 3; i++) {
+		snprintf(name, sizeof(name), "t%d", i);
+		fchain(&f, INET, name, "fwd", "forward drop");
+	}
+	assert_int_equal(fw_foreign_judge(&f, "wg0", b), FW_BLOCKS_MAX);
+	fw_foreign_clear(&f);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
@@ -364,6 +633,12 @@ int main(void)
 		cmocka_unit_test(test_hub_forward_accepts_others_and_ssh_any),
 		cmocka_unit_test(test_mesh_250),
 		cmocka_unit_test(test_element_key_layout),
+		cmocka_unit_test(test_foreign_iptables_policy_drop),
+		cmocka_unit_test(test_foreign_docker),
+		cmocka_unit_test(test_foreign_ufw),
+		cmocka_unit_test(test_foreign_nft_rules),
+		cmocka_unit_test(test_foreign_walk),
+		cmocka_unit_test(test_foreign_cap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -294,6 +294,34 @@ static void test_walreceiver_is_the_link(void **state)
 	fixture_down(&f);
 }
 
+/*
+ * An absent replica while this node's own hub tunnel is fresh: the reason
+ * points past the tunnel (the replica, or the hub's forwarding).
+ */
+static void test_absent_replica_hint(void **state)
+{
+	struct fixture f;
+	json_t *reasons = json_array();
+	const char *hint = "spoke-b is absent (this node's tunnel is fresh: check the replica, "
+			   "and on the hub `supervisor ctl firewall`)";
+
+	(void)state;
+	fixture_up(&f, "spoke-a", "{\"in_recovery\": false, \"timeline\": 1, \"slots\": [], \"replicas\": []}");
+	assert_int_equal(pgwatch_health(f.pw, reasons), 1);
+	assert_string_equal(json_string_value(json_array_get(reasons, 0)), "replication: spoke-b is absent");
+	json_array_clear(reasons);
+	f.pw->started = true; /* the tunnel's news must not start anything here */
+	pgwatch_tunnel(f.pw, true);
+	assert_int_equal(pgwatch_health(f.pw, reasons), 1);
+	assert_non_null(strstr(json_string_value(json_array_get(reasons, 0)), hint));
+	json_array_clear(reasons);
+	pgwatch_tunnel(f.pw, false);
+	assert_int_equal(pgwatch_health(f.pw, reasons), 1);
+	assert_string_equal(json_string_value(json_array_get(reasons, 0)), "replication: spoke-b is absent");
+	json_decref(reasons);
+	fixture_down(&f);
+}
+
 static void test_clone_progress_lines(void **state)
 {
 	uint64_t done = 0, total = 0;
@@ -335,6 +363,7 @@ int main(void)
 		cmocka_unit_test(test_clone_connections_are_not_the_link),
 		cmocka_unit_test(test_walreceiver_is_the_link),
 		cmocka_unit_test(test_clone_progress_lines),
+		cmocka_unit_test(test_absent_replica_hint),
 	};
 
 	return cmocka_run_group_tests_name("pgwatch", tests, NULL, NULL);

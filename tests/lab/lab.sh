@@ -123,7 +123,9 @@ start_node() {
 		# the supervisor's wall clock steps when $d/faketime changes ("-3h");
 		# its monotonic clock does not, as on a VM whose clock is stepped
 		[ -f "$d/faketime" ] || echo "+0" > "$d/faketime"
+		# (an ASan build wants its runtime first; libfaketime comes first here)
 		wrap="env LD_PRELOAD=$FAKETIME_LIB FAKETIME_TIMESTAMP_FILE=$d/faketime FAKETIME_NO_CACHE=1 DONT_FAKE_MONOTONIC=1"
+		wrap="$wrap ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 	esac
 	ip netns exec "$n" unshare --pid --fork --mount --mount-proc --propagation private \
 		/bin/sh -c "$binds exec $wrap $SUP run -c /etc/supervisor/cluster.conf -n $n" \

@@ -118,6 +118,33 @@ int fw_sock_genid(struct fw_sock *s, uint32_t *out)
 	return fw_sock_query(s, nlh, gen_cb, out);
 }
 
+#define READ_ATTEMPTS 3
+
+int fw_read_stable(int (*read)(struct fw_sock *s, void *data), void (*reset)(void *data), void *data,
+		   uint32_t *genid)
+{
+	struct fw_sock s;
+	int r;
+
+	if ((r = fw_sock_open(&s)) < 0)
+		return r == -EPROTONOSUPPORT ? FW_E_UNSUPPORTED : r;
+	for (int attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+		uint32_t before, after;
+
+		reset(data);
+		if ((r = fw_sock_genid(&s, &before)) < 0 || (r = read(&s, data)) < 0 ||
+		    (r = fw_sock_genid(&s, &after)) < 0) {
+			reset(data);
+			break;
+		}
+		*genid = after;
+		if (before == after)
+			break;
+	}
+	fw_sock_close(&s);
+	return r;
+}
+
 int fw_genid(uint32_t *out)
 {
 	struct fw_sock s;

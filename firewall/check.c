@@ -21,7 +21,6 @@
 
 #include <libnftnl/common.h>
 
-#define READ_ATTEMPTS 3
 
 struct got_rule {
 	char chain[FW_IFNAMSIZ];
@@ -385,32 +384,28 @@ static void compare(const struct fw_model *m, struct readback *rb, struct fw_rea
 			out->matches = false;
 }
 
+static int read_table_cb(struct fw_sock *s, void *data)
+{
+	return read_table(s, data);
+}
+
+static void readback_clear_cb(void *data)
+{
+	readback_clear(data);
+}
+
 int fw_check(const struct fw_model *m, struct fw_readback *out)
 {
-	struct fw_sock s;
+	struct readback rb = { 0 };
+	uint32_t genid = 0;
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	if ((r = fw_sock_open(&s)) < 0)
-		return r == -EPROTONOSUPPORT ? FW_E_UNSUPPORTED : r;
-	for (int attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
-		struct readback rb = { 0 };
-		uint32_t before, after;
-
-		if ((r = fw_sock_genid(&s, &before)) < 0 || (r = read_table(&s, &rb)) < 0 ||
-		    (r = fw_sock_genid(&s, &after)) < 0) {
-			readback_clear(&rb);
-			break;
-		}
-		if (before == after || attempt == READ_ATTEMPTS - 1) {
-			memset(out, 0, sizeof(*out));
-			out->genid = after;
-			compare(m, &rb, out);
-			readback_clear(&rb);
-			break;
-		}
-		readback_clear(&rb);
+	r = fw_read_stable(read_table_cb, readback_clear_cb, &rb, &genid);
+	if (r == 0) {
+		out->genid = genid;
+		compare(m, &rb, out);
 	}
-	fw_sock_close(&s);
+	readback_clear(&rb);
 	return r;
 }

@@ -63,4 +63,18 @@ int fw_sock_genid(struct fw_sock *s, uint32_t *out) _must_check_;
  */
 int fw_sock_query(struct fw_sock *s, struct nlmsghdr *req, mnl_cb_t cb, void *data) _must_check_;
 
+/**
+ * fw_read_stable() - read nftables state that no commit changed meanwhile.
+ * @read: reads into @data over the socket; 0 or -errno.
+ * @reset: empties @data (before each attempt, and after a failed one).
+ * @data: for both.
+ * @genid: receives the ruleset generation of the last read.
+ *
+ * The generation is asked before and after each read; a read it moved
+ * under is done again, up to 3 times (the last one stands then).
+ * Return: 0; FW_E_UNSUPPORTED without nf_tables; or -errno.
+ */
+int fw_read_stable(int (*read)(struct fw_sock *s, void *data), void (*reset)(void *data), void *data,
+		   uint32_t *genid) _must_check_;
+
 #endif

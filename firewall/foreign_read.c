@@ -20,7 +20,6 @@
 #include <libnftnl/common.h>
 #include <libnftnl/expr.h>
 
-#define READ_ATTEMPTS 3
 #define REGS 32
 
 static struct fw_ftable *add_table(struct fw_foreign *f, uint32_t family, const char *name)
@@ -309,27 +308,23 @@ static int read_once(struct fw_sock *s, struct fw_foreign *f)
 	return 0;
 }
 
+static int read_once_cb(struct fw_sock *s, void *data)
+{
+	return read_once(s, data);
+}
+
+static void clear_cb(void *data)
+{
+	fw_foreign_clear(data);
+}
+
 int fw_foreign_read(struct fw_foreign *out)
 {
-	struct fw_sock s;
+	uint32_t genid = 0;
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	if ((r = fw_sock_open(&s)) < 0)
-		return r == -EPROTONOSUPPORT ? FW_E_UNSUPPORTED : r;
-	for (int attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
-		uint32_t before, after;
-
-		fw_foreign_clear(out);
-		if ((r = fw_sock_genid(&s, &before)) < 0 || (r = read_once(&s, out)) < 0 ||
-		    (r = fw_sock_genid(&s, &after)) < 0) {
-			fw_foreign_clear(out);
-			break;
-		}
-		out->genid = after;
-		if (before == after)
-			break;
-	}
-	fw_sock_close(&s);
+	r = fw_read_stable(read_once_cb, clear_cb, out, &genid);
+	out->genid = genid;
 	return r;
 }

@@ -12,6 +12,7 @@
 #include "conf/conf.h"
 #include "firewall/firewall.h"
 #include "lib/common.h"
+#include "lib/health.h"
 #include "overlay/overlay.h"
 #include "pgwatch/pgwatch.h"
 
@@ -81,14 +82,6 @@ struct http *http_close(struct http *h);
 /* http_parse_lag_limit() - ?max_lag_bytes=N: 1 to 19 decimal digits, nothing else. */
 bool http_parse_lag_limit(const char *s, uint64_t *out);
 
-/* Health as the Nagios-style exit codes of `supervisor ctl`. */
-enum health {
-	HEALTH_OK = 0,
-	HEALTH_DEGRADED = 1,
-	HEALTH_CRITICAL = 2,
-	HEALTH_UNKNOWN = 3,
-};
-const char *health_name(enum health h);
 
 /* tunnel_health() - the tunnel's part of a node's health; appends reasons. */
 enum health tunnel_health(const struct overlay_status *ov, json_t *reasons);

@@ -15,17 +15,6 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
-const char *health_name(enum health h)
-{
-	switch (h) {
-	case HEALTH_OK: return "ok";
-	case HEALTH_DEGRADED: return "degraded";
-	case HEALTH_CRITICAL: return "critical";
-	case HEALTH_UNKNOWN: return "unknown";
-	}
-	return "unknown";
-}
-
 static void worse(enum health *h, enum health x)
 {
 	if (x > *h)

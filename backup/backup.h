@@ -17,6 +17,7 @@
 
 #include "conf/conf.h"
 #include "lib/common.h"
+#include "lib/health.h"
 
 /**
  * backup_jitter_s() - this node's fixed offset within the schedule's jitter.
@@ -283,11 +284,72 @@ void backup_set_conf(struct backup *b, const struct conf *conf);
  */
 int backup_now(struct backup *b, const char **why);
 
-/* backup_json() - the /status `backup` object. Caller owns it. */
-json_t *backup_json(const struct backup *b);
-/* backup_list_json() - every backup with its verification (ctl backups). Caller owns it. */
-json_t *backup_list_json(const struct backup *b);
-/* backup_health() - 0 ok, 1 degraded, 2 critical; appends reasons. */
-int backup_health(const struct backup *b, json_t *reasons);
+/* ---- the typed report (the supervisor's snapshot) ------------------------------- */
+
+enum backup_state {
+	BACKUP_STATE_NONE,      /* no good backup yet, none due */
+	BACKUP_STATE_WAITING,   /* a run is due, waiting (e.g. for Postgres) */
+	BACKUP_STATE_RUNNING,
+	BACKUP_STATE_VERIFYING,
+	BACKUP_STATE_OK,        /* the newest good backup's data is within max_age */
+	BACKUP_STATE_STALE,     /* it is older, or its age is unknown */
+	BACKUP_STATE_FAILED,    /* the last run failed */
+};
+
+/* backup_state_name() - "none", "waiting", "running", ..., as in /status. */
+const char *backup_state_name(enum backup_state st);
+
+/* A backup on disk that did not verify. */
+struct backup_bad {
+	const char *name, *problem;
+};
+
+/*
+ * What the scheduler knows. Strings and the replica_lag record borrow from
+ * the scheduler's catalog: a report lives for one loop turn. Unknown
+ * figures are NAN (doubles) or -1 (ages), never 0.
+ */
+struct backup_report {
+	bool enabled;                 /* a spoke with backups; the rest is zero on the hub */
+	enum backup_state state;
+	enum conf_backup_method method;
+	int64_t next_at;              /* wall clock, UTC seconds */
+	size_t count, good_count;
+	bool has_good;
+	double last_ok_at;            /* the newest good backup's end (UTC seconds) */
+	int64_t age_s;                /* its data's age; -1: unknown */
+	double as_of;                 /* the time its data is from; NAN: unknown */
+	const char *as_of_source;     /* "primary", "caught_up", "last_replayed_commit" */
+	const json_t *replica_lag;    /* its manifest's replica_lag record, as stored; NULL */
+	double size_bytes;
+	const char *last_backup;      /* its name */
+	bool last_run_failed;
+	const char *last_error;       /* the last run's error, only when it failed (may be NULL then too) */
+	uint32_t max_age_s;
+	bool running;
+	int64_t running_since;        /* wall clock of the running run's start */
+	const char *waiting_for;      /* why a due run waits; NULL */
+	unsigned runs, failed_runs;
+	uint64_t up_for_s;            /* how long the scheduler has run */
+	struct backup_bad *bad;       /* owned: backups that did not verify */
+	size_t n_bad;
+};
+
+/* backup_report() - fill @out; clear it with backup_report_clear() in the same loop turn. */
+void backup_report(const struct backup *b, struct backup_report *out);
+void backup_report_clear(struct backup_report *r);
+/*
+ * backup_health() - the newest good backup's data too old (or of unknown
+ * age), none at all after max_age of running, a failed last run, a backup
+ * that did not verify: degraded; component "backup".
+ */
+void backup_health(const struct backup_report *r, struct health_report *out);
+/*
+ * backup_catalog_json() - what `ctl backups` lists beyond the report: dir,
+ * schedule, keep, last_run, last_verify, last_refused, every backup with
+ * its verification, pgbackrest's info. A listing of the catalog on disk.
+ * Return: a new object, or JSON null on the hub. Caller owns it.
+ */
+json_t *backup_catalog_json(const struct backup *b);
 
 #endif

@@ -10,6 +10,7 @@
 #include "backup/backup_internal.h"
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,19 +380,33 @@ static bool newest_fresh(const struct backup *b, const json_t *g)
 	return backup_data_age(g, time(NULL), &age) && age <= bconf(b)->max_age_s;
 }
 
-static const char *state_of(const struct backup *b)
+const char *backup_state_name(enum backup_state st)
+{
+	switch (st) {
+	case BACKUP_STATE_NONE: return "none";
+	case BACKUP_STATE_WAITING: return "waiting";
+	case BACKUP_STATE_RUNNING: return "running";
+	case BACKUP_STATE_VERIFYING: return "verifying";
+	case BACKUP_STATE_OK: return "ok";
+	case BACKUP_STATE_STALE: return "stale";
+	case BACKUP_STATE_FAILED: return "failed";
+	}
+	return "unknown";
+}
+
+static enum backup_state state_of(const struct backup *b)
 {
 	const json_t *g = newest_good(b);
 
 	if (b->running)
-		return b->running_mode == BACKUP_MODE_RUN ? "running" : "verifying";
+		return b->running_mode == BACKUP_MODE_RUN ? BACKUP_STATE_RUNNING : BACKUP_STATE_VERIFYING;
 	if (last_run_failed(b))
-		return "failed";
+		return BACKUP_STATE_FAILED;
 	if (!g)
-		return b->due ? "waiting" : "none";
+		return b->due ? BACKUP_STATE_WAITING : BACKUP_STATE_NONE;
 	if (!newest_fresh(b, g))
-		return "stale";
-	return "ok";
+		return BACKUP_STATE_STALE;
+	return BACKUP_STATE_OK;
 }
 
 static json_t *copy_or_null(const json_t *v)
@@ -399,49 +414,76 @@ static json_t *copy_or_null(const json_t *v)
 	return v ? json_deep_copy(v) : json_null();
 }
 
-json_t *backup_json(const struct backup *b)
+static double num_or_nan(const json_t *o, const char *k)
 {
-	const json_t *g;
+	const json_t *v = json_object_get(o, k);
+
+	return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+void backup_report(const struct backup *b, struct backup_report *out)
+{
+	const json_t *backups, *g, *e;
+	size_t i;
+
+	*out = (struct backup_report){ .age_s = -1, .last_ok_at = NAN, .as_of = NAN, .size_bytes = NAN };
+	if (!b || !b->enabled)
+		return;
+	backups = json_object_get(b->catalog, "backups");
+	g = newest_good(b);
+	out->enabled = true;
+	out->state = state_of(b);
+	out->method = bconf(b)->method;
+	out->next_at = b->next_at;
+	out->count = json_array_size(backups);
+	out->bad = xcalloc(out->count ? out->count : 1, sizeof(*out->bad));
+	json_array_foreach(backups, i, e) {
+		if (json_is_true(json_object_get(e, "good")))
+			out->good_count++;
+		else
+			out->bad[out->n_bad++] = (struct backup_bad){
+				.name = json_string_value(json_object_get(e, "name")),
+				.problem = json_string_value(json_object_get(e, "problem")) };
+	}
+	if (g) {
+		const json_t *lag = json_object_get(g, "replica_lag");
+
+		out->has_good = true;
+		out->last_ok_at = num_or_nan(g, "finished_at");
+		if (!backup_data_age(g, time(NULL), &out->age_s))
+			out->age_s = -1;
+		out->as_of = num_or_nan(g, "as_of");
+		out->as_of_source = json_string_value(json_object_get(g, "as_of_source"));
+		out->replica_lag = json_is_null(lag) ? NULL : lag;
+		out->size_bytes = num_or_nan(g, "size_bytes");
+		out->last_backup = json_string_value(json_object_get(g, "name"));
+	}
+	out->last_run_failed = last_run_failed(b);
+	out->last_error = out->last_run_failed ? last_error(b) : NULL;
+	out->max_age_s = bconf(b)->max_age_s;
+	out->running = b->running != NULL;
+	out->running_since = b->run_started_at;
+	out->waiting_for = b->due ? b->waiting_why : NULL;
+	out->runs = b->runs;
+	out->failed_runs = b->failed_runs;
+	out->up_for_s = (now_ms() - b->created_ms) / 1000;
+}
+
+void backup_report_clear(struct backup_report *r)
+{
+	free(r->bad);
+	*r = (struct backup_report){ 0 };
+}
+
+json_t *backup_catalog_json(const struct backup *b)
+{
+	const json_t *lr;
 	json_t *o;
-	int64_t age;
-	size_t good = 0, i;
-	const json_t *e;
 
 	if (!b || !b->enabled)
 		return json_null();
-	g = newest_good(b);
-	json_array_foreach(json_object_get(b->catalog, "backups"), i, e)
-		good += json_is_true(json_object_get(e, "good"));
-	o = json_pack("{s:s, s:s, s:I, s:i, s:i}", "state", state_of(b),
-		      "method", conf_backup_method_name(bconf(b)->method), "next_at", (json_int_t)b->next_at,
-		      "count", (int)json_array_size(json_object_get(b->catalog, "backups")), "good_count", (int)good);
-	json_object_set_new(o, "last_ok_at", g ? json_copy(json_object_get(g, "finished_at")) : json_null());
-	json_object_set_new(o, "age_s", g && backup_data_age(g, time(NULL), &age) ? json_integer(age) : json_null());
-	json_object_set_new(o, "as_of", g ? copy_or_null(json_object_get(g, "as_of")) : json_null());
-	json_object_set_new(o, "as_of_source", g ? copy_or_null(json_object_get(g, "as_of_source")) : json_null());
-	json_object_set_new(o, "replica_lag", g ? copy_or_null(json_object_get(g, "replica_lag")) : json_null());
-	json_object_set_new(o, "size_bytes", g ? json_copy(json_object_get(g, "size_bytes")) : json_null());
-	json_object_set_new(o, "last_backup", g ? json_copy(json_object_get(g, "name")) : json_null());
-	json_object_set_new(o, "last_error", last_run_failed(b) && last_error(b) ?
-			    json_string(last_error(b)) : json_null());
-	json_object_set_new(o, "max_age_s", json_integer(bconf(b)->max_age_s));
-	if (b->running)
-		json_object_set_new(o, "running_since", json_integer((json_int_t)b->run_started_at));
-	if (b->due && b->waiting_why)
-		json_object_set_new(o, "waiting_for", json_string(b->waiting_why));
-	json_object_set_new(o, "runs", json_integer(b->runs));
-	json_object_set_new(o, "failed_runs", json_integer(b->failed_runs));
-	return o;
-}
-
-json_t *backup_list_json(const struct backup *b)
-{
-	json_t *o = backup_json(b);
-	const json_t *lr;
-
-	if (!json_is_object(o))
-		return o;
 	lr = latest_run(b);
+	o = json_object();
 	json_object_set_new(o, "dir", json_string_nocheck(bconf(b)->dir));
 	json_object_set_new(o, "schedule", json_string_nocheck(bconf(b)->schedule.text));
 	json_object_set_new(o, "keep", json_pack("{s:i, s:i, s:i, s:i}", "daily", bconf(b)->keep_daily,
@@ -458,48 +500,29 @@ json_t *backup_list_json(const struct backup *b)
 	return o;
 }
 
-int backup_health(const struct backup *b, json_t *reasons)
+void backup_health(const struct backup_report *r, struct health_report *out)
 {
 	char d1[32], d2[32];
-	const json_t *g, *e;
-	int h = 0;
-	size_t i;
-	int64_t now = time(NULL);
 
-	if (!b || !b->enabled)
-		return 0;
-	g = newest_good(b);
-	if (g) {
-		int64_t age;
-
-		if (!backup_data_age(g, now, &age)) {
-			json_array_append_new(reasons, json_sprintf("backup: the age of the newest good backup's data "
-				"is unknown (%s, taken on a replica that could not date it); the next run records it",
-				json_string_value(json_object_get(g, "name"))));
-			h = 1;
-		} else if (age > bconf(b)->max_age_s) {
-			json_array_append_new(reasons, json_sprintf("backup: the newest good backup's data is %s old "
-				"(max_age %s)", fmt_duration(age, d1, sizeof(d1)),
-				fmt_duration(bconf(b)->max_age_s, d2, sizeof(d2))));
-			h = 1;
-		}
-	} else if ((now_ms() - b->created_ms) / 1000 > bconf(b)->max_age_s) {
-		json_array_append_new(reasons, json_sprintf("backup: no good backup after %s of running (max_age)",
-							    fmt_duration((long long)(now_ms() - b->created_ms) / 1000, d1, sizeof(d1))));
-		h = 1;
+	if (!r->enabled)
+		return;
+	if (r->has_good) {
+		if (r->age_s < 0)
+			health_add(out, HEALTH_DEGRADED, "backup", "backup: the age of the newest good backup's data is "
+				   "unknown (%s, taken on a replica that could not date it); the next run records it",
+				   r->last_backup);
+		else if (r->age_s > r->max_age_s)
+			health_add(out, HEALTH_DEGRADED, "backup", "backup: the newest good backup's data is %s old "
+				   "(max_age %s)", fmt_duration(r->age_s, d1, sizeof(d1)),
+				   fmt_duration(r->max_age_s, d2, sizeof(d2)));
+	} else if (r->up_for_s > r->max_age_s) {
+		health_add(out, HEALTH_DEGRADED, "backup", "backup: no good backup after %s of running (max_age)",
+			   fmt_duration((long long)r->up_for_s, d1, sizeof(d1)));
 	}
-	if (last_run_failed(b)) {
-		json_array_append_new(reasons, json_sprintf("backup: the last run failed: %s",
-							    last_error(b) ? last_error(b) : "see the log"));
-		h = 1;
-	}
-	json_array_foreach(json_object_get(b->catalog, "backups"), i, e) {
-		if (json_is_true(json_object_get(e, "good")))
-			continue;
-		json_array_append_new(reasons, json_sprintf("backup: %s is not good: %s",
-			json_string_value(json_object_get(e, "name")),
-			json_string_value(json_object_get(e, "problem"))));
-		h = 1;
-	}
-	return h;
+	if (r->last_run_failed)
+		health_add(out, HEALTH_DEGRADED, "backup", "backup: the last run failed: %s",
+			   r->last_error ? r->last_error : "see the log");
+	for (size_t i = 0; i < r->n_bad; i++)
+		health_add(out, HEALTH_DEGRADED, "backup", "backup: %s is not good: %s", r->bad[i].name,
+			   r->bad[i].problem);
 }

@@ -399,90 +399,41 @@ const struct fw_status *firewall_status(const struct firewall *fw)
 
 /* ---- report ------------------------------------------------------------------------ */
 
-static json_t *ms_or_null(int64_t ms)
+void firewall_report(const struct firewall *fw, struct fw_report *out)
 {
-	return ms ? json_integer(ms / 1000) : json_null();
+	*out = (struct fw_report){
+		.st = &fw->st, .table = "inet " FW_TABLE, .ifname = fw->ifname,
+		.drops = fw->last_read.counters, .n_drops = fw->last_read.n_counters,
+		.hub = fw->hub, .foreign_read = fw->foreign_read, .foreign_genid = fw->foreign_genid,
+		.foreign_at_ms = fw->foreign_at_ms, .foreign_error = fw->foreign_error[0] ? fw->foreign_error : NULL,
+		.blocks = fw->blocks, .n_blocks = fw->n_blocks,
+	};
 }
 
-/* The other firewalls' forward chains, on the hub: null elsewhere. */
-static json_t *foreign_json(const struct firewall *fw)
+void firewall_foreign_health(const struct fw_report *r, struct health_report *out)
 {
-	json_t *blocks;
+	for (size_t i = 0; i < r->n_blocks; i++) {
+		const struct fw_block *b = &r->blocks[i];
 
-	if (!fw->hub)
-		return json_null();
-	blocks = json_array();
-	for (size_t i = 0; i < fw->n_blocks; i++)
-		json_array_append_new(blocks, json_pack("{s:s, s:s, s:s}", "chain", fw->blocks[i].chain,
-					"why", fw->blocks[i].why, "fix", fw->blocks[i].fix));
-	return json_pack("{s:s, s:o, s:o, s:s?, s:o}", "interface", fw->ifname,
-			 "checked_at", ms_or_null(fw->foreign_at_ms),
-			 "generation", fw->foreign_read ? json_integer(fw->foreign_genid) : json_null(),
-			 "error", fw->foreign_error[0] ? fw->foreign_error : NULL, "blocking", blocks);
-}
-
-json_t *firewall_json(const struct firewall *fw)
-{
-	const struct fw_status *st = &fw->st;
-	json_t *drops = json_array(), *o;
-
-	for (size_t i = 0; i < fw->last_read.n_counters; i++) {
-		const struct fw_counter *c = &fw->last_read.counters[i];
-
-		json_array_append_new(drops, json_pack("{s:s, s:i, s:s?, s:I, s:I}", "chain", c->chain,
-			"rule", (int)c->rule, "why", c->why, "packets", (json_int_t)c->packets,
-			"bytes", (json_int_t)c->bytes));
+		health_add(out, HEALTH_DEGRADED, "firewall", "firewall: another firewall drops forwarded %s-to-%s "
+			   "(spoke to spoke) traffic in chain %s: %s; our accept cannot override it; fix on the hub: %s",
+			   r->ifname, r->ifname, b->chain, b->why, b->fix);
 	}
-	o = json_pack("{s:s, s:s, s:s?, s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:s?, s:o, s:s?, s:i, s:i, s:o}",
-		"state", fw_state_name(st->state), "table", "inet " FW_TABLE,
-		"rules_hash", st->rules_hash[0] ? st->rules_hash : NULL, "wanted_hash", st->wanted_hash,
-		"applied_at", ms_or_null(st->applied_at_ms),
-		/* never applied: no duration, not 0 ms */
-		"apply_ms", st->applied_at_ms ? json_real((double)st->apply_us / 1000.0) : json_null(),
-		"generation", (json_int_t)st->genid, "applies", (json_int_t)st->applies,
-		"repairs", (json_int_t)st->repairs, "checks", (json_int_t)st->checks,
-		"last_repair", st->last_repair[0] ? st->last_repair : NULL,
-		"last_repair_at", ms_or_null(st->last_repair_at_ms),
-		"last_error", st->last_error[0] ? st->last_error : NULL,
-		"rules", (int)st->n_rules, "elements", (int)st->n_elems, "drops", drops);
-	json_object_set_new(o, "foreign", foreign_json(fw));
-	return o;
 }
 
-int firewall_foreign_health(const struct firewall *fw, json_t *reasons)
+void firewall_health(const struct fw_report *r, struct health_report *out)
 {
-	char reason[1000];
-
-	for (size_t i = 0; i < fw->n_blocks; i++) {
-		const struct fw_block *b = &fw->blocks[i];
-
-		snprintf(reason, sizeof(reason), "firewall: another firewall drops forwarded %s-to-%s (spoke "
-			 "to spoke) traffic in chain %s: %s; our accept cannot override it; fix on the hub: %s",
-			 fw->ifname, fw->ifname, b->chain, b->why, b->fix);
-		json_array_append_new(reasons, json_string(reason));
-	}
-	return fw->n_blocks ? 1 : 0;
-}
-
-int firewall_health(const struct firewall *fw, json_t *reasons)
-{
-	char reason[400];
-
-	switch (fw->st.state) {
+	switch (r->st->state) {
 	case FW_STATE_APPLIED:
-		return firewall_foreign_health(fw, reasons);
+		return;
 	case FW_STATE_PENDING:
-		json_array_append_new(reasons, json_string("firewall: not applied yet"));
-		(void)firewall_foreign_health(fw, reasons);
-		return 2;
+		health_add(out, HEALTH_CRITICAL, "firewall", "firewall: not applied yet");
+		return;
 	case FW_STATE_FAILED:
 	case FW_STATE_UNSUPPORTED:
-		snprintf(reason, sizeof(reason), "firewall %s: %s%s", fw_state_name(fw->st.state),
-			 fw->st.last_error,
-			 fw->st.rules_hash[0] ? " (the previously applied rules stay in force)" : "");
-		json_array_append_new(reasons, json_string(reason));
-		(void)firewall_foreign_health(fw, reasons);
-		return 2;
+		health_add(out, HEALTH_CRITICAL, "firewall", "firewall %s: %s%s", fw_state_name(r->st->state),
+			   r->st->last_error,
+			   r->st->rules_hash[0] ? " (the previously applied rules stay in force)" : "");
+		return;
 	}
-	return 3;
 }

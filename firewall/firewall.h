@@ -25,6 +25,7 @@
 
 #include "conf/conf.h"
 #include "lib/common.h"
+#include "lib/health.h"
 
 #define FW_TABLE "supervisor"
 #define FW_IFNAMSIZ 16
@@ -372,17 +373,36 @@ const struct fw_status *firewall_status(const struct firewall *fw);
  */
 void firewall_refresh(struct firewall *fw);
 const char *fw_state_name(enum fw_state st);
-/* firewall_json() - the status plus drop counters, for ctl and /status. */
-json_t *firewall_json(const struct firewall *fw);
 /*
- * firewall_health() - 0 ok, 1 degraded (another firewall drops overlay
- * traffic on the hub), 2 critical (ours is not in force); appends reasons.
+ * What the firewall knows, for the supervisor's snapshot. Borrowed from the
+ * firewall: valid until it next runs on the loop (build, render, drop).
  */
-int firewall_health(const struct firewall *fw, json_t *reasons);
+struct fw_report {
+	const struct fw_status *st;
+	const char *table;                 /* "inet supervisor" */
+	const char *ifname;                /* the overlay interface */
+	const struct fw_counter *drops;    /* counted rules, as of the last read-back */
+	size_t n_drops;
+	bool hub;                          /* other firewalls' forward chains are judged here */
+	bool foreign_read;                 /* they were read at least once */
+	uint32_t foreign_genid;            /* the generation last judged */
+	int64_t foreign_at_ms;             /* wall clock of that read; 0: never */
+	const char *foreign_error;         /* NULL when the read worked */
+	const struct fw_block *blocks;     /* chains that drop ifname-to-ifname traffic */
+	size_t n_blocks;
+};
+
+/* firewall_report() - fill @out (borrowing, see struct fw_report). */
+void firewall_report(const struct firewall *fw, struct fw_report *out);
 /*
- * firewall_foreign_health() - only the other firewalls' part: 0, or 1 with
- * a reason per chain that drops wg0-to-wg0 traffic (the hub; for ctl tunnel).
+ * firewall_health() - our own table: critical while it is not in force
+ * (pending, failed, unsupported); component "firewall".
  */
-int firewall_foreign_health(const struct firewall *fw, json_t *reasons);
+void firewall_health(const struct fw_report *r, struct health_report *out);
+/*
+ * firewall_foreign_health() - the other firewalls (the hub): degraded, with
+ * a reason and the fix per chain that drops wg0-to-wg0 traffic.
+ */
+void firewall_foreign_health(const struct fw_report *r, struct health_report *out);
 
 #endif

@@ -22,6 +22,7 @@
 
 #include "conf/conf.h"
 #include "lib/common.h"
+#include "lib/health.h"
 
 /* ---- the device model both backends read and write -------------------- */
 
@@ -163,6 +164,11 @@ void overlay_on_change(struct overlay *ov, void (*fn)(void *data, enum tunnel_st
 /* overlay_status() - the status from the last poll. */
 const struct overlay_status *overlay_status(const struct overlay *ov);
 const char *tunnel_state_name(enum tunnel_state st);
+/*
+ * overlay_health() - the tunnel's part of the node's health: down critical,
+ * connecting/stale degraded, an MTU above the path's degraded; component "tunnel".
+ */
+void overlay_health(const struct overlay_status *ov, struct health_report *out);
 
 /* The child condition that gates Postgres: the hub handshake is fresh. */
 #define OVERLAY_CONDITION_FRESH "tunnel-fresh"

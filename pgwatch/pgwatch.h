@@ -19,6 +19,7 @@
 
 #include "conf/conf.h"
 #include "lib/common.h"
+#include "lib/health.h"
 
 enum pg_state {
 	PG_STATE_NONE,               /* this node runs no Postgres */
@@ -66,7 +67,7 @@ void pgwatch_firewall(struct pgwatch *pw, bool applied, const char *why);
  * @why: on refusal, why (static text).
  *
  * Returns once the stop is under way; the rest follows on the loop and
- * shows in pgwatch_json() (state, clone progress).
+ * shows in pgwatch_report() (state, clone progress).
  * Return: 0; -ENOTSUP on a primary or a node without Postgres; -EAGAIN
  * before Postgres was first started; -EBUSY while a bootstrap or reinit
  * runs; -EXDEV when the data directory is a mount point (it cannot be
@@ -77,32 +78,134 @@ int pgwatch_reinit(struct pgwatch *pw, char *aside, size_t size, const char **wh
 enum pg_state pgwatch_state(const struct pgwatch *pw);
 const char *pg_state_name(enum pg_state st);
 
-/**
- * pgwatch_json() - this node's Postgres and replication view.
- * @pw: the watcher.
+/* ---- the typed report ------------------------------------------------------------
  *
- * Return: a new object: {state, reason, role, listen{...}, observed_at,
- * probe{...} (raw figures from the last good probe, with their age),
- * replication{...} (one entry per configured spoke, "absent" when a replica
- * is not connected)}. The caller owns it.
+ * What pgwatch knows, as plain C for the supervisor's snapshot: figures
+ * Postgres did not report (or that mean nothing in the current state) are
+ * NAN, "unknown", never 0; tri-state flags are PG_TRI_*. Strings and arrays
+ * borrow from the watcher and the conf: a report lives for one loop turn
+ * (build, render, clear), never across a reload or a probe.
  */
-json_t *pgwatch_json(const struct pgwatch *pw);
 
-/* pgwatch_health() - 0 ok, 1 degraded, 2 critical; appends reasons. */
-int pgwatch_health(const struct pgwatch *pw, json_t *reasons);
+enum pg_tri { PG_TRI_NULL = -1, PG_TRI_FALSE = 0, PG_TRI_TRUE = 1 };
 
+/* A clone (pg_basebackup) in progress: ours, or a downstream's seen from the primary. */
+struct pg_clone {
+	bool active;
+	const char *phase;     /* pg_stat_progress_basebackup.phase; NULL for ours (from -P lines) */
+	double done_bytes;     /* NAN: unknown */
+	double total_bytes;    /* NAN: not estimated */
+	double elapsed_s;
+	double eta_s;          /* NAN: no rate yet */
+};
+
+/* pg_stat_wal_receiver, as this replica sees its upstream. */
+struct pg_receiver {
+	const char *status, *sender_host, *slot_name, *latest_end_lsn;
+	double sender_port, received_tli, since_last_msg_s, lag_bytes;
+};
+
+/* A physical replication slot on this node. */
+struct pg_slot {
+	const char *slot_name, *wal_status;
+	enum pg_tri active;
+	double safe_wal_size, retained_bytes;
+};
+
+/* pg_stat_archiver (archive_mode on). */
+struct pg_archiver {
+	double archived_count, failed_count, last_archived_at, last_failed_at;
+	const char *last_failed_wal;
+	bool failing;          /* the last failure is newer than the last success */
+};
+
+/* Whose eyes a replication row is seen through. */
+enum pg_member_view {
+	PG_MEMBER_UNSEEN,      /* another spoke this node does not stream to: link unknown here */
+	PG_MEMBER_DOWNSTREAM,  /* a replica of this primary: its walsender (or its absence) */
+	PG_MEMBER_SELF,        /* this node, not (yet) probed as a replica */
+	PG_MEMBER_SELF_REPLICA,/* this node as a replica: its WAL receiver */
+};
+
+/* One configured spoke's replication row. */
+struct pg_member {
+	const struct conf_node *node;
+	const char *upstream;  /* its upstream's name, NULL for the primary */
+	bool self;
+	enum pg_member_view view;
+	const char *link;      /* "streaming", "absent", "cloning", "not_streaming", ...; NULL: unknown here */
+	char slot[64];         /* its slot's name (downstream, self replica) */
+	const struct pg_slot *slot_row;  /* downstream: that slot on this node, or NULL */
+	bool connected;        /* downstream: a walsender row exists */
+	const char *sync_state;
+	double send_lag_bytes, flush_lag_bytes, replay_lag_bytes, replay_lag_s, last_msg_age_s;
+	bool idle;             /* streaming and caught up: Postgres' NULL lag read as 0 */
+	const char *sender;    /* self replica: the upstream host it streams from */
+	struct pg_clone clone;
+	enum pg_state pg_state;/* self only */
+	double timeline;       /* self only */
+};
+
+struct pg_report {
+	enum pg_state state;
+	const char *reason;                  /* "" when none */
+	const struct conf_node *self;
+	enum conf_pg_role role;              /* in the cluster file */
+	char listen[32];                     /* "IP:PORT" configured */
+	const char *const *bound;            /* addresses Postgres listens on; NULL: not read yet */
+	size_t n_bound;
+	bool probed;                         /* a probe answered at least once */
+	int64_t observed_at_ms;              /* wall clock of the last good probe */
+	double observed_age_s;
+	const char *sysid, *flush_lsn, *receive_lsn, *replay_lsn;
+	double version, timeline, replay_delay_s;
+	enum pg_tri in_recovery, replay_paused;
+	bool has_receiver;
+	struct pg_receiver receiver;
+	struct pg_slot *slots;               /* owned by the report */
+	size_t n_slots;
+	bool has_archiver;
+	struct pg_archiver archiver;
+	const char *probe_error;             /* NULL when the last probe answered */
+	struct pg_clone clone;               /* this node's own clone */
+	unsigned bootstraps_redone;
+	struct pg_member *members;           /* owned; one per configured spoke */
+	size_t n_members;
+	/* what health needs beyond the figures */
+	uint64_t paused_for_ms, rx_down_for_ms; /* as a replica: replay paused / receiver down so long */
+	bool wal_gone;                       /* the upstream said our WAL is gone, within a minute */
+	bool tunnel_fresh_now;
+};
+
+/**
+ * pgwatch_report() - this node's Postgres and replication, typed.
+ * @pw: the watcher.
+ * @out: filled; free its arrays with pg_report_clear() in the same loop turn.
+ */
+void pgwatch_report(const struct pgwatch *pw, struct pg_report *out);
+/* pg_report_clear() - free what pgwatch_report() allocated. */
+void pg_report_clear(struct pg_report *r);
+/* pg_observed_role() - "primary"/"replica" as probed; NULL before a probe. */
+const char *pg_observed_role(const struct pg_report *r);
+/**
+ * pgwatch_health() - judge a report: state, listen addresses, each
+ * replication row, slots, archiving, the role against the file.
+ * @r: the report.
+ * @conf: the configuration it was made with (max_replica_lag, names).
+ * @out: findings are added here (component "postgres" or "replication").
+ */
+void pgwatch_health(const struct pg_report *r, const struct conf *conf, struct health_report *out);
 /**
  * pg_clone_text() - a clone's progress for people: "41% (190.0 MiB of
  * 455.0 MiB, ~12s left)", "190.0 MiB so far", or its phase while nothing
  * was streamed yet.
- * @clone: a "clone" object of pgwatch_json() (phase, done_bytes, total_bytes, eta_s).
+ * @clone: the progress.
  * @buf: output.
  * @size: its size.
  *
  * Return: @buf.
  */
-const char *pg_clone_text(const json_t *clone, char *buf, size_t size);
-
+const char *pg_clone_text(const struct pg_clone *clone, char *buf, size_t size);
 /* Pure helpers (pgwatch/files.c), unit-tested. */
 /* pg_hba_text() - the generated pg_hba for this node. Caller frees. */
 char *pg_hba_text(const struct conf *conf, const char *local_extra);

@@ -9,6 +9,7 @@
 #include "supervisor/daemon.h"
 
 #include <errno.h>
+#include <math.h>
 #include <getopt.h>
 #include <string.h>
 #include <time.h>
@@ -63,7 +64,7 @@ static void print_status(json_t *reply)
 
 		printf("tunnel %s (%lld/%lld peers fresh)\n",
 		       json_string_value(json_object_get(t, "state")),
-		       (long long)json_integer_value(json_object_get(t, "fresh_peers")),
+		       (long long)json_integer_value(json_object_get(t, "fresh_peer_count")),
 		       (long long)json_integer_value(json_object_get(t, "peer_count")));
 	}
 	if (!json_array_size(children)) {
@@ -134,7 +135,7 @@ static void print_tunnel(json_t *reply)
 	       json_string_value(json_object_get(t, "interface")),
 	       json_string_value(json_object_get(t, "backend")),
 	       json_string_value(json_object_get(t, "state")),
-	       (long long)json_integer_value(json_object_get(t, "fresh_peers")),
+	       (long long)json_integer_value(json_object_get(t, "fresh_peer_count")),
 	       (long long)json_integer_value(json_object_get(t, "peer_count")),
 	       (long long)json_integer_value(json_object_get(t, "repairs")),
 	       (long long)json_integer_value(json_object_get(t, "rearms")));
@@ -253,15 +254,30 @@ static const char *str_or(json_t *v, const char *dflt)
 	return json_is_string(v) ? json_string_value(v) : dflt;
 }
 
+static double num_or_nan(const json_t *o, const char *k)
+{
+	const json_t *v = json_object_get(o, k);
+
+	return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* A reply's "clone" object as pgwatch's progress, told as pgwatch tells it. */
+static const char *clone_text(const json_t *clone, char *buf, size_t size)
+{
+	struct pg_clone c = { .active = true, .phase = json_string_value(json_object_get(clone, "phase")),
+			      .done_bytes = num_or_nan(clone, "done_bytes"),
+			      .total_bytes = num_or_nan(clone, "total_bytes"),
+			      .elapsed_s = num_or_nan(clone, "elapsed_s"), .eta_s = num_or_nan(clone, "eta_s") };
+
+	return pg_clone_text(&c, buf, size);
+}
+
 static void print_replication(json_t *reply)
 {
-	json_t *pg = json_object_get(reply, "postgres"), *rows = json_object_get(pg, "replication"), *r;
-	const char *primary = "?";
+	json_t *pg = json_object_get(reply, "postgres"), *repl = json_object_get(reply, "replication");
+	json_t *rows = json_object_get(repl, "members"), *r;
+	const char *primary = str_or(json_object_get(repl, "primary"), "?");
 	size_t i;
-
-	json_array_foreach(rows, i, r)
-		if (!strcmp(str_or(json_object_get(r, "role"), ""), "primary"))
-			primary = str_or(json_object_get(r, "name"), "?");
 	{
 		char tl[16] = "?", age[32] = "never";
 		json_t *t = json_object_get(pg, "timeline");
@@ -292,7 +308,7 @@ static void print_replication(json_t *reply)
 			snprintf(slot, sizeof(slot), "%s (%s)", json_string_value(v),
 				 str_or(json_object_get(r, "slot_wal_status"), "-"));
 		if (json_is_object(v = json_object_get(r, "clone")))
-			pg_clone_text(v, lag, sizeof(lag)); /* the DBA's question while cloning */
+			clone_text(v, lag, sizeof(lag)); /* the DBA's question while cloning */
 		else if (json_object_get(r, "replay_lag_bytes"))
 			snprintf(lag, sizeof(lag), "%s, %s%s",
 				 fmt_bytes_json(json_object_get(r, "replay_lag_bytes"), b1, sizeof(b1)),
@@ -415,14 +431,14 @@ static int follow_reinit(const char *path)
 			return HEALTH_UNKNOWN;
 		}
 		pg = json_object_get(reply, "postgres");
-		json_array_foreach(json_object_get(pg, "replication"), i, row)
+		json_array_foreach(json_object_get(json_object_get(reply, "replication"), "members"), i, row)
 			if (json_is_true(json_object_get(row, "self")))
 				self = row;
 		state = str_or(json_object_get(pg, "state"), "?");
 		link = str_or(json_object_get(self, "link"), "-");
 		if (json_is_object(json_object_get(self, "clone")))
 			snprintf(line, sizeof(line), "cloning %s",
-				 pg_clone_text(json_object_get(self, "clone"), progress, sizeof(progress)));
+				 clone_text(json_object_get(self, "clone"), progress, sizeof(progress)));
 		else
 			snprintf(line, sizeof(line), "postgres %s%s%s, link %s", state,
 				 json_is_string(json_object_get(pg, "reason")) ? ": " : "",

@@ -5,8 +5,7 @@
  * it judges health, "health" (ok/degraded/critical/unknown), which
  * `supervisor ctl` turns into its exit status.
  */
-#include "supervisor/daemon.h"
-#include "overlay/overlay.h"
+#include "supervisor/snapshot.h"
 
 #include <errno.h>
 #include <string.h>
@@ -16,99 +15,52 @@
 
 typedef void ctl_handler_fn(struct daemon *d, const char *args, json_t *reply);
 
-static json_t *tunnel_json(const struct overlay_status *ov);
-
-static json_t *exit_json(int st)
+/* A judged reply: @parts' level as "health" (ctl's exit status) and their reasons. */
+static void judged(json_t *reply, const struct node_snapshot *s, unsigned parts)
 {
-	if (st < 0)
-		return json_null();
-	if (WIFEXITED(st))
-		return json_pack("{s:i}", "code", WEXITSTATUS(st));
-	if (WIFSIGNALED(st))
-		return json_pack("{s:i, s:s}", "signal", WTERMSIG(st), "signal_name",
-				 signal_name(WTERMSIG(st)));
-	return json_null();
-}
+	json_t *reasons = json_array();
+	enum health h = snapshot_health(s, parts, reasons);
 
-static void worse(enum health *h, enum health x)
-{
-	if (x > *h)
-		*h = x;
+	json_object_set_new(reply, "reasons", reasons);
+	json_object_set_new(reply, "health", json_string(health_name(h)));
 }
 
 static void ctl_status(struct daemon *d, const char *args, json_t *reply)
 {
-	const struct conf_node *me = conf_self(d->conf);
-	struct child_status st[256];
-	size_t n = child_set_status(d->children, st, ARRAY_SIZE(st));
-	uint64_t now = now_ms();
-	json_t *children = json_array(), *reasons = json_array();
-	enum health h = daemon_health(d, reasons);
+	struct node_snapshot s;
 
 	(void)args;
-	for (size_t i = 0; i < n; i++) {
-		/* a child that is not running has no pid: null, not 0 */
-		json_t *c = json_pack("{s:s, s:s, s:o, s:i, s:o, s:I, s:b, s:s?}",
-				      "name", st[i].name, "state", child_state_name(st[i].state),
-				      "pid", st[i].pid > 0 ? json_integer(st[i].pid) : json_null(),
-				      "restarts", (int)st[i].restarts,
-				      "last_exit", exit_json(st[i].last_status),
-				      "state_for_s", (json_int_t)((now - st[i].state_since_ms) / 1000),
-				      "required", st[i].required, "last_error", st[i].last_error);
-
-		if (st[i].state == CHILD_STATE_BACKOFF)
-			json_object_set_new(c, "restart_in_s",
-					    json_integer((json_int_t)((st[i].next_start_ms - now + 999) / 1000)));
-		json_array_append_new(children, c);
-	}
-	json_object_set_new(reply, "node", json_string(me->name));
-	json_object_set_new(reply, "role", json_string(me->kind == CONF_NODE_HUB ? "hub" : "spoke"));
+	snapshot_take(d, &s);
+	json_object_set_new(reply, "node", json_string(s.self->name));
+	json_object_set_new(reply, "role", json_string(s.hub ? "hub" : "spoke"));
 	json_object_set_new(reply, "version", json_string(SUPERVISOR_VERSION));
-	json_object_set_new(reply, "pid", json_integer(getpid()));
-	json_object_set_new(reply, "pid1", json_boolean(d->pid1));
-	json_object_set_new(reply, "uptime_s", json_integer((json_int_t)((now - d->started_ms) / 1000)));
+	json_object_set_new(reply, "pid", json_integer(s.pid));
+	json_object_set_new(reply, "pid1", json_boolean(s.pid1));
+	json_object_set_new(reply, "uptime_s", json_integer((json_int_t)s.uptime_s));
 	json_object_set_new(reply, "config", json_pack("{s:s, s:I, s:i, s:s?}",
-		"path", d->conf_path, "loaded_at", (json_int_t)(d->conf_loaded_ms / 1000),
-		"reloads", (int)d->reloads, "last_reload_error", d->last_reload_error));
-	json_object_set_new(reply, "tunnel", tunnel_json(overlay_status(d->overlay)));
-	json_object_set_new(reply, "postgres", pgwatch_json(d->pgwatch));
-	json_object_set_new(reply, "firewall", firewall_json(d->firewall));
-	json_object_set_new(reply, "children", children);
-	json_object_set_new(reply, "overall", json_string(health_name(h)));
-	json_object_set_new(reply, "reasons", reasons);
-	json_object_set_new(reply, "health", json_string(health_name(h)));
-}
-
-static json_t *tunnel_json(const struct overlay_status *ov)
-{
-	json_t *peers = tunnel_peers_json(ov);
-
-	return json_pack("{s:s, s:s, s:s, s:b, s:i, s:i, s:o, s:I, s:I, s:s?, s:o, s:o, s:o}",
-		"state", tunnel_state_name(ov->state), "interface", ov->interface,
-		"backend", ov->backend, "link_up", ov->link_up, "peer_count", (int)ov->n_peers,
-		"fresh_peers", (int)ov->n_fresh,
-		/* null while a peer never handshook, and with no peer judged yet (down from the start) */
-		"max_handshake_age_s", ov->n_peers && ov->max_age_s >= 0 ? json_integer(ov->max_age_s) :
-				       json_null(),
-		"repairs", (json_int_t)ov->repairs, "rearms", (json_int_t)ov->rearms,
-		"last_error", ov->last_error[0] ? ov->last_error : NULL, "hub_endpoint", hub_endpoint_json(ov),
-		"mtu", mtu_json(ov),
-		"peers", peers);
+		"path", s.conf_path, "loaded_at", (json_int_t)s.conf_loaded_at,
+		"reloads", (int)s.reloads, "last_reload_error", s.last_reload_error));
+	json_object_set_new(reply, "tunnel", render_tunnel(&s));
+	json_object_set_new(reply, "postgres", render_postgres(&s));
+	json_object_set_new(reply, "replication", render_replication(&s));
+	json_object_set_new(reply, "firewall", render_firewall(&s, true));
+	json_object_set_new(reply, "children", render_children(&s));
+	json_object_set_new(reply, "overall", json_string(health_name(snapshot_health(&s, SNAP_ALL, NULL))));
+	judged(reply, &s, SNAP_ALL);
+	snapshot_clear(&s);
 }
 
 static void ctl_tunnel(struct daemon *d, const char *args, json_t *reply)
 {
-	const struct overlay_status *ov = overlay_status(d->overlay);
-	json_t *reasons = json_array();
-	enum health h = tunnel_health(ov, reasons);
+	struct node_snapshot s;
 
 	(void)args;
+	snapshot_take(d, &s);
+	json_object_set_new(reply, "node", json_string(s.self->name));
+	json_object_set_new(reply, "tunnel", render_tunnel(&s));
 	/* On the hub, fresh tunnels carry nothing while another firewall drops wg0 to wg0. */
-	worse(&h, (enum health)firewall_foreign_health(d->firewall, reasons));
-	json_object_set_new(reply, "node", json_string(conf_self(d->conf)->name));
-	json_object_set_new(reply, "tunnel", tunnel_json(ov));
-	json_object_set_new(reply, "reasons", reasons);
-	json_object_set_new(reply, "health", json_string(health_name(h)));
+	judged(reply, &s, SNAP_BIT(SNAP_TUNNEL) | SNAP_BIT(SNAP_FIREWALL_FOREIGN));
+	snapshot_clear(&s);
 }
 
 /*
@@ -118,41 +70,31 @@ static void ctl_tunnel(struct daemon *d, const char *args, json_t *reply)
  */
 static void ctl_replication(struct daemon *d, const char *args, json_t *reply)
 {
-	const struct overlay_status *ov = overlay_status(d->overlay);
-	json_t *pg = pgwatch_json(d->pgwatch), *row, *reasons = json_array();
-	enum health h = tunnel_health(ov, reasons);
-	size_t i;
+	unsigned parts = SNAP_BIT(SNAP_TUNNEL) | SNAP_BIT(SNAP_POSTGRES);
+	struct node_snapshot s;
 
 	(void)args;
-	worse(&h, (enum health)pgwatch_health(d->pgwatch, reasons));
-	json_array_foreach(json_object_get(pg, "replication"), i, row) {
-		/* A spoke knows its own tunnel: the handshake with the hub. */
-		if (json_is_true(json_object_get(row, "self")) && ov->n_peers) {
-			json_object_set_new(row, "tunnel", json_string(tunnel_state_name(ov->state)));
-			json_object_set_new(row, "handshake_age_s", ov->peers[0].age_s >= 0 ?
-					    json_integer(ov->peers[0].age_s) : json_null());
-		}
-	}
-	json_object_set_new(reply, "node", json_string(conf_self(d->conf)->name));
-	json_object_set_new(reply, "postgres", pg);
-	json_object_set_new(reply, "overall", json_string(health_name(h)));
-	json_object_set_new(reply, "reasons", reasons);
-	json_object_set_new(reply, "health", json_string(health_name(h)));
+	snapshot_take(d, &s);
+	json_object_set_new(reply, "node", json_string(s.self->name));
+	json_object_set_new(reply, "postgres", render_postgres(&s));
+	json_object_set_new(reply, "replication", render_replication(&s));
+	json_object_set_new(reply, "overall", json_string(health_name(snapshot_health(&s, parts, NULL))));
+	judged(reply, &s, parts);
+	snapshot_clear(&s);
 }
 
 /* The firewall, read back from the kernel now: drift is repaired before answering. */
 static void ctl_firewall(struct daemon *d, const char *args, json_t *reply)
 {
-	json_t *reasons = json_array();
-	enum health h;
+	struct node_snapshot s;
 
 	(void)args;
 	firewall_refresh(d->firewall);
-	h = (enum health)firewall_health(d->firewall, reasons);
-	json_object_set_new(reply, "node", json_string(conf_self(d->conf)->name));
-	json_object_set_new(reply, "firewall", firewall_json(d->firewall));
-	json_object_set_new(reply, "reasons", reasons);
-	json_object_set_new(reply, "health", json_string(health_name(h)));
+	snapshot_take(d, &s);
+	json_object_set_new(reply, "node", json_string(s.self->name));
+	json_object_set_new(reply, "firewall", render_firewall(&s, true));
+	judged(reply, &s, SNAP_BIT(SNAP_FIREWALL) | SNAP_BIT(SNAP_FIREWALL_FOREIGN));
+	snapshot_clear(&s);
 }
 
 static void ctl_reload(struct daemon *d, const char *args, json_t *reply)
@@ -172,16 +114,27 @@ static void ctl_reload(struct daemon *d, const char *args, json_t *reply)
 	json_object_set_new(reply, "health", json_string("critical"));
 }
 
+/* The report's summary, and the catalog's listing beside it. */
+static json_t *backup_listing(struct daemon *d, const struct node_snapshot *s)
+{
+	json_t *o = render_backup(s), *list = backup_catalog_json(d->backup);
+
+	if (json_is_object(o) && json_is_object(list))
+		json_object_update(o, list);
+	json_decref(list);
+	return o;
+}
+
 static void ctl_backups(struct daemon *d, const char *args, json_t *reply)
 {
-	json_t *reasons = json_array();
-	int h = backup_health(d->backup, reasons);
+	struct node_snapshot s;
 
 	(void)args;
-	json_object_set_new(reply, "node", json_string(conf_self(d->conf)->name));
-	json_object_set_new(reply, "backup", backup_list_json(d->backup));
-	json_object_set_new(reply, "reasons", reasons);
-	json_object_set_new(reply, "health", json_string(health_name((enum health)h)));
+	snapshot_take(d, &s);
+	json_object_set_new(reply, "node", json_string(s.self->name));
+	json_object_set_new(reply, "backup", s.hub ? json_null() : backup_listing(d, &s));
+	judged(reply, &s, SNAP_BIT(SNAP_BACKUP));
+	snapshot_clear(&s);
 }
 
 /* A request refused with -errno @r: busy is degraded, anything else critical. */
@@ -194,6 +147,7 @@ static void refused(json_t *reply, int r, const char *why)
 
 static void ctl_backup_now(struct daemon *d, const char *args, json_t *reply)
 {
+	struct node_snapshot s;
 	const char *why = NULL;
 	int r = backup_now(d->backup, &why);
 
@@ -202,9 +156,11 @@ static void ctl_backup_now(struct daemon *d, const char *args, json_t *reply)
 		refused(reply, r, why);
 		return;
 	}
+	snapshot_take(d, &s);
 	json_object_set_new(reply, "started", json_true());
-	json_object_set_new(reply, "backup", backup_json(d->backup));
+	json_object_set_new(reply, "backup", render_backup(&s));
 	json_object_set_new(reply, "health", json_string("ok"));
+	snapshot_clear(&s);
 }
 
 /* Re-clone this replica; the client follows the progress with `replication`. */

@@ -83,19 +83,4 @@ struct http *http_close(struct http *h);
 bool http_parse_lag_limit(const char *s, uint64_t *out);
 
 
-/* tunnel_health() - the tunnel's part of a node's health; appends reasons. */
-enum health tunnel_health(const struct overlay_status *ov, json_t *reasons);
-/* tunnel_peers_json() - one row per peer, for ctl tunnel and /status alike. */
-json_t *tunnel_peers_json(const struct overlay_status *ov);
-/* mtu_json() - {value, auto, path}: the interface's MTU, whether from the path, the path's. */
-json_t *mtu_json(const struct overlay_status *ov);
-/* hub_endpoint_json() - a spoke's hub endpoint {host, address, resolved_at, error}; null on the hub. */
-json_t *hub_endpoint_json(const struct overlay_status *ov);
-/* daemon_health() - the node's health, for ctl status and /status alike. */
-enum health daemon_health(struct daemon *d, json_t *reasons);
-/* status_document() - the public /status JSON (no secrets). Caller owns it. */
-json_t *status_document(struct daemon *d);
-/* metrics_text() - Prometheus text for @doc (from status_document). Caller frees. */
-char *metrics_text(struct daemon *d, const json_t *doc);
-
 #endif

@@ -16,7 +16,9 @@
  * (256, of which 64 per client address) and time (10 s idle), and the
  * parser is libmicrohttpd's in strict mode.
  */
-#include "supervisor/daemon.h"
+#include "supervisor/snapshot.h"
+
+#include <math.h>
 
 #include <errno.h>
 #include <netdb.h>
@@ -85,64 +87,17 @@ static void drop(struct MHD_Response *r)
 
 /* ---- readiness for load balancers ------------------------------------------------- */
 
-static const json_t *self_row(const json_t *doc)
-{
-	const json_t *m;
-	size_t i;
-
-	json_array_foreach(json_object_get(json_object_get(doc, "replication"), "members"), i, m)
-		if (json_is_true(json_object_get(m, "self")))
-			return m;
-	return NULL;
-}
-
-/* Ready as @role: that role in the file and in Postgres, running, tunnel fresh. */
-static bool ready_as(const json_t *doc, const char *role, json_t *why)
-{
-	const json_t *pg = json_object_get(doc, "postgres"), *row = self_row(doc);
-	const char *want = json_string_value(json_object_get(pg, "role"));
-	const char *seen = json_string_value(json_object_get(pg, "observed_role"));
-	const char *state = json_string_value(json_object_get(pg, "state"));
-	const char *tunnel = json_string_value(json_object_get(json_object_get(doc, "tunnel"), "state"));
-	bool ok = true;
-
-	if (!want || strcmp(want, role) != 0) {
-		json_array_append_new(why, json_pack("s+", "not a ", role));
-		return false;
-	}
-	if (!state || strcmp(state, "running") != 0) {
-		json_array_append_new(why, json_pack("s+", "postgres is ", state ? state : "unknown"));
-		ok = false;
-	} else if (!seen || strcmp(seen, role) != 0) {
-		json_array_append_new(why, json_pack("s+", "postgres runs as ", seen ? seen : "unknown"));
-		ok = false;
-	}
-	if (!tunnel || strcmp(tunnel, "fresh") != 0) {
-		json_array_append_new(why, json_pack("s+", "tunnel is ", tunnel ? tunnel : "unknown"));
-		ok = false;
-	}
-	if (ok && strcmp(role, "replica") == 0) {
-		const char *link = json_string_value(json_object_get(row, "link"));
-
-		if (!link || strcmp(link, "streaming") != 0) {
-			json_array_append_new(why, json_pack("s+", "replication link is ", link ? link : "unknown"));
-			ok = false;
-		}
-	}
-	return ok;
-}
-
-static struct MHD_Response *ready_response(const json_t *doc, const char *role, unsigned *code,
-					   bool *ready)
+static struct MHD_Response *ready_response(const struct node_snapshot *s, enum conf_pg_role role,
+					   unsigned *code, bool *ready)
 {
 	json_t *why = json_array();
-	bool ok = ready_as(doc, role, why);
+	bool ok = snapshot_ready(s, role, why);
 
 	*code = ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
 	if (ready)
 		*ready = ok;
-	return json_response(json_pack("{s:s, s:s, s:b, s:o}", "node", json_string_value(json_object_get(doc, "node")),
-				       "role", role, "ready", ok, "reasons", why));
+	return json_response(json_pack("{s:s, s:s, s:b, s:o}", "node", s->self->name,
+				       "role", conf_pg_role_name(role), "ready", ok, "reasons", why));
 }
 
 /**
@@ -170,30 +125,29 @@ bool http_parse_lag_limit(const char *s, uint64_t *out)
 
 /* ---- the snapshot ------------------------------------------------------------------ */
 
-/* Render everything now; swap it in under the lock; drop the old outside it. */
+/* Take a snapshot, render everything from it, swap it in under the lock; drop the old outside it. */
 static void refresh(struct http *h)
 {
-	json_t *doc = status_document(h->d), *health;
-	const json_t *row;
+	struct node_snapshot snap;
 	struct MHD_Response *metrics, *healthz, *primary, *replica, *status;
 	unsigned healthz_code, primary_code, replica_code;
+	const struct pg_member *self;
+	json_t *reasons = json_array();
+	enum health overall;
 	bool replica_ready;
 	int64_t lag;
 
-	metrics = response(metrics_text(h->d, doc), "text/plain; version=0.0.4; charset=utf-8");
-	health = json_pack("{s:O, s:O}", "overall", json_object_get(doc, "overall"), "reasons",
-			   json_object_get(doc, "reasons"));
-	healthz_code = strcmp(json_string_value(json_object_get(doc, "overall")), "ok") == 0 ?
-		       MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
-	healthz = json_response(health);
-	primary = ready_response(doc, "primary", &primary_code, NULL);
-	replica = ready_response(doc, "replica", &replica_code, &replica_ready);
-	row = self_row(doc);
-	lag = json_is_integer(json_object_get(row, "replay_lag_bytes")) ?
-	      json_integer_value(json_object_get(row, "replay_lag_bytes")) :
-	      json_is_real(json_object_get(row, "replay_lag_bytes")) ?
-	      (int64_t)json_real_value(json_object_get(row, "replay_lag_bytes")) : -1;
-	status = json_response(doc);
+	snapshot_take(h->d, &snap);
+	overall = snapshot_health(&snap, SNAP_ALL, reasons);
+	metrics = response(metrics_text(&snap), "text/plain; version=0.0.4; charset=utf-8");
+	healthz_code = overall == HEALTH_OK ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+	healthz = json_response(json_pack("{s:s, s:o}", "overall", health_name(overall), "reasons", reasons));
+	primary = ready_response(&snap, CONF_PG_PRIMARY, &primary_code, NULL);
+	replica = ready_response(&snap, CONF_PG_REPLICA, &replica_code, &replica_ready);
+	self = snapshot_self_member(&snap);
+	lag = self && !isnan(self->replay_lag_bytes) ? (int64_t)self->replay_lag_bytes : -1;
+	status = json_response(status_document(&snap));
+	snapshot_clear(&snap);
 
 	pthread_mutex_lock(&h->lock);
 	swap(&h->metrics, &metrics);

@@ -7,7 +7,9 @@
  * so existing dashboards work; everything else is supervisor_*. A figure
  * that is unknown is left out, never reported as 0.
  */
-#include "supervisor/daemon.h"
+#include "supervisor/snapshot.h"
+
+#include <math.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -40,17 +42,18 @@ static void label(FILE *f, const char *k, const char *v)
 	fputc('"', f);
 }
 
-/* One sample; @labels are name/value pairs ending in NULL. Skips JSON null. */
-static void sample(struct out *o, const char *name, json_t *value, ...)
+/*
+ * One sample; @labels are name/value pairs ending in NULL. An unknown
+ * figure (NAN) has no sample: absent, never 0.
+ */
+static void sample(struct out *o, const char *name, double value, ...)
 {
 	va_list ap;
 	const char *k;
 	bool first = true;
 
-	if (!json_is_number(value) && !json_is_boolean(value)) {
-		json_decref(value);
+	if (isnan(value))
 		return;
-	}
 	fputs(name, o->f);
 	va_start(ap, value);
 	while ((k = va_arg(ap, const char *))) {
@@ -63,237 +66,227 @@ static void sample(struct out *o, const char *name, json_t *value, ...)
 	va_end(ap);
 	if (!first)
 		fputc('}', o->f);
-	if (json_is_boolean(value))
-		fprintf(o->f, " %d\n", json_is_true(value));
-	else if (json_is_integer(value))
-		fprintf(o->f, " %lld\n", (long long)json_integer_value(value));
+	if (value == floor(value) && fabs(value) < 9007199254740992.0)
+		fprintf(o->f, " %lld\n", (long long)value);
 	else
-		fprintf(o->f, " %.6g\n", json_real_value(value));
-	json_decref(value);
+		fprintf(o->f, " %.6g\n", value);
 }
 
-static json_t *num(double v)
+static double flag(bool b)
 {
-	return json_real(v);
+	return b ? 1 : 0;
 }
 
-static json_t *get(const json_t *o, const char *k)
+/* The public key of the peer named @name, from the cluster file. */
+static const char *peer_key(const struct node_snapshot *s, const char *name)
 {
-	json_t *v = json_object_get(o, k);
-
-	return v ? json_incref(v) : NULL;
+	for (size_t k = 0; k < s->conf->n_nodes; k++)
+		if (strcmp(s->conf->nodes[k].name, name) == 0)
+			return s->conf->nodes[k].public_key_b64;
+	return "";
 }
 
-static const char *str(const json_t *o, const char *k)
+static void tunnel_metrics(struct out *o, const struct node_snapshot *s)
 {
-	const char *s = json_string_value(json_object_get(o, k));
-
-	return s ? s : "";
-}
-
-static void tunnel_metrics(struct out *o, struct daemon *d, const json_t *doc)
-{
-	const char *iface = d->conf->cluster.interface;
-	json_t *peers = json_object_get(json_object_get(doc, "tunnel"), "peers"), *p;
+	const char *iface = s->conf->cluster.interface;
+	const struct overlay_status *ov = s->tunnel;
 	size_t i;
 
-	json_array_foreach(peers, i, p) {
-		const struct conf *c = d->conf;
-		const char *name = str(p, "name");
-		/* the rows' order: the hub's row i is node i + 1, a spoke's only row the hub */
-		const struct conf_node *node = conf_self(c)->kind == CONF_NODE_HUB ?
-			(i + 1 < c->n_nodes ? &c->nodes[i + 1] : NULL) : conf_hub(c);
+	for (i = 0; i < ov->n_peers; i++) {
+		const struct overlay_peer_status *p = &ov->peers[i];
 
-		for (size_t k = 0; (!node || strcmp(node->name, name) != 0) && k < c->n_nodes; k++)
-			node = &c->nodes[k];
 		/*
 		 * The exporters write 0 for a peer that never handshook; a 0 reads
 		 * as 1970 and hides "never" from alerts, so such a peer has no sample.
 		 */
 		family(o, "wireguard_latest_handshake_seconds", "gauge",
 		       "Unix time of the peer's last handshake; absent when there never was one.");
-		sample(o, "wireguard_latest_handshake_seconds", get(p, "last_handshake"),
-		       "interface", iface, "public_key", node && !strcmp(node->name, name) ? node->public_key_b64 : "",
-		       "peer", name, NULL);
+		sample(o, "wireguard_latest_handshake_seconds", p->last_handshake ? (double)p->last_handshake : NAN,
+		       "interface", iface, "public_key", peer_key(s, p->name), "peer", p->name, NULL);
 	}
-	json_array_foreach(peers, i, p) {
+	for (i = 0; i < ov->n_peers; i++) {
 		family(o, "supervisor_wireguard_handshake_age_seconds", "gauge",
 		       "Seconds since the peer's last handshake; absent when there never was one.");
-		sample(o, "supervisor_wireguard_handshake_age_seconds", get(p, "handshake_age_s"),
-		       "interface", iface, "peer", str(p, "name"), NULL);
+		sample(o, "supervisor_wireguard_handshake_age_seconds",
+		       ov->peers[i].age_s >= 0 ? (double)ov->peers[i].age_s : NAN,
+		       "interface", iface, "peer", ov->peers[i].name, NULL);
 	}
-	json_array_foreach(peers, i, p) {
+	for (i = 0; i < ov->n_peers; i++) {
 		family(o, "supervisor_wireguard_peer_fresh", "gauge",
 		       "1 when the peer's last handshake is at most cluster.fresh_handshake old.");
-		sample(o, "supervisor_wireguard_peer_fresh", get(p, "fresh"), "interface", iface, "peer",
-		       str(p, "name"), NULL);
+		sample(o, "supervisor_wireguard_peer_fresh", flag(ov->peers[i].state == TUNNEL_FRESH),
+		       "interface", iface, "peer", ov->peers[i].name, NULL);
 	}
-	json_array_foreach(peers, i, p) {
+	for (i = 0; i < ov->n_peers; i++) {
 		family(o, "wireguard_received_bytes_total", "counter", "Bytes received from the peer.");
-		sample(o, "wireguard_received_bytes_total", get(p, "rx_bytes"), "interface", iface,
-		       "peer", str(p, "name"), NULL);
+		sample(o, "wireguard_received_bytes_total", (double)ov->peers[i].rx_bytes, "interface", iface,
+		       "peer", ov->peers[i].name, NULL);
 	}
-	json_array_foreach(peers, i, p) {
+	for (i = 0; i < ov->n_peers; i++) {
 		family(o, "wireguard_sent_bytes_total", "counter", "Bytes sent to the peer.");
-		sample(o, "wireguard_sent_bytes_total", get(p, "tx_bytes"), "interface", iface, "peer",
-		       str(p, "name"), NULL);
+		sample(o, "wireguard_sent_bytes_total", (double)ov->peers[i].tx_bytes, "interface", iface,
+		       "peer", ov->peers[i].name, NULL);
 	}
 	family(o, "supervisor_tunnel_fresh", "gauge",
 	       "1 when this node's tunnel is fresh (spoke: its hub; hub: every spoke).");
-	sample(o, "supervisor_tunnel_fresh",
-	       json_boolean(strcmp(str(json_object_get(doc, "tunnel"), "state"), "fresh") == 0), NULL);
+	sample(o, "supervisor_tunnel_fresh", flag(ov->state == TUNNEL_FRESH), NULL);
 	family(o, "supervisor_tunnel_repairs_total", "counter", "Overlay pieces found missing and restored.");
-	sample(o, "supervisor_tunnel_repairs_total", get(json_object_get(doc, "tunnel"), "repairs"), NULL);
+	sample(o, "supervisor_tunnel_repairs_total", (double)ov->repairs, NULL);
 }
 
-static void postgres_metrics(struct out *o, const json_t *doc)
+static void postgres_metrics(struct out *o, const struct node_snapshot *s)
 {
-	const json_t *pg = json_object_get(doc, "postgres");
-	json_t *members = json_object_get(json_object_get(doc, "replication"), "members"), *m;
-	const char *state = str(pg, "state");
+	const struct pg_report *pg = &s->pg;
+	const char *seen = pg_observed_role(pg);
 	size_t i;
 
-	if (strcmp(state, "none") == 0)
+	if (pg->state == PG_STATE_NONE)
 		return;
 	family(o, "supervisor_postgres_up", "gauge", "1 when Postgres runs and answers probes.");
-	sample(o, "supervisor_postgres_up", json_boolean(strcmp(state, "running") == 0), NULL);
+	sample(o, "supervisor_postgres_up", flag(pg->state == PG_STATE_RUNNING), NULL);
 	family(o, "supervisor_postgres_info", "gauge", "Postgres state and roles, as labels.");
-	sample(o, "supervisor_postgres_info", json_integer(1), "state", state, "role", str(pg, "role"),
-	       "observed_role", str(pg, "observed_role"), NULL);
+	sample(o, "supervisor_postgres_info", 1, "state", pg_state_name(pg->state), "role",
+	       conf_pg_role_name(pg->role), "observed_role", seen ? seen : "", NULL);
 	family(o, "supervisor_postgres_timeline", "gauge", "Timeline of this node's Postgres.");
-	sample(o, "supervisor_postgres_timeline", get(pg, "timeline"), NULL);
-	json_array_foreach(members, i, m) {
+	sample(o, "supervisor_postgres_timeline", pg->probed ? pg->timeline : NAN, NULL);
+	for (i = 0; i < pg->n_members; i++) {
+		const struct pg_member *m = &pg->members[i];
+
 		family(o, "supervisor_replication_lag_bytes", "gauge",
 		       "Replay lag of a replica in bytes; absent when unknown.");
-		sample(o, "supervisor_replication_lag_bytes", get(m, "replay_lag_bytes"), "member",
-		       str(m, "name"), "link", str(m, "link"), NULL);
+		sample(o, "supervisor_replication_lag_bytes", m->replay_lag_bytes, "member", m->node->name,
+		       "link", m->link ? m->link : "", NULL);
 	}
-	json_array_foreach(members, i, m) {
+	for (i = 0; i < pg->n_members; i++) {
 		family(o, "supervisor_replication_lag_seconds", "gauge",
 		       "Replay lag of a replica in seconds; absent when unknown (never 0 for a broken link).");
-		sample(o, "supervisor_replication_lag_seconds", get(m, "replay_lag_s"), "member",
-		       str(m, "name"), NULL);
+		sample(o, "supervisor_replication_lag_seconds", pg->members[i].replay_lag_s, "member",
+		       pg->members[i].node->name, NULL);
 	}
-	json_array_foreach(members, i, m) {
+	for (i = 0; i < pg->n_members; i++) {
+		const struct pg_member *m = &pg->members[i];
+
 		family(o, "supervisor_replication_streaming", "gauge",
 		       "1 when the replica's link is streaming (rows this node can see).");
-		if (!json_is_null(json_object_get(m, "link")) && json_object_get(m, "link"))
-			sample(o, "supervisor_replication_streaming",
-			       json_boolean(strcmp(str(m, "link"), "streaming") == 0), "member", str(m, "name"), NULL);
+		if (m->link)
+			sample(o, "supervisor_replication_streaming", flag(strcmp(m->link, "streaming") == 0),
+			       "member", m->node->name, NULL);
 	}
-	json_array_foreach(members, i, m) {
+	for (i = 0; i < pg->n_members; i++) {
 		family(o, "supervisor_replication_clone_streamed_bytes", "gauge",
 		       "Bytes a replica's clone (pg_basebackup) has streamed so far; only while cloning.");
 		sample(o, "supervisor_replication_clone_streamed_bytes",
-		       get(json_object_get(m, "clone"), "done_bytes"), "member", str(m, "name"), NULL);
+		       pg->members[i].clone.active ? pg->members[i].clone.done_bytes : NAN,
+		       "member", pg->members[i].node->name, NULL);
 	}
-	json_array_foreach(members, i, m) {
+	for (i = 0; i < pg->n_members; i++) {
 		family(o, "supervisor_replication_clone_total_bytes", "gauge",
 		       "Estimated size of a replica's clone; only while cloning, when estimated.");
 		sample(o, "supervisor_replication_clone_total_bytes",
-		       get(json_object_get(m, "clone"), "total_bytes"), "member", str(m, "name"), NULL);
+		       pg->members[i].clone.active ? pg->members[i].clone.total_bytes : NAN,
+		       "member", pg->members[i].node->name, NULL);
 	}
 	family(o, "supervisor_postgres_bootstraps_redone_total", "counter",
 	       "Unfinished bootstraps (initdb, pg_basebackup) found in the data directory, removed and redone.");
-	sample(o, "supervisor_postgres_bootstraps_redone_total", get(pg, "bootstraps_redone"), NULL);
-	json_array_foreach(members, i, m) {
+	sample(o, "supervisor_postgres_bootstraps_redone_total", pg->bootstraps_redone, NULL);
+	for (i = 0; i < pg->n_members; i++) {
+		const struct pg_member *m = &pg->members[i];
+
+		if (m->view != PG_MEMBER_DOWNSTREAM)
+			continue;
 		family(o, "supervisor_replication_slot_retained_bytes", "gauge",
 		       "WAL a replica's slot holds back on this node.");
-		sample(o, "supervisor_replication_slot_retained_bytes", get(m, "slot_retained_bytes"),
-		       "member", str(m, "name"), "slot", str(m, "slot"), NULL);
+		sample(o, "supervisor_replication_slot_retained_bytes",
+		       m->slot_row ? m->slot_row->retained_bytes : NAN, "member", m->node->name, "slot", m->slot, NULL);
 	}
 }
 
-static void node_metrics(struct out *o, struct daemon *d, const json_t *doc)
+static void disk_metric(struct out *o, const struct disk_usage *u)
 {
-	const struct fw_status *fw = firewall_status(d->firewall);
-	struct child_status st[256];
-	size_t n = child_set_status(d->children, st, ARRAY_SIZE(st));
-	static const char *const levels[] = { "ok", "degraded", "critical" };
-	json_t *fwj = firewall_json(d->firewall), *drop;
+	if (u->path)
+		sample(o, "supervisor_disk_free_bytes", u->known ? (double)u->free_bytes : NAN, "dir", u->path, NULL);
+}
+
+static void node_metrics(struct out *o, const struct node_snapshot *s)
+{
+	const struct fw_status *fw = s->fw.st;
+	static const enum health levels[] = { HEALTH_OK, HEALTH_DEGRADED, HEALTH_CRITICAL };
+	enum health overall = snapshot_health(s, SNAP_ALL, NULL);
 	size_t i;
 
 	family(o, "supervisor_info", "gauge", "Build and node, as labels.");
-	sample(o, "supervisor_info", json_integer(1), "node", str(doc, "node"), "role", str(doc, "role"),
-	       "version", str(doc, "version"), NULL);
+	sample(o, "supervisor_info", 1, "node", s->self->name, "role", s->hub ? "hub" : "spoke",
+	       "version", SUPERVISOR_VERSION, NULL);
 	family(o, "supervisor_health", "gauge", "1 for the node's overall health, 0 for the others.");
 	for (i = 0; i < ARRAY_SIZE(levels); i++)
-		sample(o, "supervisor_health", json_boolean(strcmp(str(doc, "overall"), levels[i]) == 0),
-		       "state", levels[i], NULL);
+		sample(o, "supervisor_health", flag(overall == levels[i]), "state", health_name(levels[i]), NULL);
 	family(o, "supervisor_uptime_seconds", "gauge", "Seconds since the supervisor started.");
-	sample(o, "supervisor_uptime_seconds", get(doc, "uptime_s"), NULL);
+	sample(o, "supervisor_uptime_seconds", (double)s->uptime_s, NULL);
 	family(o, "supervisor_disk_free_bytes", "gauge", "Free bytes for unprivileged use.");
-	sample(o, "supervisor_disk_free_bytes", get(json_object_get(json_object_get(doc, "disk"), "root"), "free_bytes"),
-	       "dir", "/", NULL);
-	for (i = 0; i < 2; i++) {
-		const char *k = i ? "backup_dir" : "data_dir";
-		json_t *dj = json_object_get(json_object_get(doc, "disk"), k);
-
-		if (json_is_object(dj))
-			sample(o, "supervisor_disk_free_bytes", get(dj, "free_bytes"), "dir", str(dj, "path"), NULL);
-	}
+	disk_metric(o, &s->root);
+	disk_metric(o, &s->data_dir);
+	disk_metric(o, &s->backup_dir);
 	family(o, "supervisor_firewall_applied", "gauge", "1 when our nftables table is in force and verified.");
-	sample(o, "supervisor_firewall_applied", json_boolean(fw->state == FW_STATE_APPLIED), NULL);
+	sample(o, "supervisor_firewall_applied", flag(fw->state == FW_STATE_APPLIED), NULL);
 	family(o, "supervisor_firewall_repairs_total", "counter", "Times our table was found changed and re-applied.");
-	sample(o, "supervisor_firewall_repairs_total", json_integer((json_int_t)fw->repairs), NULL);
+	sample(o, "supervisor_firewall_repairs_total", (double)fw->repairs, NULL);
 	family(o, "supervisor_firewall_last_apply_seconds", "gauge",
 	       "Duration of the last apply; absent before the first one.");
 	sample(o, "supervisor_firewall_last_apply_seconds",
-	       fw->applied_at_ms ? num((double)fw->apply_us / 1e6) : NULL, NULL);
-	json_array_foreach(json_object_get(fwj, "drops"), i, drop) {
+	       fw->applied_at_ms ? (double)fw->apply_us / 1e6 : NAN, NULL);
+	for (i = 0; i < s->fw.n_drops; i++) {
+		const struct fw_counter *c = &s->fw.drops[i];
 		char rule[16];
 
-		snprintf(rule, sizeof(rule), "%lld", (long long)json_integer_value(json_object_get(drop, "rule")));
+		snprintf(rule, sizeof(rule), "%u", c->rule);
 		family(o, "supervisor_firewall_dropped_packets_total", "counter",
 		       "Packets dropped by a counted rule (as of the last read-back).");
-		sample(o, "supervisor_firewall_dropped_packets_total", get(drop, "packets"), "chain",
-		       str(drop, "chain"), "rule", rule, "why", str(drop, "why"), NULL);
+		sample(o, "supervisor_firewall_dropped_packets_total", (double)c->packets, "chain", c->chain,
+		       "rule", rule, "why", c->why ? c->why : "", NULL);
 	}
-	json_decref(fwj);
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < s->n_children; i++) {
 		family(o, "supervisor_child_restarts_total", "counter", "Restarts of a supervised child.");
-		sample(o, "supervisor_child_restarts_total", json_integer(st[i].restarts), "child", st[i].name, NULL);
+		sample(o, "supervisor_child_restarts_total", s->children[i].restarts, "child", s->children[i].name, NULL);
 	}
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < s->n_children; i++) {
 		family(o, "supervisor_child_up", "gauge", "1 when the child is running.");
-		sample(o, "supervisor_child_up", json_boolean(st[i].state == CHILD_STATE_RUNNING), "child",
-		       st[i].name, NULL);
+		sample(o, "supervisor_child_up", flag(s->children[i].state == CHILD_STATE_RUNNING), "child",
+		       s->children[i].name, NULL);
 	}
 }
 
-static void backup_metrics(struct out *o, const json_t *doc)
+static void backup_metrics(struct out *o, const struct node_snapshot *s)
 {
-	json_t *b = json_object_get(doc, "backup");
-	json_t *arch = json_object_get(json_object_get(doc, "postgres"), "archiver");
+	const struct backup_report *b = &s->backup;
+	const struct pg_archiver *arch = &s->pg.archiver;
 
-	if (json_is_object(b) && json_is_string(json_object_get(b, "method"))) {
+	if (b->enabled) {
 		family(o, "supervisor_backup_last_success_timestamp_seconds", "gauge",
 		       "When the newest good backup finished (UTC seconds).");
-		sample(o, "supervisor_backup_last_success_timestamp_seconds", get(b, "last_ok_at"), NULL);
+		sample(o, "supervisor_backup_last_success_timestamp_seconds", b->last_ok_at, NULL);
 		family(o, "supervisor_backup_age_seconds", "gauge", "Age of the newest good backup.");
-		sample(o, "supervisor_backup_age_seconds", get(b, "age_s"), NULL);
+		sample(o, "supervisor_backup_age_seconds", b->age_s >= 0 ? (double)b->age_s : NAN, NULL);
 		family(o, "supervisor_backup_size_bytes", "gauge", "Size of the newest good backup.");
-		sample(o, "supervisor_backup_size_bytes", get(b, "size_bytes"), NULL);
+		sample(o, "supervisor_backup_size_bytes", b->size_bytes, NULL);
 		family(o, "supervisor_backup_next_run_timestamp_seconds", "gauge", "When the next run is scheduled.");
-		sample(o, "supervisor_backup_next_run_timestamp_seconds", get(b, "next_at"), NULL);
+		sample(o, "supervisor_backup_next_run_timestamp_seconds", (double)b->next_at, NULL);
 		family(o, "supervisor_backups", "gauge", "Backups on disk, by verification result.");
-		sample(o, "supervisor_backups", get(b, "good_count"), "good", "true", NULL);
-		sample(o, "supervisor_backups", json_integer(json_integer_value(json_object_get(b, "count")) -
-			json_integer_value(json_object_get(b, "good_count"))), "good", "false", NULL);
+		sample(o, "supervisor_backups", (double)b->good_count, "good", "true", NULL);
+		sample(o, "supervisor_backups", (double)(b->count - b->good_count), "good", "false", NULL);
 		family(o, "supervisor_backup_running", "gauge", "1 while a backup or verify run is going.");
-		sample(o, "supervisor_backup_running", json_boolean(json_object_get(b, "running_since") != NULL), NULL);
+		sample(o, "supervisor_backup_running", flag(b->running), NULL);
 		family(o, "supervisor_backup_failed_runs_total", "counter", "Runs that failed since start.");
-		sample(o, "supervisor_backup_failed_runs_total", get(b, "failed_runs"), NULL);
+		sample(o, "supervisor_backup_failed_runs_total", b->failed_runs, NULL);
 	}
-	if (json_is_object(arch)) {
+	if (s->pg.probed && s->pg.has_archiver) {
 		family(o, "supervisor_postgres_wal_archived_total", "counter", "pg_stat_archiver.archived_count.");
-		sample(o, "supervisor_postgres_wal_archived_total", get(arch, "archived_count"), NULL);
+		sample(o, "supervisor_postgres_wal_archived_total", arch->archived_count, NULL);
 		family(o, "supervisor_postgres_wal_archive_failed_total", "counter", "pg_stat_archiver.failed_count.");
-		sample(o, "supervisor_postgres_wal_archive_failed_total", get(arch, "failed_count"), NULL);
+		sample(o, "supervisor_postgres_wal_archive_failed_total", arch->failed_count, NULL);
 	}
 }
 
-char *metrics_text(struct daemon *d, const json_t *doc)
+char *metrics_text(const struct node_snapshot *s)
 {
 	struct out o = { 0 };
 	char *text = NULL;
@@ -302,10 +295,10 @@ char *metrics_text(struct daemon *d, const json_t *doc)
 	o.f = open_memstream(&text, &len);
 	if (!o.f)
 		fatalx("http", "out of memory");
-	node_metrics(&o, d, doc);
-	tunnel_metrics(&o, d, doc);
-	postgres_metrics(&o, doc);
-	backup_metrics(&o, doc);
+	node_metrics(&o, s);
+	tunnel_metrics(&o, s);
+	postgres_metrics(&o, s);
+	backup_metrics(&o, s);
 	if (fclose(o.f) != 0)
 		fatalx("http", "out of memory");
 	return text;

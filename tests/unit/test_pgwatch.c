@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <math.h>
 
 #include "pgwatch/pgwatch_internal.h"
 
@@ -155,6 +156,17 @@ static void test_stop_plan_fits_budget(void **state)
 }
 
 /* Postgres needs both gates open: a fresh tunnel and the firewall in force. */
+/* The watcher's report, judged. The report is cleared; @h keeps the findings. */
+static enum health judge(const struct pgwatch *pw, const struct conf *c, struct health_report *h)
+{
+	struct pg_report r;
+
+	pgwatch_report(pw, &r);
+	pgwatch_health(&r, c, h);
+	pg_report_clear(&r);
+	return h->level;
+}
+
 static void test_start_waits_for_firewall(void **state)
 {
 	struct conf *c = example("spoke-b");
@@ -162,7 +174,7 @@ static void test_start_waits_for_firewall(void **state)
 	struct child_set *children;
 	struct pgwatch *pw;
 	struct child_policy pol = { .backoff_max_ms = 1000 };
-	json_t *reasons = json_array(), *js;
+	struct health_report h = { 0 };
 
 	(void)state;
 	assert_int_equal(loop_new(&loop), 0);
@@ -175,10 +187,10 @@ static void test_start_waits_for_firewall(void **state)
 	pgwatch_tunnel(pw, true);
 	assert_int_equal(pgwatch_state(pw), PG_STATE_WAITING_FOR_FIREWALL);
 	assert_null(child_find(children, "postgres"));
-	assert_int_equal(pgwatch_health(pw, reasons), 2);
-	js = json_array_get(reasons, 0);
-	assert_non_null(strstr(json_string_value(js), "Operation not permitted"));
-	json_decref(reasons);
+	assert_int_equal(judge(pw, c, &h), HEALTH_CRITICAL);
+	assert_non_null(strstr(h.reasons[0].text, "Operation not permitted"));
+	assert_string_equal(h.reasons[0].component, "postgres");
+	health_report_clear(&h);
 	pgwatch_free(pw);
 	child_set_free(children);
 	loop_free(loop);
@@ -214,14 +226,11 @@ static void fixture_down(struct fixture *f)
 	conf_free(f->c);
 }
 
-static json_t *member(json_t *doc, const char *name)
+static const struct pg_member *member(const struct pg_report *r, const char *name)
 {
-	json_t *r;
-	size_t i;
-
-	json_array_foreach(json_object_get(doc, "replication"), i, r)
-		if (!strcmp(json_string_value(json_object_get(r, "name")), name))
-			return r;
+	for (size_t i = 0; i < r->n_members; i++)
+		if (!strcmp(r->members[i].node->name, name))
+			return &r->members[i];
 	fail_msg("no row for %s", name);
 	return NULL;
 }
@@ -235,7 +244,9 @@ static json_t *member(json_t *doc, const char *name)
 static void test_clone_connections_are_not_the_link(void **state)
 {
 	struct fixture f;
-	json_t *doc, *b, *c, *reasons = json_array();
+	struct pg_report r;
+	struct health_report h = { 0 };
+	const struct pg_member *b, *c;
 	char text[128];
 
 	(void)state;
@@ -252,23 +263,24 @@ static void test_clone_connections_are_not_the_link(void **state)
 		   " {\"application_name\": \"spoke-c\", \"client_addr\": \"10.88.0.12\","
 		   "  \"state\": \"streaming\", \"replay_lag_bytes\": 0}"
 		   "]}");
-	doc = pgwatch_json(f.pw);
-	b = member(doc, "spoke-b");
-	assert_string_equal(json_string_value(json_object_get(b, "link")), "cloning");
-	assert_true(json_is_null(json_object_get(b, "replay_lag_s")));
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(b, "clone"), "done_bytes")),
-			 400000000);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(b, "clone"), "eta_s")), 15);
-	assert_string_equal(pg_clone_text(json_object_get(b, "clone"), text, sizeof(text)),
+	pgwatch_report(f.pw, &r);
+	b = member(&r, "spoke-b");
+	assert_string_equal(b->link, "cloning");
+	assert_true(isnan(b->replay_lag_s));
+	assert_true(b->clone.active);
+	assert_true(b->clone.done_bytes == 400000000);
+	assert_true(b->clone.eta_s == 15);
+	assert_string_equal(pg_clone_text(&b->clone, text, sizeof(text)),
 			    "40% (381.5 MiB of 953.7 MiB, ~15s left)");
 	/* spoke-c's name from spoke-b's address is not spoke-c's link */
-	c = member(doc, "spoke-c");
-	assert_string_equal(json_string_value(json_object_get(c, "link")), "absent");
-	assert_int_equal(pgwatch_health(f.pw, reasons), 1);
-	assert_non_null(strstr(json_string_value(json_array_get(reasons, 0)),
-			       "spoke-b is being cloned: 40% (381.5 MiB of 953.7 MiB, ~15s left)"));
-	json_decref(reasons);
-	json_decref(doc);
+	c = member(&r, "spoke-c");
+	assert_string_equal(c->link, "absent");
+	pgwatch_health(&r, f.c, &h);
+	assert_int_equal(h.level, HEALTH_DEGRADED);
+	assert_non_null(strstr(h.reasons[0].text, "spoke-b is being cloned: 40% (381.5 MiB of 953.7 MiB, ~15s left)"));
+	assert_string_equal(h.reasons[0].component, "replication");
+	health_report_clear(&h);
+	pg_report_clear(&r);
 	fixture_down(&f);
 }
 
@@ -276,7 +288,8 @@ static void test_clone_connections_are_not_the_link(void **state)
 static void test_walreceiver_is_the_link(void **state)
 {
 	struct fixture f;
-	json_t *doc, *b;
+	struct pg_report r;
+	const struct pg_member *b;
 
 	(void)state;
 	fixture_up(&f, "spoke-a",
@@ -285,12 +298,13 @@ static void test_walreceiver_is_the_link(void **state)
 		   " {\"application_name\": \"spoke-b\", \"client_addr\": \"10.88.0.12\","
 		   "  \"state\": \"streaming\", \"replay_lag_bytes\": 0, \"replay_lag_s\": null}"
 		   "]}");
-	doc = pgwatch_json(f.pw);
-	b = member(doc, "spoke-b");
-	assert_string_equal(json_string_value(json_object_get(b, "link")), "streaming");
-	assert_true(json_is_true(json_object_get(b, "idle")));
-	assert_null(json_object_get(b, "clone"));
-	json_decref(doc);
+	pgwatch_report(f.pw, &r);
+	b = member(&r, "spoke-b");
+	assert_string_equal(b->link, "streaming");
+	assert_true(b->idle);
+	assert_true(b->replay_lag_s == 0);
+	assert_false(b->clone.active);
+	pg_report_clear(&r);
 	fixture_down(&f);
 }
 
@@ -301,31 +315,31 @@ static void test_walreceiver_is_the_link(void **state)
 static void test_absent_replica_hint(void **state)
 {
 	struct fixture f;
-	json_t *reasons = json_array();
+	struct health_report h = { 0 };
 	const char *hint = "spoke-b is absent (this node's tunnel is fresh: check the replica, "
 			   "and on the hub `supervisor ctl firewall`)";
 
 	(void)state;
 	fixture_up(&f, "spoke-a", "{\"in_recovery\": false, \"timeline\": 1, \"slots\": [], \"replicas\": []}");
-	assert_int_equal(pgwatch_health(f.pw, reasons), 1);
-	assert_string_equal(json_string_value(json_array_get(reasons, 0)), "replication: spoke-b is absent");
-	json_array_clear(reasons);
+	assert_int_equal(judge(f.pw, f.c, &h), HEALTH_DEGRADED);
+	assert_string_equal(h.reasons[0].text, "replication: spoke-b is absent");
+	health_report_clear(&h);
 	f.pw->started = true; /* the tunnel's news must not start anything here */
 	pgwatch_tunnel(f.pw, true);
-	assert_int_equal(pgwatch_health(f.pw, reasons), 1);
-	assert_non_null(strstr(json_string_value(json_array_get(reasons, 0)), hint));
-	json_array_clear(reasons);
+	assert_int_equal(judge(f.pw, f.c, &h), HEALTH_DEGRADED);
+	assert_non_null(strstr(h.reasons[0].text, hint));
+	health_report_clear(&h);
 	pgwatch_tunnel(f.pw, false);
-	assert_int_equal(pgwatch_health(f.pw, reasons), 1);
-	assert_string_equal(json_string_value(json_array_get(reasons, 0)), "replication: spoke-b is absent");
-	json_decref(reasons);
+	assert_int_equal(judge(f.pw, f.c, &h), HEALTH_DEGRADED);
+	assert_string_equal(h.reasons[0].text, "replication: spoke-b is absent");
+	health_report_clear(&h);
 	fixture_down(&f);
 }
 
 static void test_clone_progress_lines(void **state)
 {
 	uint64_t done = 0, total = 0;
-	json_t *c;
+	struct pg_clone c = { .active = true, .done_bytes = 3 << 20, .total_bytes = NAN, .eta_s = NAN };
 	char text[128];
 
 	(void)state;
@@ -341,12 +355,10 @@ static void test_clone_progress_lines(void **state)
 	assert_false(clone_progress_parse("pg_basebackup: error: could not connect", &done, &total));
 	assert_false(clone_progress_parse("", &done, &total));
 	assert_false(clone_progress_parse("WARNING: 12/ kB", &done, &total));
-	c = json_pack("{s:n, s:i, s:n, s:n}", "phase", "done_bytes", 3 << 20, "total_bytes", "eta_s");
-	assert_string_equal(pg_clone_text(c, text, sizeof(text)), "3.0 MiB so far");
-	json_decref(c);
-	c = json_pack("{s:s, s:i}", "phase", "waiting for checkpoint to finish", "done_bytes", 0);
-	assert_string_equal(pg_clone_text(c, text, sizeof(text)), "waiting for checkpoint to finish");
-	json_decref(c);
+	assert_string_equal(pg_clone_text(&c, text, sizeof(text)), "3.0 MiB so far");
+	c = (struct pg_clone){ .active = true, .phase = "waiting for checkpoint to finish", .done_bytes = 0,
+			       .total_bytes = NAN, .eta_s = NAN };
+	assert_string_equal(pg_clone_text(&c, text, sizeof(text)), "waiting for checkpoint to finish");
 }
 
 int main(void)

@@ -52,7 +52,7 @@ pg_running() {
 	[ "$("$LAB" ctl "$1" status --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["postgres"]["state"])')" = running ]
 }
 both_streaming() {
-	[ "$("$LAB" ctl spoke-a replication --json | python3 -c "import json,sys; d=json.load(sys.stdin); print(sum(1 for r in d['postgres']['replication'] if r.get('link')=='streaming'))")" = 2 ]
+	[ "$("$LAB" ctl spoke-a replication --json | python3 -c "import json,sys; d=json.load(sys.stdin); print(sum(1 for r in d['replication']['members'] if r.get('link')=='streaming'))")" = 2 ]
 }
 newest() { bj "$1" "b['last_backup']"; }
 tree_sums() { # every file under a node's backup dir except the catalog, with its sha256

@@ -39,7 +39,7 @@ run_backup() { # ctl backup-now, wait for the end; prints ok or FAILED: error
 	bj "$1" "'ok' if b['last_run']['ok'] else 'FAILED: ' + str(b['last_run']['error'])"
 }
 both_streaming() {
-	[ "$(sj spoke-a "sum(1 for r in d['postgres']['replication'] if r.get('link') == 'streaming')")" = 2 ]
+	[ "$(sj spoke-a "sum(1 for r in d['replication']['members'] if r.get('link') == 'streaming')")" = 2 ]
 }
 rows_on() { psql_on "$1" "SELECT count(*) FROM t" 2>/dev/null; }
 rows_are() { [ "$(rows_on "$1")" = "$2" ]; }

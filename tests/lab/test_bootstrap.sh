@@ -23,7 +23,7 @@ rj() {
 	"$LAB" ctl "$1" replication --json 2>/dev/null |
 		python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null
 }
-link_of() { rj spoke-a "[r for r in d['postgres']['replication'] if r['name']=='$1'][0].get('link')"; }
+link_of() { rj spoke-a "[r for r in d['replication']['members'] if r['name']=='$1'][0].get('link')"; }
 streaming() { [ "$(link_of "$1")" = streaming ]; }
 pg_state() { rj "$1" "d['postgres']['state']"; }
 running() { [ "$(pg_state "$1")" = running ]; }
@@ -46,7 +46,7 @@ same_rows() { [ "$(psql_on "$1" "SELECT count(*) FROM pgbench_accounts" 2>/dev/n
 # sample NODE FILE: the primary's view of NODE every 0.2 s ("ms link clone-text")
 sample() {
 	while :; do
-		printf '%s %s\n' "$(ms)" "$(rj spoke-a "' '.join(str(x) for x in [([r for r in d['postgres']['replication'] if r['name']=='$1'] or [{}])[0].get(k) for k in ('link', 'clone')])")"
+		printf '%s %s\n' "$(ms)" "$(rj spoke-a "' '.join(str(x) for x in [([r for r in d['replication']['members'] if r['name']=='$1'] or [{}])[0].get(k) for k in ('link', 'clone')])")"
 		sleep 0.2
 	done >"$2"
 }

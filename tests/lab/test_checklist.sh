@@ -15,7 +15,7 @@ SPOKES="spoke-a spoke-b spoke-c"
 declare -A PUB=([spoke-a]=192.0.2.11 [spoke-b]=192.0.2.12 [spoke-c]=192.0.2.13)
 
 rj() { "$LAB" ctl "$1" replication --json 2>/dev/null | python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null; }
-streaming() { [ "$(rj spoke-a "sum(1 for r in d['postgres']['replication'] if r.get('link')=='streaming')")" = 2 ]; }
+streaming() { [ "$(rj spoke-a "sum(1 for r in d['replication']['members'] if r.get('link')=='streaming')")" = 2 ]; }
 psql_on() { "$LAB" exec "$1" runuser -u postgres -- psql -h /run/supervisor/postgresql -XAtq -c "$2" postgres 2>/dev/null; }
 tcp() { # tcp FROM HOST PORT: a TCP connection succeeds (FROM: a node, or inet)
 	if [ "$1" = inet ]; then

@@ -30,7 +30,7 @@ rj() {
 		python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null
 }
 both_streaming() {
-	[ "$(rj spoke-a "sum(1 for r in d['postgres']['replication'] if r.get('link')=='streaming')")" = 2 ]
+	[ "$(rj spoke-a "sum(1 for r in d['replication']['members'] if r.get('link')=='streaming')")" = 2 ]
 }
 # reach FROM IP PORT: a TCP connection from node FROM succeeds within 2 s.
 reach() { "$LAB" exec "$1" socat -T2 /dev/null "TCP:$2:$3,connect-timeout=2" 2>/dev/null; }

@@ -33,7 +33,7 @@ unblocked() { [ -z "$(foreign_reasons)" ]; }
 reach() { "$LAB" exec "$1" socat -T2 /dev/null "TCP:$2:$3,connect-timeout=2" 2>/dev/null; }
 hub_nft() { ip netns exec hub "$@"; }
 both_streaming() {
-	[ "$(cj spoke-a replication "sum(1 for r in d['postgres']['replication'] if r.get('link')=='streaming')")" = 2 ]
+	[ "$(cj spoke-a replication "sum(1 for r in d['replication']['members'] if r.get('link')=='streaming')")" = 2 ]
 }
 # logged T0 TEXT: ms from T0 (ms since the epoch) to the hub's first log line
 # after it that contains TEXT: how long the daemon itself took, without ctl.

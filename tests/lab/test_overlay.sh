@@ -21,7 +21,7 @@ tj() {
 peer() { # peer NODE NAME FIELD
 	tj "$1" "[p for p in t['peers'] if p['name']=='$2'][0]['$3']"
 }
-all_fresh_on_hub() { [ "$(tj hub "t['fresh_peers']")" = 3 ]; }
+all_fresh_on_hub() { [ "$(tj hub "t['fresh_peer_count']")" = 3 ]; }
 fresh() { [ "$(tj "$1" "t['state']")" = fresh ]; }
 stale() { [ "$(tj "$1" "t['state']")" = stale ]; }
 

@@ -18,9 +18,9 @@ rj() {
 	"$LAB" ctl "$1" replication --json 2>/dev/null |
 		python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null
 }
-row() { rj "$1" "[r for r in d['postgres']['replication'] if r['name']=='$2'][0]['$3']"; }
+row() { rj "$1" "[r for r in d['replication']['members'] if r['name']=='$2'][0]['$3']"; }
 both_streaming() {
-	[ "$(rj spoke-a "sum(1 for r in d['postgres']['replication'] if r.get('link')=='streaming')")" = 2 ]
+	[ "$(rj spoke-a "sum(1 for r in d['replication']['members'] if r.get('link')=='streaming')")" = 2 ]
 }
 psql_on() { # psql_on NODE SQL
 	"$LAB" exec "$1" psql -h /run/supervisor/postgresql -U postgres -d postgres -XAtq -c "$2"
@@ -71,7 +71,7 @@ for s in spoke-b spoke-c; do
 	fi
 done
 caught_up() {
-	[ "$(rj spoke-a "sorted((r['link'], r['replay_lag_bytes']) for r in d['postgres']['replication'] if not r['self'])")" = "[('streaming', 0), ('streaming', 0)]" ]
+	[ "$(rj spoke-a "sorted((r['link'], r['replay_lag_bytes']) for r in d['replication']['members'] if not r['self'])")" = "[('streaming', 0), ('streaming', 0)]" ]
 }
 if wait_until 10000 caught_up >/dev/null; then
 	tap_ok "ctl replication on spoke-a: both replicas streaming, replay lag 0 B after catch-up"

@@ -19,7 +19,7 @@ rj() { # rj NODE COMMAND EXPR: a Python expression over `ctl COMMAND --json` as 
 	"$LAB" ctl "$1" "$2" --json 2>/dev/null |
 		python3 -c "import json,sys; d=json.load(sys.stdin); print($3)" 2>/dev/null
 }
-row() { rj "$1" replication "[r for r in d['postgres']['replication'] if r['name']=='$2'][0].get('$3')"; }
+row() { rj "$1" replication "[r for r in d['replication']['members'] if r['name']=='$2'][0].get('$3')"; }
 psql_on() { # psql_on NODE SQL
 	"$LAB" exec "$1" psql -h /run/supervisor/postgresql -U postgres -d postgres -XAtq -c "$2"
 }

@@ -59,7 +59,7 @@ got=$(tj hub "(sum(1 for p in t['peers'] if p['state'] == 'connecting'),
   sum(1 for p in t['peers'] if p['state'] == 'connecting' and p['handshake_age_s'] is None
       and p['last_handshake'] is None and p['last_handshake_ms'] is None),
   sum(1 for p in t['peers'] if p['handshake_age_s'] == 0 and p['state'] != 'fresh'),
-  t['state'], t['max_handshake_age_s'], t['fresh_peers'], t['peer_count'])")
+  t['state'], t['max_last_handshake_sec'], t['fresh_peer_count'], t['peer_count'])")
 [ "$got" = "($((N - 1)), $((N - 1)), 0, 'connecting', None, 1, $N)" ] &&
 	tap_ok "ctl tunnel: $((N - 1)) peers connecting with null ages, none 0; max age null ($got)" ||
 	tap_fail "ctl tunnel: $((N - 1)) peers connecting with null ages, none 0; max age null" "$got"

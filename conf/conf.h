@@ -16,7 +16,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "child/child.h"
 #include "lib/common.h"
+#include "lib/log.h"
+#include "lib/wgkey.h"
 
 /* Positive return: the file has errors, listed in the struct conf_diag. */
 #define CONF_E_INVALID 1

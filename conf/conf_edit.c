@@ -7,6 +7,9 @@
  * is never written.
  */
 #include "conf/conf.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+#include "lib/str.h"
 
 #include <errno.h>
 #include <fcntl.h>

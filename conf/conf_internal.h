@@ -8,7 +8,9 @@
 
 #include <libconfig.h>
 
-#include "conf.h"
+#include "conf/conf.h"
+#include "lib/common.h"
+#include "lib/proc.h"
 
 /* Every allocation of a struct conf, freed together by conf_free(). */
 struct conf_store {

@@ -6,7 +6,10 @@
  * each optionally followed by "jitter N{s,m,h}". Kept small on purpose: a
  * cron dialect would be one more thing to get wrong at 03:00.
  */
-#include "conf_internal.h"
+#include "conf/conf_internal.h"
+#include "child/child.h"
+#include "lib/common.h"
+#include "lib/proc.h"
 
 #include <ctype.h>
 #include <signal.h>

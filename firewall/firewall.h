@@ -25,6 +25,7 @@
 
 #include "conf/conf.h"
 #include "lib/common.h"
+#include "lib/loop.h"
 
 #define FW_TABLE "supervisor"
 #define FW_IFNAMSIZ 16

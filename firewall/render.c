@@ -6,6 +6,9 @@
  * nft or we loaded it (tests/lab/test_firewall.sh compares the two).
  */
 #include "firewall/firewall.h"
+#include "lib/common.h"
+#include "lib/log.h"
+#include "lib/mem.h"
 
 #include <arpa/inet.h>
 #include <linux/netfilter/nf_conntrack_common.h>

@@ -4,7 +4,8 @@
  * naming its component. Writes are single fputs() calls on an unbuffered
  * stream so lines from the supervisor never interleave mid-line.
  */
-#include "common.h"
+#include "lib/log.h"
+#include "lib/common.h"
 
 #include <errno.h>
 #include <string.h>

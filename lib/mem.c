@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
-/* Memory helpers: allocation failure is fatal (see common.h). */
-#include "common.h"
+/* Memory helpers: allocation failure is fatal (see mem.h). */
+#include "lib/mem.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

@@ -1,10 +1,16 @@
 // SPDX-License-Identifier: MIT
-/* Processes and signals: names for signals, and walking our children in /proc. */
-#include "common.h"
+/*
+ * Processes and signals: names for signals, the signal state PID 1 keeps
+ * from its children, and walking our children in /proc.
+ */
+#include "lib/proc.h"
+#include "lib/common.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,6 +33,49 @@ const char *signal_name(int signo)
 	if (signo > 0 && (size_t)signo < ARRAY_SIZE(names) && names[signo])
 		return names[signo];
 	return "SIG?";
+}
+
+/* ---- signal state for PID 1 and its children ------------------------- */
+
+static sigset_t orig_mask;
+static struct sigaction orig_actions[NSIG];
+static bool saved;
+
+void sig_save_and_block(void)
+{
+	sigset_t all;
+
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, NULL, &orig_actions[sig]);
+	sigfillset(&all);
+	/* Synchronous faults stay deliverable: blocking them is undefined. */
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
+	sigdelset(&all, SIGABRT);
+	sigdelset(&all, SIGTRAP);
+	sigdelset(&all, SIGSYS);
+	sigprocmask(SIG_SETMASK, &all, &orig_mask);
+	/* A write to a closed control-socket client must not kill PID 1. */
+	signal(SIGPIPE, SIG_IGN);
+	saved = true;
+}
+
+void sig_restore_for_child(void)
+{
+	if (!saved)
+		return;
+	/* Only dispositions we may have changed; handlers do not survive exec anyway. */
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		if (orig_actions[sig].sa_handler == SIG_IGN)
+			signal(sig, SIG_IGN);
+		else
+			signal(sig, SIG_DFL);
+	}
+	sigprocmask(SIG_SETMASK, &orig_mask, NULL);
 }
 
 size_t proc_children(int parent, void (*fn)(int pid, unsigned uid, void *data), void *data)

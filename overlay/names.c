@@ -13,6 +13,9 @@
  * Docker bind-mounts /etc/hosts, so a rename would fail or be lost.
  */
 #include "overlay/overlay.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+#include "lib/str.h"
 
 #include <errno.h>
 #include <fcntl.h>

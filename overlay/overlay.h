@@ -20,8 +20,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "child/child.h"
 #include "conf/conf.h"
 #include "lib/common.h"
+#include "lib/loop.h"
+#include "lib/wgkey.h"
 
 /* ---- the device model both backends read and write -------------------- */
 

@@ -6,7 +6,11 @@
  * the socket exchange has a short deadline so a wedged wireguard-go cannot
  * hold the event loop for long.
  */
-#include "overlay_internal.h"
+#include "overlay/overlay_internal.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+#include "lib/unixsock.h"
+#include "lib/wgkey.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

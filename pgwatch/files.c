@@ -5,8 +5,9 @@
  * socket only for the postgres role, mapped from root and postgres), and
  * the replication settings include file. Pure functions of the config.
  */
-#include "pgwatch_internal.h"
+#include "pgwatch/pgwatch_internal.h"
 #include "backup/backup.h"
+#include "lib/log.h"
 
 #include <ctype.h>
 #include <stdlib.h>

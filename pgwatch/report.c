@@ -10,7 +10,10 @@
  * link is not streaming, never 0; an idle, caught-up link (NULL intervals in
  * Postgres) reads 0 with "idle": true.
  */
-#include "pgwatch_internal.h"
+#include "pgwatch/pgwatch_internal.h"
+#include "lib/common.h"
+#include "lib/loop.h"
+#include "lib/str.h"
 
 #include <string.h>
 #include <time.h>

@@ -10,6 +10,12 @@
  */
 #include "supervisor/cli.h"
 #include "supervisor/daemon.h"
+#include "child/child.h"
+#include "lib/common.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
+#include "lib/proc.h"
 
 #include <errno.h>
 #include <getopt.h>

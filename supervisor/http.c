@@ -17,6 +17,11 @@
  * parser is libmicrohttpd's in strict mode.
  */
 #include "supervisor/daemon.h"
+#include "lib/common.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
+#include "lib/str.h"
 
 #include <errno.h>
 #include <netdb.h>

@@ -8,6 +8,9 @@
  * that is unknown is left out, never reported as 0.
  */
 #include "supervisor/daemon.h"
+#include "child/child.h"
+#include "lib/common.h"
+#include "lib/log.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -8,6 +8,10 @@
  * Nothing secret goes in: no key, no password, no conninfo.
  */
 #include "supervisor/daemon.h"
+#include "child/child.h"
+#include "lib/common.h"
+#include "lib/health.h"
+#include "lib/loop.h"
 
 #include <errno.h>
 #include <math.h>

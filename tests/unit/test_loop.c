@@ -12,7 +12,8 @@
 
 #include <cmocka.h>
 
-#include "lib/common.h"
+#include "lib/loop.h"
+#include "lib/proc.h"
 
 static int fired;
 

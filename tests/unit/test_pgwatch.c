@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "child/child.h"
+#include "lib/loop.h"
 #include "pgwatch/pgwatch_internal.h"
 
 static struct conf *load(const char *path, const char *node)

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Supervised children: start order, restart with backoff, stop plans,
- * reaping and the orderly shutdown (see common.h for the contract).
+ * reaping and the orderly shutdown (see child.h for the contract).
  *
  * State changes happen only in the functions named after the event that
  * causes them: child_started(), exec_confirmed(), child_exited(),
@@ -14,7 +14,12 @@
  * and the first signal goes out when the hook reports back or the
  * deadline passes, whichever is first.
  */
-#include "child_internal.h"
+#include "child/child_internal.h"
+#include "child/child.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
+#include "lib/proc.h"
 
 #include <errno.h>
 #include <signal.h>

@@ -179,10 +179,8 @@ char *fw_model_nft(const struct fw_model *m, bool replace)
 {
 	char *text = NULL;
 	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
+	FILE *f = xmemstream(&text, &len);
 
-	if (!f)
-		fatalx("firewall", "out of memory");
 	if (replace)
 		fprintf(f, "table inet %s\ndelete table inet %s\n", m->table, m->table);
 	fprintf(f, "table inet %s {\n", m->table);

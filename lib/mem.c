@@ -84,6 +84,15 @@ char *xasprintf(const char *fmt, ...)
 	return s;
 }
 
+FILE *xmemstream(char **buf, size_t *len)
+{
+	FILE *f = open_memstream(buf, len);
+
+	if (!f)
+		oom();
+	return f;
+}
+
 void freep(void *p)
 {
 	free(*(void **)p);

@@ -22,6 +22,15 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) _printf_(1, 2);
 
+/**
+ * xmemstream() - open_memstream(3); running out of memory is fatal.
+ * @buf: receives the text (NUL-terminated) at each fflush() and at fclose().
+ * @len: receives its length.
+ *
+ * Return: the stream; the caller closes it, then owns *@buf.
+ */
+FILE *xmemstream(char **buf, size_t *len);
+
 /* Cleanup helpers for _cleanup_(). */
 void freep(void *p);
 void closep(int *fd);

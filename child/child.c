@@ -72,19 +72,12 @@ struct child {
 	char last_error[256];
 };
 
-struct condition {
-	char *name;
-	bool value;
-};
-
 struct child_set {
 	struct loop *loop;
 	struct child_policy policy;
 	struct child **v;
 	size_t n;
 	char **base_env;
-	struct condition *conds;
-	size_t n_conds;
 	struct output_stream *streams;
 	bool started;
 	bool shutting_down;
@@ -288,9 +281,6 @@ static bool can_start(const struct child *c)
 		if (!dep || dep->state != CHILD_STATE_RUNNING)
 			return false;
 	}
-	for (size_t i = 0; c->spec.conditions && c->spec.conditions[i]; i++)
-		if (!child_set_condition_get(set, c->spec.conditions[i]))
-			return false;
 	if (c->spec.start_gate && !c->spec.start_gate(c, c->spec.data))
 		return false;
 	return true;
@@ -820,9 +810,6 @@ struct child_set *child_set_free(struct child_set *set)
 		child_free(set->v[0]);
 	while (set->streams)
 		stream_free(set->streams);
-	for (size_t i = 0; i < set->n_conds; i++)
-		free(set->conds[i].name);
-	free(set->conds);
 	free(set->v);
 	free_env(set->base_env);
 	loop_remove(set->deadline);
@@ -846,7 +833,6 @@ int child_add(struct child_set *set, const struct child_spec *spec, struct child
 	c->spec.cwd = own(c, spec->cwd);
 	c->spec.owner = own(c, spec->owner);
 	c->spec.after = own_vec(c, spec->after);
-	c->spec.conditions = own_vec(c, spec->conditions);
 	child_set_stop(c, spec->stop, spec->n_stop, spec->before_stop_ms);
 	c->report_fd = -1;
 	c->last_status = -1;
@@ -923,35 +909,6 @@ void child_set_start(struct child_set *set)
 {
 	set->started = true;
 	start_waiting(set);
-}
-
-void child_set_condition(struct child_set *set, const char *name, bool value)
-{
-	struct condition *cd = NULL;
-
-	for (size_t i = 0; i < set->n_conds; i++)
-		if (strcmp(set->conds[i].name, name) == 0)
-			cd = &set->conds[i];
-	if (!cd) {
-		set->conds = xreallocarray(set->conds, set->n_conds + 1, sizeof(*set->conds));
-		cd = &set->conds[set->n_conds++];
-		cd->name = xstrdup(name);
-		cd->value = !value; /* so the change below is logged */
-	}
-	if (cd->value == value)
-		return;
-	cd->value = value;
-	log_info("child", "condition name=%s value=%s", name, value ? "true" : "false");
-	if (value)
-		start_waiting(set);
-}
-
-bool child_set_condition_get(const struct child_set *set, const char *name)
-{
-	for (size_t i = 0; i < set->n_conds; i++)
-		if (strcmp(set->conds[i].name, name) == 0)
-			return set->conds[i].value;
-	return false;
 }
 
 void child_set_on_give_up(struct child_set *set, void (*fn)(void *data, struct child *c),

@@ -6,9 +6,8 @@
  * a stop plan (signal, wait; ...; then SIGKILL, with SIGCONT after every
  * signal so a stopped process can act on it), a restart policy with
  * exponential backoff, and a start order: it starts only when the children
- * it comes "after" are running and the named conditions it waits for
- * (e.g. "tunnel-fresh") are true. Conditions turning false later do not
- * stop anything. Shutdown stops children in reverse start order: a child
+ * it comes "after" are running and its start gate (if any) allows it; the
+ * gate is asked again after every reap. Shutdown stops children in reverse start order: a child
  * is signalled only once everything that depends on it has exited.
  * Every zombie is reaped, known or not; the set knows its own.
  */
@@ -29,7 +28,7 @@ enum child_restart {
 };
 
 enum child_state {
-	CHILD_STATE_WAITING,  /* for dependencies/conditions, or not started yet */
+	CHILD_STATE_WAITING,  /* for dependencies or its start gate, or not started yet */
 	CHILD_STATE_STARTING, /* forked; exec not confirmed yet */
 	CHILD_STATE_RUNNING,
 	CHILD_STATE_STOPPING, /* stop plan in progress */
@@ -60,7 +59,6 @@ struct child_spec {
 	struct child_stop_step stop[CHILD_STOP_STEPS_MAX];
 	size_t n_stop;                 /* 0: SIGTERM/5s */
 	const char *const *after;      /* names of children; NULL-terminated or NULL */
-	const char *const *conditions; /* names of conditions; NULL-terminated or NULL */
 	bool required;                 /* its giving up ends the supervisor */
 	bool signal_group;             /* stop signals go to its whole process group, and
 					* what is left of the group when it exits is killed */
@@ -162,9 +160,6 @@ const struct child_spec *child_spec(const struct child *c);
 
 /* child_set_start() - allow children to start (in dependency order). */
 void child_set_start(struct child_set *set);
-/* child_set_condition() - set a named condition; may start waiting children. */
-void child_set_condition(struct child_set *set, const char *name, bool value);
-bool child_set_condition_get(const struct child_set *set, const char *name);
 
 /**
  * child_set_shutdown() - stop everything in reverse order within @budget_ms.

@@ -167,8 +167,6 @@ void overlay_on_change(struct overlay *ov, void (*fn)(void *data, enum tunnel_st
 const struct overlay_status *overlay_status(const struct overlay *ov);
 const char *tunnel_state_name(enum tunnel_state st);
 
-/* The child condition that gates Postgres: the hub handshake is fresh. */
-#define OVERLAY_CONDITION_FRESH "tunnel-fresh"
 /* The name of the supervised wireguard-go child. */
 #define OVERLAY_CHILD_NAME "wireguard-go"
 

@@ -267,9 +267,6 @@ int conf_load_private_key(const struct conf_keys *keys, uint8_t key[WG_KEY_LEN],
  */
 void conf_print_plan(const struct conf *conf, FILE *f);
 
-/* conf_signal_name() - "SIGTERM" for SIGTERM; "SIG?" when unknown. */
-const char *conf_signal_name(int signo);
-
 /* Names for display. */
 const char *conf_pg_role_name(enum conf_pg_role role);
 const char *conf_backup_method_name(enum conf_backup_method m);

@@ -28,11 +28,6 @@ void log_set_level(enum log_level level)
 	log_min = level;
 }
 
-enum log_level log_get_level(void)
-{
-	return log_min;
-}
-
 bool log_level_parse(const char *s, enum log_level *out)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(level_names); i++) {

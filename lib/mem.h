@@ -19,7 +19,6 @@ void *xrealloc(void *p, size_t size);
 /* xreallocarray() - grow an array of @n elements of @size, checking overflow. */
 void *xreallocarray(void *p, size_t n, size_t size);
 char *xstrdup(const char *s);
-char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) _printf_(1, 2);
 
 /**
@@ -38,21 +37,6 @@ void fclosep(FILE **f);
 #define _cleanup_free_ _cleanup_(freep)
 #define _cleanup_close_ _cleanup_(closep)
 #define _cleanup_fclose_ _cleanup_(fclosep)
-
-/**
- * steal_ptr() - take a pointer out of a cleanup-managed variable.
- * @pp: address of the pointer; it is set to NULL.
- *
- * Return: the old value, now owned by the caller.
- */
-static inline void *steal_ptr(void *pp)
-{
-	void **p = pp;
-	void *v = *p;
-
-	*p = NULL;
-	return v;
-}
 
 /**
  * explicit_zero() - wipe memory that held a secret (not optimised away).

@@ -18,6 +18,8 @@ void sig_restore_for_child(void);
 
 /* signal_name() - "SIGTERM" for SIGTERM, "SIG?" for an unknown number. */
 const char *signal_name(int signo);
+/* signal_from_name() - SIGTERM for "SIGTERM" or "TERM"; 0 when unknown. */
+int signal_from_name(const char *name);
 
 /**
  * proc_children() - call @fn for every process whose parent is @parent.

@@ -3,11 +3,23 @@
  * Supervised children: start order, restart with backoff, stop plans,
  * reaping and the orderly shutdown (see child.h for the contract).
  *
- * State changes happen only in the functions named after the event that
- * causes them: child_started(), exec_confirmed(), child_exited(),
- * stop_step(), backoff_elapsed(). Output pipes live in their own small
- * objects, because a grandchild may keep a pipe open after its parent
- * exited and was restarted with a new one.
+ * Every state change is a set_state() call in one of these functions:
+ *
+ *   child_start()        WAITING -> STARTING        forked
+ *   read_report()        STARTING -> RUNNING        the exec-report pipe
+ *                                                   closed: exec worked
+ *   stop_begin()         STARTING, RUNNING          a stop was asked for
+ *                          -> STOPPING
+ *   child_stop()         WAITING, BACKOFF -> EXITED stopped before it ran
+ *   child_exited()       -> EXITED                  reaped, not restarted
+ *   schedule_restart()   -> BACKOFF                 reaped (or fork failed),
+ *                                                   restart timer armed
+ *   on_timer()           BACKOFF -> WAITING         the backoff elapsed
+ *   give_up()            -> FAILED                  too many quick failures,
+ *                                                   or a required child failed
+ *
+ * Output pipes live in their own small objects, because a grandchild may
+ * keep a pipe open after its parent exited and was restarted with a new one.
  *
  * A stop may begin with the spec's before_stop hook (Postgres: a
  * CHECKPOINT): the child is STOPPING, its timer holds the hook's deadline,

@@ -9,6 +9,7 @@
  * which is why a negative age reads 0 and not "in the future".
  */
 #include "backup/backup.h"
+#include "lib/str.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -15,9 +15,11 @@
 
 #include <jansson.h>
 
+#include "child/child.h"
 #include "conf/conf.h"
 #include "lib/common.h"
 #include "lib/health.h"
+#include "lib/loop.h"
 
 /**
  * backup_jitter_s() - this node's fixed offset within the schedule's jitter.

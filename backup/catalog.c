@@ -7,6 +7,8 @@
  * under .inprogress/ is ever a backup.
  */
 #include "backup/backup_internal.h"
+#include "lib/mem.h"
+#include "lib/str.h"
 
 #include <dirent.h>
 #include <errno.h>

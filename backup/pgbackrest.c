@@ -8,6 +8,9 @@
  * `verify` exits 0 even when it found corruption, so its text is read.
  */
 #include "backup/backup_internal.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+#include "lib/str.h"
 #include "pgwatch/pgwatch.h"
 
 #include <errno.h>

@@ -6,6 +6,7 @@
  * have a backup, never wall-clock windows that may be empty).
  */
 #include "backup/backup.h"
+#include "lib/mem.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -8,6 +8,7 @@
  * the restore instead of merging into it.
  */
 #include "backup/backup_internal.h"
+#include "lib/mem.h"
 
 #include <errno.h>
 #include <grp.h>

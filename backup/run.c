@@ -17,6 +17,12 @@
  * it was; retention never runs after a failure.
  */
 #include "backup/backup_internal.h"
+#include "lib/common.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
+#include "lib/proc.h"
+#include "lib/str.h"
 #include "pgwatch/pgwatch.h"
 
 #include <dirent.h>

@@ -8,6 +8,12 @@
  * run's exit status when it died before writing it.
  */
 #include "backup/backup_internal.h"
+#include "child/child.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
+#include "lib/proc.h"
+#include "lib/str.h"
 
 #include <errno.h>
 #include <math.h>

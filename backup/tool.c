@@ -7,6 +7,8 @@
  * run that was killed.
  */
 #include "backup/backup_internal.h"
+#include "lib/mem.h"
+#include "lib/proc.h"
 
 #include <errno.h>
 #include <fcntl.h>

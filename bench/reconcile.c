@@ -20,6 +20,11 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "child/child.h"
+#include "lib/common.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
+#include "lib/wgkey.h"
 #include "overlay/overlay.h"
 
 static uint64_t mono_us(void)

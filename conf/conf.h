@@ -16,7 +16,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "child/child.h"
 #include "lib/common.h"
+#include "lib/log.h"
+#include "lib/wgkey.h"
 
 /* Positive return: the file has errors, listed in the struct conf_diag. */
 #define CONF_E_INVALID 1
@@ -263,9 +266,6 @@ int conf_load_private_key(const struct conf_keys *keys, uint8_t key[WG_KEY_LEN],
  * Never prints a secret: keys are shown only as their public halves.
  */
 void conf_print_plan(const struct conf *conf, FILE *f);
-
-/* conf_signal_name() - "SIGTERM" for SIGTERM; "SIG?" when unknown. */
-const char *conf_signal_name(int signo);
 
 /* Names for display. */
 const char *conf_pg_role_name(enum conf_pg_role role);

@@ -7,6 +7,9 @@
  * is never written.
  */
 #include "conf/conf.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+#include "lib/str.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -116,10 +119,8 @@ char *conf_edit_render(const config_t *cfg, const char *header)
 	const config_setting_t *root = config_root_setting(cfg);
 	char *out = NULL;
 	size_t len = 0;
-	FILE *f = open_memstream(&out, &len);
+	FILE *f = xmemstream(&out, &len);
 
-	if (!f)
-		fatalx("conf", "out of memory");
 	if (header)
 		fputs(header, f);
 	for (int i = 0; i < config_setting_length(root); i++) {

@@ -8,7 +8,8 @@
 
 #include <libconfig.h>
 
-#include "conf.h"
+#include "conf/conf.h"
+#include "lib/common.h"
 
 /* Every allocation of a struct conf, freed together by conf_free(). */
 struct conf_store {
@@ -97,6 +98,5 @@ bool conf_parse_cidr(const char *s, struct conf_cidr *out);
 /* conf_schedule.c: schedules, durations and stop plans. */
 bool schedule_parse(const char *text, struct conf_schedule *out, const char **why);
 bool stop_plan_parse(const char *text, struct conf_child *out, const char **why);
-int signal_from_name(const char *name);
 
 #endif

@@ -5,7 +5,9 @@
  * environment variables). Messages say where the key was looked for and
  * what was wrong, never what was read.
  */
-#include "conf_internal.h"
+#include "conf/conf_internal.h"
+#include "lib/mem.h"
+#include "lib/wgkey.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -4,7 +4,8 @@
  * checks across values (conf_validate.c) -> this node picked. Only when no
  * error was found is a struct conf handed out.
  */
-#include "conf_internal.h"
+#include "conf/conf_internal.h"
+#include "lib/mem.h"
 
 #include <libgen.h>
 #include <stdlib.h>

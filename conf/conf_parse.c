@@ -7,7 +7,13 @@
  * line libconfig recorded for the setting. Checks that need more than one
  * value (duplicates, references) live in conf_validate.c.
  */
-#include "conf_internal.h"
+#include "conf/conf_internal.h"
+#include "child/child.h"
+#include "lib/common.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+#include "lib/str.h"
+#include "lib/wgkey.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -4,7 +4,8 @@
  * WireGuard peers it gets, its Postgres role, and the ACL flows that
  * concern it. Only public keys are printed.
  */
-#include "conf_internal.h"
+#include "conf/conf_internal.h"
+#include "lib/log.h"
 
 #include <netinet/in.h>
 #include <string.h>

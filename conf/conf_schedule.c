@@ -6,7 +6,10 @@
  * each optionally followed by "jitter N{s,m,h}". Kept small on purpose: a
  * cron dialect would be one more thing to get wrong at 03:00.
  */
-#include "conf_internal.h"
+#include "conf/conf_internal.h"
+#include "child/child.h"
+#include "lib/common.h"
+#include "lib/proc.h"
 
 #include <ctype.h>
 #include <signal.h>
@@ -47,40 +50,6 @@ static bool parse_duration(const char *s, uint32_t *out)
 		return false;
 	*out = (uint32_t)(ms / 1000);
 	return true;
-}
-
-static const struct {
-	const char *name;
-	int signo;
-} signals[] = {
-	{ "SIGTERM", SIGTERM }, { "SIGINT", SIGINT }, { "SIGQUIT", SIGQUIT },
-	{ "SIGHUP", SIGHUP }, { "SIGUSR1", SIGUSR1 }, { "SIGUSR2", SIGUSR2 },
-	{ "SIGKILL", SIGKILL }, { "SIGSTOP", SIGSTOP }, { "SIGCONT", SIGCONT },
-	{ "SIGCHLD", SIGCHLD }, { "SIGPIPE", SIGPIPE }, { "SIGALRM", SIGALRM },
-	{ "SIGABRT", SIGABRT }, { "SIGSEGV", SIGSEGV }, { "SIGBUS", SIGBUS },
-	{ "SIGFPE", SIGFPE }, { "SIGILL", SIGILL }, { "SIGTRAP", SIGTRAP },
-	{ "SIGSYS", SIGSYS }, { "SIGTSTP", SIGTSTP }, { "SIGTTIN", SIGTTIN },
-	{ "SIGTTOU", SIGTTOU }, { "SIGWINCH", SIGWINCH }, { "SIGXCPU", SIGXCPU },
-	{ "SIGXFSZ", SIGXFSZ }, { "SIGPWR", SIGPWR }, { "SIGURG", SIGURG },
-	{ "SIGVTALRM", SIGVTALRM }, { "SIGPROF", SIGPROF }, { "SIGIO", SIGIO },
-};
-
-int signal_from_name(const char *name)
-{
-	const char *bare = strncmp(name, "SIG", 3) == 0 ? name + 3 : name;
-
-	for (size_t i = 0; i < ARRAY_SIZE(signals); i++)
-		if (strcmp(bare, signals[i].name + 3) == 0)
-			return signals[i].signo;
-	return 0;
-}
-
-const char *conf_signal_name(int signo)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(signals); i++)
-		if (signals[i].signo == signo)
-			return signals[i].name;
-	return "SIG?";
 }
 
 /*

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* Storage, error collection, defaults and small lookups for conf/. */
-#include "conf_internal.h"
+#include "conf/conf_internal.h"
+#include "lib/log.h"
+#include "lib/mem.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>

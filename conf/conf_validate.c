@@ -6,7 +6,9 @@
  * at the line of the value that breaks it and goes on, so one run lists
  * every problem.
  */
-#include "conf_internal.h"
+#include "conf/conf_internal.h"
+#include "lib/mem.h"
+#include "lib/wgkey.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

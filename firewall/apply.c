@@ -10,7 +10,10 @@
  * of it before committing any, so on an error nothing changed and the
  * previous table (if any) is still in force.
  */
-#include "firewall_internal.h"
+#include "firewall/firewall_internal.h"
+#include "lib/common.h"
+#include "lib/log.h"
+#include "lib/mem.h"
 
 #include <errno.h>
 #include <linux/netfilter.h>

@@ -11,7 +11,10 @@
  * The read is consistent: the generation is read before and after, and
  * the read is repeated when it moved in between.
  */
-#include "firewall_internal.h"
+#include "firewall/firewall_internal.h"
+#include "lib/common.h"
+#include "lib/log.h"
+#include "lib/mem.h"
 
 #include <errno.h>
 #include <linux/netfilter.h>

@@ -6,7 +6,9 @@
  * the guards nft always adds (nfproto before an IPv4 field in an inet
  * table, l4proto before a port) are there.
  */
-#include "firewall_internal.h"
+#include "firewall/firewall_internal.h"
+#include "lib/log.h"
+#include "lib/mem.h"
 
 #include <arpa/inet.h>
 #include <linux/netfilter.h>

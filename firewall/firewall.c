@@ -18,7 +18,11 @@
  * accept cannot override their drop, so all we can do is say so, and how
  * to fix it.
  */
-#include "firewall_internal.h"
+#include "firewall/firewall_internal.h"
+#include "lib/common.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
 
 #include <errno.h>
 #include <linux/filter.h>

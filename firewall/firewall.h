@@ -26,6 +26,7 @@
 #include "conf/conf.h"
 #include "lib/common.h"
 #include "lib/health.h"
+#include "lib/loop.h"
 
 #define FW_TABLE "supervisor"
 #define FW_IFNAMSIZ 16

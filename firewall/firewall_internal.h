@@ -10,6 +10,7 @@
 #include <libnftnl/table.h>
 
 #include "firewall/firewall.h"
+#include "lib/common.h"
 
 /* Set elements per NEWSETELEM message: 1024 three-field map elements take
  * about 45 KiB, under the 64 KiB a netlink attribute can hold. */

@@ -9,7 +9,9 @@
  * A rule is reduced to what the judgement needs: its interface and nfproto
  * comparisons, "something else" for any other match, and its verdict.
  */
-#include "firewall_internal.h"
+#include "firewall/firewall_internal.h"
+#include "lib/log.h"
+#include "lib/mem.h"
 
 #include <errno.h>
 #include <linux/netfilter.h>

@@ -11,6 +11,9 @@
  * flows are accepted, so no reply from 10.88.0.1 reaches an application.
  */
 #include "firewall/firewall.h"
+#include "lib/common.h"
+#include "lib/log.h"
+#include "lib/mem.h"
 
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <netinet/in.h>

@@ -6,6 +6,9 @@
  * nft or we loaded it (tests/lab/test_firewall.sh compares the two).
  */
 #include "firewall/firewall.h"
+#include "lib/common.h"
+#include "lib/log.h"
+#include "lib/mem.h"
 
 #include <arpa/inet.h>
 #include <linux/netfilter/nf_conntrack_common.h>
@@ -176,10 +179,8 @@ char *fw_model_nft(const struct fw_model *m, bool replace)
 {
 	char *text = NULL;
 	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
+	FILE *f = xmemstream(&text, &len);
 
-	if (!f)
-		fatalx("firewall", "out of memory");
 	if (replace)
 		fprintf(f, "table inet %s\ndelete table inet %s\n", m->table, m->table);
 	fprintf(f, "table inet %s {\n", m->table);

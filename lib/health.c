@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* The health model: levels, "worse of", and the one way to add a reason. */
 #include "lib/health.h"
+#include "lib/log.h"
+#include "lib/mem.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

@@ -4,7 +4,8 @@
  * naming its component. Writes are single fputs() calls on an unbuffered
  * stream so lines from the supervisor never interleave mid-line.
  */
-#include "common.h"
+#include "lib/log.h"
+#include "lib/common.h"
 
 #include <errno.h>
 #include <string.h>
@@ -25,11 +26,6 @@ static const char *const level_names[] = {
 void log_set_level(enum log_level level)
 {
 	log_min = level;
-}
-
-enum log_level log_get_level(void)
-{
-	return log_min;
 }
 
 bool log_level_parse(const char *s, enum log_level *out)

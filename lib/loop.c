@@ -6,7 +6,9 @@
  * it on a list freed after the dispatch round, so a callback may remove
  * any source, including one whose event is still pending in this round.
  */
-#include "common.h"
+#include "lib/loop.h"
+#include "lib/common.h"
+#include "lib/mem.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -325,47 +327,4 @@ void loop_quit(struct loop *l, int code)
 {
 	l->quit = true;
 	l->code = code;
-}
-
-/* ---- signal state for PID 1 and its children ------------------------- */
-
-static sigset_t orig_mask;
-static struct sigaction orig_actions[NSIG];
-static bool saved;
-
-void sig_save_and_block(void)
-{
-	sigset_t all;
-
-	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, NULL, &orig_actions[sig]);
-	sigfillset(&all);
-	/* Synchronous faults stay deliverable: blocking them is undefined. */
-	sigdelset(&all, SIGSEGV);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGFPE);
-	sigdelset(&all, SIGILL);
-	sigdelset(&all, SIGABRT);
-	sigdelset(&all, SIGTRAP);
-	sigdelset(&all, SIGSYS);
-	sigprocmask(SIG_SETMASK, &all, &orig_mask);
-	/* A write to a closed control-socket client must not kill PID 1. */
-	signal(SIGPIPE, SIG_IGN);
-	saved = true;
-}
-
-void sig_restore_for_child(void)
-{
-	if (!saved)
-		return;
-	/* Only dispositions we may have changed; handlers do not survive exec anyway. */
-	for (int sig = 1; sig < NSIG; sig++) {
-		if (sig == SIGKILL || sig == SIGSTOP)
-			continue;
-		if (orig_actions[sig].sa_handler == SIG_IGN)
-			signal(sig, SIG_IGN);
-		else
-			signal(sig, SIG_DFL);
-	}
-	sigprocmask(SIG_SETMASK, &orig_mask, NULL);
 }

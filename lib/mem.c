@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
-/* Memory helpers: allocation failure is fatal (see common.h). */
-#include "common.h"
+/* Memory helpers: allocation failure is fatal (see mem.h). */
+#include "lib/mem.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -59,15 +61,6 @@ char *xstrdup(const char *s)
 	return p;
 }
 
-char *xstrndup(const char *s, size_t n)
-{
-	char *p = strndup(s, n);
-
-	if (!p)
-		oom();
-	return p;
-}
-
 char *xasprintf(const char *fmt, ...)
 {
 	va_list ap;
@@ -80,6 +73,15 @@ char *xasprintf(const char *fmt, ...)
 	if (r < 0)
 		oom();
 	return s;
+}
+
+FILE *xmemstream(char **buf, size_t *len)
+{
+	FILE *f = open_memstream(buf, len);
+
+	if (!f)
+		oom();
+	return f;
 }
 
 void freep(void *p)

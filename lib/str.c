@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Small string helpers. */
-#include "common.h"
+#include "lib/str.h"
+#include "lib/common.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* A blocking request/reply client for AF_UNIX stream sockets, with a deadline. */
-#include "common.h"
+#include "lib/unixsock.h"
+#include "lib/mem.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -3,7 +3,8 @@
  * WireGuard key encoding and derivation, byte-compatible with `wg genkey`
  * and `wg pubkey`. Curve25519 comes from libsodium rather than our own code.
  */
-#include "common.h"
+#include "lib/wgkey.h"
+#include "lib/mem.h"
 
 #include <errno.h>
 #include <sodium.h>

@@ -13,6 +13,9 @@
  * Docker bind-mounts /etc/hosts, so a rename would fail or be lost.
  */
 #include "overlay/overlay.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+#include "lib/str.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,10 +32,8 @@ char *hosts_block(const struct conf *c)
 	const char *domain = conf_self(c)->settings.names.domain;
 	char *out = NULL, ip[16];
 	size_t len = 0;
-	FILE *f = open_memstream(&out, &len);
+	FILE *f = xmemstream(&out, &len);
 
-	if (!f)
-		fatalx("names", "out of memory");
 	fputs(BEGIN, f);
 	for (size_t i = 0; i < c->n_nodes; i++) {
 		const struct conf_node *n = &c->nodes[i];

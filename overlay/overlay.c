@@ -18,7 +18,13 @@
  * never had one): setting a persistent keepalive on a new peer sends a
  * packet at once, which starts a handshake.
  */
-#include "overlay_internal.h"
+#include "overlay/overlay_internal.h"
+#include "child/child.h"
+#include "lib/common.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
+#include "lib/wgkey.h"
 
 #include <signal.h>
 

@@ -20,9 +20,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "child/child.h"
 #include "conf/conf.h"
 #include "lib/common.h"
 #include "lib/health.h"
+#include "lib/loop.h"
+#include "lib/wgkey.h"
 
 /* ---- the device model both backends read and write -------------------- */
 
@@ -170,8 +173,6 @@ const char *tunnel_state_name(enum tunnel_state st);
  */
 void overlay_health(const struct overlay_status *ov, struct health_report *out);
 
-/* The child condition that gates Postgres: the hub handshake is fresh. */
-#define OVERLAY_CONDITION_FRESH "tunnel-fresh"
 /* The name of the supervised wireguard-go child. */
 #define OVERLAY_CHILD_NAME "wireguard-go"
 

@@ -3,7 +3,8 @@
 #ifndef SUP_OVERLAY_INTERNAL_H
 #define SUP_OVERLAY_INTERNAL_H
 
-#include "overlay.h"
+#include "lib/common.h"
+#include "overlay/overlay.h"
 
 #define WG_UAPI_DIR "/var/run/wireguard"
 /* Receive buffer for rtnetlink and genetlink replies: dumps fill up to 32 KiB. */

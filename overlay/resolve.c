@@ -9,7 +9,10 @@
  * address moves with its name is followed without a reload, as wg-quick
  * users do with reresolve-dns.sh. A failed lookup keeps the last address.
  */
-#include "overlay_internal.h"
+#include "overlay/overlay_internal.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -5,7 +5,8 @@
  * acknowledged; the kernel answers while handling sendmsg(), so reads
  * return at once (a 1 s receive deadline guards the loop anyway).
  */
-#include "overlay_internal.h"
+#include "overlay/overlay_internal.h"
+#include "lib/mem.h"
 
 #include <errno.h>
 #include <libmnl/libmnl.h>

@@ -7,7 +7,9 @@
  * every change in as many messages as it takes (64 KiB each, bounds-checked),
  * each acknowledged.
  */
-#include "overlay_internal.h"
+#include "overlay/overlay_internal.h"
+#include "lib/mem.h"
+#include "lib/wgkey.h"
 
 #include <errno.h>
 #include <libmnl/libmnl.h>

@@ -6,7 +6,10 @@
  * the socket exchange has a short deadline so a wedged wireguard-go cannot
  * hold the event loop for long.
  */
-#include "overlay_internal.h"
+#include "overlay/overlay_internal.h"
+#include "lib/mem.h"
+#include "lib/unixsock.h"
+#include "lib/wgkey.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -231,10 +234,8 @@ char *wg_uapi_format_set(const struct wg_device *dev)
 {
 	char *out = NULL, hex[2 * WG_KEY_LEN + 1], ep[80], ip[16];
 	size_t len = 0;
-	FILE *f = open_memstream(&out, &len);
+	FILE *f = xmemstream(&out, &len);
 
-	if (!f)
-		fatalx("overlay", "out of memory");
 	fputs("set=1\n", f);
 	if (dev->has_private_key) {
 		key_hex(dev->private_key, hex);

@@ -9,7 +9,10 @@
  * deadline. An unreachable upstream cannot be checked: the replica starts,
  * and its WAL receiver would refuse a foreign primary anyway.
  */
-#include "pgwatch_internal.h"
+#include "pgwatch/pgwatch_internal.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -9,7 +9,14 @@
  * all within the shutdown budget: stop.c). A failed step is
  * retried with a growing delay and its reason is shown meanwhile.
  */
-#include "pgwatch_internal.h"
+#include "pgwatch/pgwatch_internal.h"
+#include "child/child.h"
+#include "lib/common.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
+#include "lib/proc.h"
+#include "lib/str.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -17,9 +17,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "child/child.h"
 #include "conf/conf.h"
 #include "lib/common.h"
 #include "lib/health.h"
+#include "lib/loop.h"
 
 enum pg_state {
 	PG_STATE_NONE,               /* this node runs no Postgres */

@@ -7,7 +7,10 @@
 #include <limits.h>
 #include <sys/types.h>
 
-#include "pgwatch.h"
+#include "child/child.h"
+#include "lib/common.h"
+#include "lib/loop.h"
+#include "pgwatch/pgwatch.h"
 
 #define PG_CHILD_NAME "postgres"
 #define PG_OWNER "pgwatch"

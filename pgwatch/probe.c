@@ -12,7 +12,12 @@
  * computed here, so the plaintext never reaches the server or its logs) and
  * that every downstream replica has its physical slot.
  */
-#include "pgwatch_internal.h"
+#include "pgwatch/pgwatch_internal.h"
+#include "child/child.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
+#include "lib/str.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -14,7 +14,11 @@
  * that wire format is read here, once, into the typed report; every
  * judgement below is made on the typed figures.
  */
-#include "pgwatch_internal.h"
+#include "pgwatch/pgwatch_internal.h"
+#include "lib/common.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
+#include "lib/str.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -17,7 +17,13 @@
  * when the last probe found Postgres running (a starting or frozen
  * postmaster would only make the signal wait for the deadline).
  */
-#include "pgwatch_internal.h"
+#include "pgwatch/pgwatch_internal.h"
+#include "child/child.h"
+#include "lib/common.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
+#include "lib/str.h"
 
 #include <errno.h>
 #include <signal.h>

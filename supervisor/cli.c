@@ -4,6 +4,7 @@
  * function; each command parses its own options with getopt_long().
  */
 #include "supervisor/cli.h"
+#include "lib/common.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -6,6 +6,8 @@
  */
 #include "supervisor/cli.h"
 #include "backup/backup.h"
+#include "lib/common.h"
+#include "lib/mem.h"
 
 #include <getopt.h>
 #include <stdlib.h>

@@ -14,6 +14,10 @@
  * environment; never into the cluster file, never printed to a log.
  */
 #include "supervisor/cli.h"
+#include "lib/common.h"
+#include "lib/mem.h"
+#include "lib/str.h"
+#include "lib/wgkey.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

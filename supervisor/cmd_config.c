@@ -2,6 +2,9 @@
 /* `supervisor check-config`: validate and print this node's plan. */
 #include "supervisor/cli.h"
 #include "firewall/firewall.h"
+#include "lib/common.h"
+#include "lib/mem.h"
+#include "lib/wgkey.h"
 #include "pgwatch/pgwatch.h"
 
 #include <errno.h>

@@ -7,6 +7,12 @@
  */
 #include "supervisor/cli.h"
 #include "supervisor/daemon.h"
+#include "lib/common.h"
+#include "lib/health.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
+#include "lib/str.h"
+#include "lib/unixsock.h"
 
 #include <errno.h>
 #include <math.h>

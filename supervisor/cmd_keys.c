@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT
 /* `supervisor genkey` and `supervisor pubkey`, compatible with wg(8). */
 #include "supervisor/cli.h"
+#include "lib/common.h"
+#include "lib/mem.h"
+#include "lib/str.h"
+#include "lib/wgkey.h"
 
 #include <errno.h>
 #include <string.h>

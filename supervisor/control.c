@@ -7,6 +7,9 @@
  * by size or by its deadline, and never delays anyone else.
  */
 #include "supervisor/daemon.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
 
 #include <errno.h>
 #include <fcntl.h>

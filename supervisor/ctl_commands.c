@@ -6,6 +6,12 @@
  * `supervisor ctl` turns into its exit status.
  */
 #include "supervisor/snapshot.h"
+#include "child/child.h"
+#include "lib/common.h"
+#include "lib/health.h"
+#include "lib/loop.h"
+#include "lib/proc.h"
+#include "overlay/overlay.h"
 
 #include <errno.h>
 #include <string.h>

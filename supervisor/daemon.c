@@ -10,6 +10,12 @@
  */
 #include "supervisor/cli.h"
 #include "supervisor/daemon.h"
+#include "child/child.h"
+#include "lib/common.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
+#include "lib/proc.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -283,12 +289,11 @@ static void on_sighup(struct loop *loop, const struct signalfd_siginfo *si, void
 	(void)daemon_reload(data, NULL);
 }
 
-/* Postgres (and anything else waiting on it) starts once the tunnel is fresh. */
+/* Postgres starts once the tunnel is fresh (pgwatch holds that gate). */
 static void on_tunnel(void *data, enum tunnel_state st)
 {
 	struct daemon *d = data;
 
-	child_set_condition(d->children, OVERLAY_CONDITION_FRESH, st == TUNNEL_FRESH);
 	pgwatch_tunnel(d->pgwatch, st == TUNNEL_FRESH);
 }
 

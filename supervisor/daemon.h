@@ -9,10 +9,12 @@
 #include <jansson.h>
 
 #include "backup/backup.h"
+#include "child/child.h"
 #include "conf/conf.h"
 #include "firewall/firewall.h"
 #include "lib/common.h"
 #include "lib/health.h"
+#include "lib/loop.h"
 #include "overlay/overlay.h"
 #include "pgwatch/pgwatch.h"
 

@@ -17,10 +17,14 @@
  * parser is libmicrohttpd's in strict mode.
  */
 #include "supervisor/snapshot.h"
-
-#include <math.h>
+#include "lib/common.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
+#include "lib/str.h"
 
 #include <errno.h>
+#include <math.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdlib.h>

@@ -8,9 +8,12 @@
  * that is unknown is left out, never reported as 0.
  */
 #include "supervisor/snapshot.h"
+#include "child/child.h"
+#include "lib/common.h"
+#include "lib/log.h"
+#include "lib/mem.h"
 
 #include <math.h>
-
 #include <stdlib.h>
 #include <string.h>
 
@@ -292,9 +295,7 @@ char *metrics_text(const struct node_snapshot *s)
 	char *text = NULL;
 	size_t len = 0;
 
-	o.f = open_memstream(&text, &len);
-	if (!o.f)
-		fatalx("http", "out of memory");
+	o.f = xmemstream(&text, &len);
 	node_metrics(&o, s);
 	tunnel_metrics(&o, s);
 	postgres_metrics(&o, s);

@@ -8,6 +8,9 @@
  * conninfo.
  */
 #include "supervisor/snapshot.h"
+#include "child/child.h"
+#include "lib/loop.h"
+#include "lib/proc.h"
 
 #include <math.h>
 #include <string.h>

@@ -7,6 +7,9 @@
  * shutting down). Renderers only read the result.
  */
 #include "supervisor/snapshot.h"
+#include "child/child.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
 
 #include <stdlib.h>
 #include <sys/statvfs.h>

@@ -7,8 +7,6 @@
 #ifndef SUP_SUPERVISOR_H
 #define SUP_SUPERVISOR_H
 
-#include "lib/common.h"
-
 /**
  * supervisor_main() - dispatch a command line ("supervisor COMMAND ...").
  * @argc: as main().

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conf/conf.h"
+#include "lib/mem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/mem.h"
+#include "lib/wgkey.h"
 #include "overlay/overlay_internal.h"
 
 #define GUARD 512

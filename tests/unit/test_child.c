@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * lib/child.c with real processes (/bin/sleep): a stop that begins with the
+ * child/child.c with real processes (/bin/sleep): a stop that begins with the
  * spec's before_stop hook sends its first signal only when the hook reports
  * back or its deadline passes; the hook is cancelled when the child exits
  * first; a replaced stop plan is the one used.
@@ -17,7 +17,9 @@
 
 #include <cmocka.h>
 
-#include "lib/common.h"
+#include "child/child.h"
+#include "lib/log.h"
+#include "lib/loop.h"
 
 struct fixture {
 	struct loop *loop;

@@ -18,7 +18,13 @@
 
 #include <cmocka.h>
 
+#include "child/child.h"
 #include "conf/conf.h"
+#include "lib/common.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+#include "lib/str.h"
+#include "lib/wgkey.h"
 
 static const char *data_dir(void)
 {

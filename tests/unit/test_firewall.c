@@ -16,6 +16,10 @@
 #include <sodium.h>
 
 #include "firewall/firewall_internal.h"
+#include "lib/common.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
+#include "lib/wgkey.h"
 
 static const char *dir(void)
 {

@@ -10,6 +10,9 @@
 #include <cmocka.h>
 
 #include "lib/common.h"
+#include "lib/log.h"
+#include "lib/str.h"
+#include "lib/wgkey.h"
 
 /* RFC 7748 section 6.1, Alice's key pair, in base64. */
 #define RFC_PRIV "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo="

@@ -12,7 +12,8 @@
 
 #include <cmocka.h>
 
-#include "lib/common.h"
+#include "lib/loop.h"
+#include "lib/proc.h"
 
 static int fired;
 
@@ -151,6 +152,16 @@ static void test_signal_names(void **state)
 	assert_string_equal(signal_name(SIGKILL), "SIGKILL");
 	assert_string_equal(signal_name(0), "SIG?");
 	assert_string_equal(signal_name(200), "SIG?");
+	/* The stop plans' parser reads names through the same table. */
+	assert_int_equal(signal_from_name("SIGTERM"), SIGTERM);
+	assert_int_equal(signal_from_name("INT"), SIGINT);
+	assert_int_equal(signal_from_name("SIGVTALRM"), SIGVTALRM);
+	assert_int_equal(signal_from_name("sigterm"), 0);
+	assert_int_equal(signal_from_name("SIG"), 0);
+	assert_int_equal(signal_from_name("?"), 0);
+	for (int sig = 1; sig < 32; sig++)
+		if (strcmp(signal_name(sig), "SIG?") != 0)
+			assert_int_equal(signal_from_name(signal_name(sig)), sig);
 }
 
 int main(void)

@@ -18,6 +18,9 @@
 
 #include <cmocka.h>
 
+#include "lib/common.h"
+#include "lib/mem.h"
+#include "lib/wgkey.h"
 #include "overlay/overlay_internal.h"
 
 #define FAMILY 0x1d

@@ -14,6 +14,8 @@
 #include <cmocka.h>
 #include <math.h>
 
+#include "child/child.h"
+#include "lib/loop.h"
 #include "pgwatch/pgwatch_internal.h"
 
 static struct conf *load(const char *path, const char *node)

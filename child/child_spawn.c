@@ -7,13 +7,17 @@
  * exited quickly": the pipe gives EOF on a successful exec and a
  * struct spawn_report otherwise.
  */
-#include "child_internal.h"
+#include "child/child_internal.h"
+#include "child/child.h"
+#include "lib/common.h"
+#include "lib/proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

@@ -1,20 +1,37 @@
 // SPDX-License-Identifier: MIT
 /*
  * Supervised children: start order, restart with backoff, stop plans,
- * reaping and the orderly shutdown (see common.h for the contract).
+ * reaping and the orderly shutdown (see child.h for the contract).
  *
- * State changes happen only in the functions named after the event that
- * causes them: child_started(), exec_confirmed(), child_exited(),
- * stop_step(), backoff_elapsed(). Output pipes live in their own small
- * objects, because a grandchild may keep a pipe open after its parent
- * exited and was restarted with a new one.
+ * Every state change is a set_state() call in one of these functions:
+ *
+ *   child_start()        WAITING -> STARTING        forked
+ *   read_report()        STARTING -> RUNNING        the exec-report pipe
+ *                                                   closed: exec worked
+ *   stop_begin()         STARTING, RUNNING          a stop was asked for
+ *                          -> STOPPING
+ *   child_stop()         WAITING, BACKOFF -> EXITED stopped before it ran
+ *   child_exited()       -> EXITED                  reaped, not restarted
+ *   schedule_restart()   -> BACKOFF                 reaped (or fork failed),
+ *                                                   restart timer armed
+ *   on_timer()           BACKOFF -> WAITING         the backoff elapsed
+ *   give_up()            -> FAILED                  too many quick failures,
+ *                                                   or a required child failed
+ *
+ * Output pipes live in their own small objects, because a grandchild may
+ * keep a pipe open after its parent exited and was restarted with a new one.
  *
  * A stop may begin with the spec's before_stop hook (Postgres: a
  * CHECKPOINT): the child is STOPPING, its timer holds the hook's deadline,
  * and the first signal goes out when the hook reports back or the
  * deadline passes, whichever is first.
  */
-#include "child_internal.h"
+#include "child/child_internal.h"
+#include "child/child.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/mem.h"
+#include "lib/proc.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -67,19 +84,12 @@ struct child {
 	char last_error[256];
 };
 
-struct condition {
-	char *name;
-	bool value;
-};
-
 struct child_set {
 	struct loop *loop;
 	struct child_policy policy;
 	struct child **v;
 	size_t n;
 	char **base_env;
-	struct condition *conds;
-	size_t n_conds;
 	struct output_stream *streams;
 	bool started;
 	bool shutting_down;
@@ -283,9 +293,6 @@ static bool can_start(const struct child *c)
 		if (!dep || dep->state != CHILD_STATE_RUNNING)
 			return false;
 	}
-	for (size_t i = 0; c->spec.conditions && c->spec.conditions[i]; i++)
-		if (!child_set_condition_get(set, c->spec.conditions[i]))
-			return false;
 	if (c->spec.start_gate && !c->spec.start_gate(c, c->spec.data))
 		return false;
 	return true;
@@ -815,9 +822,6 @@ struct child_set *child_set_free(struct child_set *set)
 		child_free(set->v[0]);
 	while (set->streams)
 		stream_free(set->streams);
-	for (size_t i = 0; i < set->n_conds; i++)
-		free(set->conds[i].name);
-	free(set->conds);
 	free(set->v);
 	free_env(set->base_env);
 	loop_remove(set->deadline);
@@ -841,7 +845,6 @@ int child_add(struct child_set *set, const struct child_spec *spec, struct child
 	c->spec.cwd = own(c, spec->cwd);
 	c->spec.owner = own(c, spec->owner);
 	c->spec.after = own_vec(c, spec->after);
-	c->spec.conditions = own_vec(c, spec->conditions);
 	child_set_stop(c, spec->stop, spec->n_stop, spec->before_stop_ms);
 	c->report_fd = -1;
 	c->last_status = -1;
@@ -918,35 +921,6 @@ void child_set_start(struct child_set *set)
 {
 	set->started = true;
 	start_waiting(set);
-}
-
-void child_set_condition(struct child_set *set, const char *name, bool value)
-{
-	struct condition *cd = NULL;
-
-	for (size_t i = 0; i < set->n_conds; i++)
-		if (strcmp(set->conds[i].name, name) == 0)
-			cd = &set->conds[i];
-	if (!cd) {
-		set->conds = xreallocarray(set->conds, set->n_conds + 1, sizeof(*set->conds));
-		cd = &set->conds[set->n_conds++];
-		cd->name = xstrdup(name);
-		cd->value = !value; /* so the change below is logged */
-	}
-	if (cd->value == value)
-		return;
-	cd->value = value;
-	log_info("child", "condition name=%s value=%s", name, value ? "true" : "false");
-	if (value)
-		start_waiting(set);
-}
-
-bool child_set_condition_get(const struct child_set *set, const char *name)
-{
-	for (size_t i = 0; i < set->n_conds; i++)
-		if (strcmp(set->conds[i].name, name) == 0)
-			return set->conds[i].value;
-	return false;
 }
 
 void child_set_on_give_up(struct child_set *set, void (*fn)(void *data, struct child *c),

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* Private to lib/: process creation for child.c. */
-#ifndef SUP_LIB_CHILD_INTERNAL_H
-#define SUP_LIB_CHILD_INTERNAL_H
+/* Private to child/: process creation for child.c. */
+#ifndef SUP_CHILD_INTERNAL_H
+#define SUP_CHILD_INTERNAL_H
 
 #include <sys/types.h>
 
-#include "common.h"
+#include "child/child.h"
 
 /* What a child reports through its close-on-exec pipe when it cannot exec. */
 enum spawn_stage {

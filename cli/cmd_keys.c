@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* `supervisor genkey` and `supervisor pubkey`, compatible with wg(8). */
-#include "supervisor/cli.h"
+#include "cli/cli.h"
 
 #include <errno.h>
 #include <string.h>

@@ -13,7 +13,7 @@
  * file (0600), with the replication password, for Dstack's encrypted
  * environment; never into the cluster file, never printed to a log.
  */
-#include "supervisor/cli.h"
+#include "cli/cli.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -22,6 +22,8 @@
 #define CONF_E_INVALID 1
 
 #define CONF_DEFAULT_PATH "/etc/supervisor/cluster.conf"
+#define CONF_DEFAULT_KEY_FILE "/etc/supervisor/wg.key" /* keys.private_key_file */
+#define CONF_DEFAULT_NETWORK "10.88.0.0/24"            /* `supervisor cluster init` */
 #define CONF_NAME_MAX 32 /* node names end up in nft set elements and hostnames */
 
 enum conf_node_kind {

@@ -12,10 +12,15 @@
  * (--pubkey) or made here and written once into that spoke's own bundle
  * file (0600), with the replication password, for Dstack's encrypted
  * environment; never into the cluster file, never printed to a log.
+ *
+ * The edits of the tree are conf/conf_edit.c's; here are the arguments,
+ * the secrets and the bundles. Helpers return 0, -errno, or one of the
+ * outcomes below, having said what went wrong; cmd_cluster() turns that
+ * into the exit status, once.
  */
 #include "cli/cli.h"
+#include "conf/conf_edit.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -28,6 +33,12 @@
 #define HEADER "# The cluster file: the same on every node (no secrets in it).\n" \
 	       "# Managed by `supervisor cluster ...`; the previous version is kept as FILE.bak.\n" \
 	       "# After a change: copy it to every node, then `supervisor ctl reload` on each.\n\n"
+
+/* Expected outcomes (CONF_E_INVALID: the file does not load, or the change would not). */
+enum {
+	CLUSTER_E_USAGE = CONF_E_INVALID + 1, /* the command line is wrong */
+	CLUSTER_E_REFUSED,                    /* nothing changed, and why was said */
+};
 
 struct cluster_args {
 	const char *path, *endpoint, *network, *hub_key, *bundle, *pubkey, *upstream, *spokes;
@@ -124,70 +135,56 @@ static int hub_key(const char *path, char pub_b64[WG_KEY_B64_LEN + 1])
 	return r;
 }
 
-/* The replication password, next to the cluster file: made once. */
-static char *replication_password(const char *conf_path, bool create)
+/*
+ * The replication password, next to the cluster file: made once (@create).
+ * Return: 0 with *@out set (NULL: there is none and @create is false), or
+ * -errno.
+ */
+static int replication_password(const char *conf_path, bool create, char **out)
 {
 	_cleanup_free_ char *dir = xstrdup(conf_path);
 	_cleanup_free_ char *path = xasprintf("%s/replication.pass", dirname(dir));
-	char buf[128];
+	char buf[128], a[WG_KEY_B64_LEN + 1], b[WG_KEY_B64_LEN + 1], *p, *q;
 	FILE *f = fopen(path, "re");
+	int r;
 
+	*out = NULL;
 	if (f) {
 		char *line = fgets(buf, sizeof(buf), f);
 
 		fclose(f);
-		return line ? xstrdup(str_trim_right(line)) : NULL;
+		if (!line)
+			return -ENODATA;
+		*out = xstrdup(str_trim_right(line));
+		return 0;
 	}
 	if (!create)
-		return NULL;
-	{
-		char a[WG_KEY_B64_LEN + 1], b[WG_KEY_B64_LEN + 1], *p, *q;
-
-		if (new_pair(a, b) < 0)
-			return NULL;
-		/* 32 random bytes, as letters and digits only (no quoting anywhere) */
-		for (p = q = a; *p; p++)
-			if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))
-				*q++ = *p;
-		*q = '\0';
-		snprintf(buf, sizeof(buf), "%s\n", a);
-		explicit_zero(a, sizeof(a));
-		if (write_secret(path, buf, false) < 0)
-			return NULL;
+		return 0;
+	if ((r = new_pair(a, b)) < 0)
+		return r;
+	/* 32 random bytes, as letters and digits only (no quoting anywhere) */
+	for (p = q = a; *p; p++)
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))
+			*q++ = *p;
+	*q = '\0';
+	snprintf(buf, sizeof(buf), "%s\n", a);
+	explicit_zero(a, sizeof(a));
+	r = write_secret(path, buf, false);
+	if (r == 0) {
 		printf("replication password: new, in %s (0600)\n", path);
-		return xstrdup(str_trim_right(buf));
+		*out = xstrdup(str_trim_right(buf));
 	}
+	explicit_zero(buf, sizeof(buf));
+	return r;
 }
 
-/*
- * DIR/NAME/: spoke.env (0600: the spoke's secrets, for Dstack's encrypted
- * environment), cluster.conf, docker-compose.yml (its service alone).
- */
-static int write_bundle(const char *dir, const char *name, const char *priv_b64, const char *conf_path)
-{
-	_cleanup_free_ char *d = xasprintf("%s/%s", dir, name);
-	_cleanup_free_ char *env = xasprintf("%s/spoke.env", d);
-	_cleanup_free_ char *compose = xasprintf("%s/docker-compose.yml", d);
-	_cleanup_free_ char *copy = xasprintf("%s/cluster.conf", d);
-	_cleanup_free_ char *pass = replication_password(conf_path, false);
-	_cleanup_free_ char *text = NULL;
-	_cleanup_fclose_ FILE *in = NULL, *out = NULL;
-	char buf[4096];
-	size_t n;
-	int r;
+/* ---- bundles ------------------------------------------------------------------- */
 
-	if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || (mkdir(d, 0700) < 0 && errno != EEXIST))
-		return -errno;
-	text = xasprintf("# %s: Dstack encrypted environment variables. Enter them, then delete this file.\n"
-			 "%s%s%s"
-			 "REPLICATION_PASSWORD=%s\n", name,
-			 priv_b64 ? "WG_PRIVATE_KEY=" : "# WG_PRIVATE_KEY: the key made on the spoke (--pubkey)\n",
-			 priv_b64 ? priv_b64 : "", priv_b64 ? "\n" : "", pass ? pass : "");
-	r = write_secret(env, text, true);
-	explicit_zero(text, strlen(text));
-	if (r < 0)
-		return r;
-	out = fopen(compose, "we");
+/* The spoke's service alone, for the CVM's compose. Return: 0 or -errno. */
+static int write_compose(const char *path, const char *name)
+{
+	FILE *out = fopen(path, "we");
+
 	if (!out)
 		return -errno;
 	fprintf(out, "# %s on Dstack: paste into the CVM's compose; secrets from its encrypted env.\n"
@@ -209,158 +206,69 @@ static int write_bundle(const char *dir, const char *name, const char *priv_b64,
 		     "    restart: unless-stopped\n"
 		     "configs:\n  cluster:\n    file: ./cluster.conf\n"
 		     "volumes:\n  pgdata:\n  backups:\n", name, name, name, name);
-	in = fopen(conf_path, "re");
-	fclose(out);
-	out = fopen(copy, "we");
-	if (!in || !out)
+	return fclose(out) != 0 ? -errno : 0;
+}
+
+/* @from's bytes into @to (made or emptied). Return: 0 or -errno. */
+static int copy_file(const char *from, const char *to)
+{
+	_cleanup_fclose_ FILE *in = fopen(from, "re");
+	char buf[4096];
+	size_t n;
+	FILE *out;
+	int r = 0;
+
+	if (!in)
 		return -errno;
-	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-		fwrite(buf, 1, n, out);
+	out = fopen(to, "we");
+	if (!out)
+		return -errno;
+	while (r == 0 && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n)
+			r = -EIO;
+	if (r == 0 && ferror(in))
+		r = -EIO;
+	if (fclose(out) != 0 && r == 0)
+		r = -errno;
+	return r;
+}
+
+/*
+ * DIR/NAME/: spoke.env (0600: the spoke's secrets, for Dstack's encrypted
+ * environment), cluster.conf, docker-compose.yml (its service alone).
+ * Return: 0 or -errno.
+ */
+static int write_bundle(const char *dir, const char *name, const char *priv_b64, const char *conf_path)
+{
+	_cleanup_free_ char *d = xasprintf("%s/%s", dir, name);
+	_cleanup_free_ char *env = xasprintf("%s/spoke.env", d);
+	_cleanup_free_ char *compose = xasprintf("%s/docker-compose.yml", d);
+	_cleanup_free_ char *copy = xasprintf("%s/cluster.conf", d);
+	_cleanup_free_ char *pass = NULL;
+	_cleanup_free_ char *text = NULL;
+	int r;
+
+	if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || (mkdir(d, 0700) < 0 && errno != EEXIST))
+		return -errno;
+	/* No password file (or an empty one): the operator enters it in the environment by hand. */
+	(void)replication_password(conf_path, false, &pass);
+	text = xasprintf("# %s: Dstack encrypted environment variables. Enter them, then delete this file.\n"
+			 "%s%s%s"
+			 "REPLICATION_PASSWORD=%s\n", name,
+			 priv_b64 ? "WG_PRIVATE_KEY=" : "# WG_PRIVATE_KEY: the key made on the spoke (--pubkey)\n",
+			 priv_b64 ? priv_b64 : "", priv_b64 ? "\n" : "", pass ? pass : "");
+	r = write_secret(env, text, true);
+	explicit_zero(text, strlen(text));
+	if (r < 0 || (r = write_compose(compose, name)) < 0 || (r = copy_file(conf_path, copy)) < 0)
+		return r;
 	printf("bundle for %s: %s/ (spoke.env is 0600: its secrets, for the Dstack encrypted environment)\n",
 	       name, d);
 	return 0;
 }
 
-/* ---- the tree ------------------------------------------------------------------- */
+/* ---- the file ------------------------------------------------------------------- */
 
-static config_setting_t *find_spoke(config_t *cfg, const char *name, int *index)
-{
-	config_setting_t *spokes = config_lookup(cfg, "spokes");
-
-	for (int i = 0; spokes && i < config_setting_length(spokes); i++) {
-		config_setting_t *s = config_setting_get_elem(spokes, (unsigned)i);
-		const char *n = NULL;
-
-		if (config_setting_lookup_string(s, "name", &n) && strcmp(n, name) == 0) {
-			if (index)
-				*index = i;
-			return s;
-		}
-	}
-	return NULL;
-}
-
-static void set_string(config_setting_t *group, const char *name, const char *value)
-{
-	config_setting_t *s = config_setting_get_member(group, name);
-
-	if (!s)
-		s = config_setting_add(group, name, CONFIG_TYPE_STRING);
-	config_setting_set_string(s, value);
-}
-
-static const char *spoke_role(const config_setting_t *s)
-{
-	const char *role = NULL;
-	const config_setting_t *pg = config_setting_get_member(s, "postgres");
-
-	if (pg && config_setting_type(pg) == CONFIG_TYPE_STRING)
-		return config_setting_get_string(pg);
-	if (pg && config_setting_lookup_string(pg, "role", &role))
-		return role;
-	return "none";
-}
-
-static const char *primary_name(config_t *cfg)
-{
-	config_setting_t *spokes = config_lookup(cfg, "spokes");
-	const char *n = NULL;
-
-	for (int i = 0; spokes && i < config_setting_length(spokes); i++) {
-		config_setting_t *s = config_setting_get_elem(spokes, (unsigned)i);
-
-		if (strcmp(spoke_role(s), "primary") == 0 && config_setting_lookup_string(s, "name", &n))
-			return n;
-	}
-	return NULL;
-}
-
-/* The lowest free address from .11 up in cluster.network. */
-static int next_ip(config_t *cfg, char out[16])
-{
-	const char *net = "10.88.0.0/24";
-	char base[32], *slash;
-	struct in_addr a;
-	uint32_t first, mask, prefix;
-
-	config_lookup_string(cfg, "cluster.network", &net);
-	snprintf(base, sizeof(base), "%s", net);
-	slash = strchr(base, '/');
-	prefix = slash ? (uint32_t)strtoul(slash + 1, NULL, 10) : 24;
-	if (slash)
-		*slash = '\0';
-	if (inet_pton(AF_INET, base, &a) != 1 || prefix < 8 || prefix > 30)
-		return -EINVAL;
-	mask = prefix ? ~0u << (32 - prefix) : 0;
-	first = ntohl(a.s_addr) & mask;
-	for (uint32_t h = first + 11; (h & mask) == first && (h | mask) != ~0u; h++) {
-		struct in_addr c = { htonl(h) };
-		bool used = false;
-		const char *ip = NULL;
-		config_setting_t *spokes = config_lookup(cfg, "spokes");
-
-		inet_ntop(AF_INET, &c, out, 16);
-		if (config_lookup_string(cfg, "hub.overlay_ip", &ip) && strcmp(ip, out) == 0)
-			used = true;
-		for (int i = 0; !used && spokes && i < config_setting_length(spokes); i++)
-			used = config_setting_lookup_string(config_setting_get_elem(spokes, (unsigned)i),
-							    "overlay_ip", &ip) && strcmp(ip, out) == 0;
-		if (!used)
-			return 0;
-	}
-	return -ENOSPC;
-}
-
-static config_setting_t *add_array(config_setting_t *group, const char *name, const char *const *values)
-{
-	config_setting_t *a = config_setting_add(group, name, CONFIG_TYPE_ARRAY);
-
-	for (size_t i = 0; values[i]; i++)
-		config_setting_set_string_elem(a, -1, values[i]);
-	return a;
-}
-
-/* Replication both ways between @a and @b on 5432, when the file has an acl. */
-static void acl_replication(config_t *cfg, const char *a, const char *b, bool create)
-{
-	config_setting_t *acl = config_lookup(cfg, "acl");
-	const char *pair[2][2] = { { a, b }, { b, a } };
-
-	if (!acl) {
-		if (!create)
-			return;
-		acl = config_setting_add(config_root_setting(cfg), "acl", CONFIG_TYPE_LIST);
-	}
-	for (int k = 0; k < 2; k++) {
-		config_setting_t *e = config_setting_add(acl, NULL, CONFIG_TYPE_GROUP);
-		const char *from[] = { pair[k][0], NULL }, *to[] = { pair[k][1], NULL };
-		config_setting_t *tcp;
-
-		add_array(e, "from", from);
-		add_array(e, "to", to);
-		tcp = config_setting_add(e, "tcp", CONFIG_TYPE_ARRAY);
-		config_setting_set_int_elem(tcp, -1, 5432);
-	}
-}
-
-static config_setting_t *add_spoke_entry(config_t *cfg, const char *name, const char *ip, const char *pub,
-					 const char *role, const char *upstream)
-{
-	config_setting_t *spokes = config_lookup(cfg, "spokes");
-	config_setting_t *s;
-
-	if (!spokes)
-		spokes = config_setting_add(config_root_setting(cfg), "spokes", CONFIG_TYPE_LIST);
-	s = config_setting_add(spokes, NULL, CONFIG_TYPE_GROUP);
-	set_string(s, "name", name);
-	set_string(s, "overlay_ip", ip);
-	set_string(s, "public_key", pub);
-	set_string(s, "postgres", role);
-	if (upstream)
-		set_string(s, "upstream", upstream);
-	return s;
-}
-
+/* Return: 0, CONF_E_INVALID (nothing written) or -errno, each said on stderr. */
 static int save(const char *path, config_t *cfg)
 {
 	struct conf_diag diag = { 0 };
@@ -371,11 +279,11 @@ static int save(const char *path, config_t *cfg)
 		conf_diag_print(&diag, stderr);
 		fprintf(stderr, "supervisor cluster: the change would not load; %s is unchanged\n", path);
 		conf_diag_clear(&diag);
-		return EXIT_CONFIG;
+		return r;
 	}
 	if (r < 0) {
 		fprintf(stderr, "supervisor cluster: cannot write %s: %s\n", path, strerror(-r));
-		return 1;
+		return r;
 	}
 	if (existed)
 		printf("wrote %s (previous version: %s.bak)\n", path, path);
@@ -384,41 +292,45 @@ static int save(const char *path, config_t *cfg)
 	return 0;
 }
 
+/* The file as a tree to edit; only a file that loads. Return: 0 or CONF_E_INVALID. */
 static int load_tree(const char *path, config_t *cfg)
 {
 	struct conf *c = NULL;
-	int r;
 
 	config_init(cfg); /* before anything: the caller destroys it either way */
 	if (config_read_file(cfg, path) != CONFIG_TRUE) {
 		fprintf(stderr, "%s:%d: %s\n", path, config_error_line(cfg), config_error_text(cfg));
-		return EXIT_CONFIG;
+		return CONF_E_INVALID;
 	}
-	/* Only a file that loads is edited: its own errors come first. */
-	if ((r = cli_load_conf(path, conf_hub_name(cfg), &c)))
-		return r;
+	/* Its own errors come first. */
+	if (cli_load_conf(path, conf_hub_name(cfg), &c) != 0)
+		return CONF_E_INVALID;
 	conf_free(c);
 	return 0;
 }
 
-/* A new spoke's key: made here (into its bundle) or given (made on the spoke). */
-static int spoke_key(const struct cluster_args *a, char priv[WG_KEY_B64_LEN + 1], char pub[WG_KEY_B64_LEN + 1],
-		     bool *made)
+/*
+ * A new node key: given (@pubkey, made on the spoke), or made here into
+ * @priv and @pub (*@made). Return: 0, CLUSTER_E_USAGE or -errno.
+ */
+static int node_key(const char *pubkey, char priv[WG_KEY_B64_LEN + 1], char pub[WG_KEY_B64_LEN + 1],
+		    bool *made)
 {
 	uint8_t k[WG_KEY_LEN];
+	int r;
 
 	*made = false;
-	if (a->pubkey) {
-		if (!wgkey_from_base64(a->pubkey, k)) {
+	if (pubkey) {
+		if (!wgkey_from_base64(pubkey, k)) {
 			fprintf(stderr, "supervisor cluster: --pubkey is not a WireGuard public key\n");
-			return EXIT_USAGE;
+			return CLUSTER_E_USAGE;
 		}
-		snprintf(pub, WG_KEY_B64_LEN + 1, "%s", a->pubkey);
+		snprintf(pub, WG_KEY_B64_LEN + 1, "%s", pubkey);
 		return 0;
 	}
-	if (new_pair(priv, pub) < 0) {
+	if ((r = new_pair(priv, pub)) < 0) {
 		fprintf(stderr, "supervisor cluster: no random source\n");
-		return 1;
+		return r;
 	}
 	*made = true;
 	return 0;
@@ -429,14 +341,13 @@ static void next_steps(const char *path)
 	printf("next: copy %s to every node (hub and spokes), then run `supervisor ctl reload` on each\n", path);
 }
 
-/* ---- commands ---------------------------------------------------------------------- */
+/* ---- subcommands ------------------------------------------------------------------ */
 
-static int cluster_init(const struct cluster_args *a)
+static int cluster_init(const struct cluster_args *a, const char *unused)
 {
 	_cleanup_(config_destroyp) config_t cfg;
 	_cleanup_free_ char *names = xstrdup(a->spokes ? a->spokes : "");
 	_cleanup_free_ char *pass = NULL;
-	config_setting_t *root, *g, *hub;
 	char hub_pub[WG_KEY_B64_LEN + 1], ip[16];
 	const char *primary = NULL;
 	char *save_ptr = NULL, privs[64][WG_KEY_B64_LEN + 1];
@@ -444,83 +355,56 @@ static int cluster_init(const struct cluster_args *a)
 	size_t n_made = 0;
 	int r;
 
+	(void)unused;
 	config_init(&cfg);
 	if (!a->endpoint || !a->spokes) {
 		fprintf(stderr, "supervisor cluster init: give --endpoint HOST:PORT and --spokes NAME[,NAME...]\n");
-		return EXIT_USAGE;
+		return CLUSTER_E_USAGE;
 	}
 	if (access(a->path, F_OK) == 0) {
 		fprintf(stderr, "supervisor cluster init: %s exists; nothing changed (add-spoke, remove-spoke and "
 			"rotate-key edit it)\n", a->path);
-		return 1;
+		return CLUSTER_E_REFUSED;
 	}
 	if ((r = hub_key(a->hub_key, hub_pub)) < 0) {
 		fprintf(stderr, "supervisor cluster init: hub key %s: %s\n", a->hub_key, strerror(-r));
-		return 1;
+		return r;
 	}
-	pass = replication_password(a->path, true);
-	if (!pass) {
+	if ((r = replication_password(a->path, true, &pass)) < 0) {
 		fprintf(stderr, "supervisor cluster init: cannot make the replication password next to %s\n", a->path);
-		return 1;
+		return r;
 	}
-	root = config_root_setting(&cfg);
-	g = config_setting_add(root, "cluster", CONFIG_TYPE_GROUP);
-	set_string(g, "network", a->network);
-	config_setting_set_int(config_setting_add(g, "port", CONFIG_TYPE_INT), 51820);
-	config_setting_set_int(config_setting_add(g, "keepalive", CONFIG_TYPE_INT), 25);
-	config_setting_set_int(config_setting_add(g, "fresh_handshake", CONFIG_TYPE_INT), 180);
-	hub = config_setting_add(root, "hub", CONFIG_TYPE_GROUP);
-	set_string(hub, "name", "hub");
-	{
-		char base[32], *dot;
-
-		snprintf(base, sizeof(base), "%s", a->network);
-		dot = strrchr(base, '.');
-		if (!dot) {
-			fprintf(stderr, "supervisor cluster init: --network %s is not a.b.c.d/N\n", a->network);
-			return EXIT_USAGE;
-		}
-		strcpy(dot, ".1");
-		set_string(hub, "overlay_ip", base);
+	r = conf_edit_init(&cfg, &(struct conf_edit_hub){
+		.network = a->network, .endpoint = a->endpoint, .public_key = hub_pub,
+		.private_key_file = a->hub_key, .ssh_from = a->ssh_from, .n_ssh_from = a->n_ssh_from });
+	if (r < 0) {
+		fprintf(stderr, "supervisor cluster init: --network %s is not a.b.c.d/N\n", a->network);
+		return CLUSTER_E_USAGE;
 	}
-	set_string(hub, "endpoint", a->endpoint);
-	set_string(hub, "public_key", hub_pub);
-	if (a->n_ssh_from) {
-		const char *v[17] = { 0 };
-
-		memcpy(v, a->ssh_from, a->n_ssh_from * sizeof(*v));
-		add_array(hub, "ssh_from", v);
-	}
-	set_string(config_setting_add(hub, "keys", CONFIG_TYPE_GROUP), "private_key_file", a->hub_key);
-	config_setting_add(root, "spokes", CONFIG_TYPE_LIST);
-	set_string(config_setting_add(root, "keys", CONFIG_TYPE_GROUP), "private_key_env", "WG_PRIVATE_KEY");
-	set_string(config_setting_add(root, "postgres", CONFIG_TYPE_GROUP), "password_env", "REPLICATION_PASSWORD");
 	for (char *n = strtok_r(names, ",", &save_ptr); n; n = strtok_r(NULL, ",", &save_ptr)) {
 		char pub[WG_KEY_B64_LEN + 1];
 		bool made;
 
-		if (n_made == ARRAY_SIZE(privs) || next_ip(&cfg, ip) < 0 ||
-		    spoke_key(&(struct cluster_args){ 0 }, privs[n_made], pub, &made)) {
+		if (n_made == ARRAY_SIZE(privs) || conf_edit_next_ip(&cfg, ip) < 0 ||
+		    node_key(NULL, privs[n_made], pub, &made) != 0) {
 			fprintf(stderr, "supervisor cluster init: too many spokes, or no free address\n");
-			r = 1;
+			r = CLUSTER_E_REFUSED;
 			goto out;
 		}
 		made_for[n_made++] = n;
-		add_spoke_entry(&cfg, n, ip, pub, primary ? "replica" : "primary", primary);
-		if (primary)
-			acl_replication(&cfg, n, primary, true);
-		else
+		/* the first is the primary, every other one its replica */
+		conf_edit_add_spoke(&cfg, n, ip, pub, primary, true);
+		if (!primary)
 			primary = n;
 		printf("spoke %s: %s, %s\n", n, ip, primary == n ? "primary" : "replica");
 	}
 	r = save(a->path, &cfg);
 	/* bundles once the file is final: each carries a copy of it */
-	for (size_t i = 0; r == 0 && i < n_made; i++)
-		if (write_bundle(a->bundle, made_for[i], privs[i], a->path) < 0) {
+	for (size_t i = 0; r == 0 && i < n_made; i++) {
+		if ((r = write_bundle(a->bundle, made_for[i], privs[i], a->path)) < 0)
 			fprintf(stderr, "supervisor cluster init: cannot write the bundle in %s: %s\n", a->bundle,
-				strerror(errno));
-			r = 1;
-		}
+				strerror(-r));
+	}
 	if (r == 0)
 		printf("next: run the hub (setup-hub.sh or `supervisor run`), then deploy each spoke with its bundle\n");
 out:
@@ -528,98 +412,67 @@ out:
 	return r;
 }
 
-static int cluster_add_spoke(const struct cluster_args *a, const char *name, bool quiet)
+static int cluster_add_spoke(const struct cluster_args *a, const char *name)
 {
 	_cleanup_(config_destroyp) config_t cfg;
 	char priv[WG_KEY_B64_LEN + 1] = "", pub[WG_KEY_B64_LEN + 1], ip[16];
-	const char *primary, *upstream;
+	const char *upstream;
 	bool made;
 	int r;
 
 	if ((r = load_tree(a->path, &cfg)))
 		return r;
-	if (find_spoke(&cfg, name, NULL) || strcmp(name, conf_hub_name(&cfg)) == 0) {
+	if (conf_edit_find_node(&cfg, name)) {
 		fprintf(stderr, "supervisor cluster add-spoke: %s is already in %s\n", name, a->path);
-		return 1;
+		return CLUSTER_E_REFUSED;
 	}
-	if (next_ip(&cfg, ip) < 0) {
+	if (conf_edit_next_ip(&cfg, ip) < 0) {
 		fprintf(stderr, "supervisor cluster add-spoke: no free address in cluster.network\n");
-		return 1;
+		return CLUSTER_E_REFUSED;
 	}
-	primary = primary_name(&cfg);
-	upstream = a->primary ? NULL : a->upstream ? a->upstream : primary;
-	if ((r = spoke_key(a, priv, pub, &made)))
+	upstream = a->primary ? NULL : a->upstream ? a->upstream : conf_edit_primary_name(&cfg);
+	if ((r = node_key(a->pubkey, priv, pub, &made)))
 		return r;
-	add_spoke_entry(&cfg, name, ip, pub, upstream ? "replica" : "primary", upstream);
-	if (upstream)
-		acl_replication(&cfg, name, upstream, false);
+	conf_edit_add_spoke(&cfg, name, ip, pub, upstream, false);
 	if ((r = save(a->path, &cfg))) {
 		explicit_zero(priv, sizeof(priv));
 		return r;
 	}
-	if (!quiet)
-		printf("spoke %s: %s, %s%s%s\n", name, ip, upstream ? "replica of " : "primary",
-		       upstream ? upstream : "", made ? ", key pair made here" : ", its own key");
+	printf("spoke %s: %s, %s%s%s\n", name, ip, upstream ? "replica of " : "primary",
+	       upstream ? upstream : "", made ? ", key pair made here" : ", its own key");
 	r = write_bundle(a->bundle, name, made ? priv : NULL, a->path);
 	explicit_zero(priv, sizeof(priv));
 	if (r < 0) {
 		fprintf(stderr, "supervisor cluster: cannot write the bundle in %s: %s\n", a->bundle, strerror(-r));
-		return 1;
+		return r;
 	}
-	if (!quiet)
-		next_steps(a->path);
+	next_steps(a->path);
 	return 0;
 }
 
 static int cluster_remove_spoke(const struct cluster_args *a, const char *name)
 {
 	_cleanup_(config_destroyp) config_t cfg;
-	config_setting_t *spokes, *acl;
-	int idx = -1, r;
+	const char *blocker = NULL;
+	int r;
 
 	if ((r = load_tree(a->path, &cfg)))
 		return r;
-	if (!find_spoke(&cfg, name, &idx)) {
+	switch (conf_edit_remove_spoke(&cfg, name, &blocker)) {
+	case 0:
+		break;
+	case CONF_EDIT_E_UNKNOWN:
 		fprintf(stderr, "supervisor cluster remove-spoke: no spoke named %s in %s\n", name, a->path);
-		return 1;
-	}
-	if (strcmp(spoke_role(find_spoke(&cfg, name, NULL)), "primary") == 0) {
+		return CLUSTER_E_REFUSED;
+	case CONF_EDIT_E_PRIMARY:
 		fprintf(stderr, "supervisor cluster remove-spoke: %s is the primary; make another spoke the primary "
 			"first\n", name);
-		return 1;
+		return CLUSTER_E_REFUSED;
+	case CONF_EDIT_E_UPSTREAM:
+		fprintf(stderr, "supervisor cluster remove-spoke: %s replicates from %s; give it another "
+			"upstream first\n", blocker, name);
+		return CLUSTER_E_REFUSED;
 	}
-	spokes = config_lookup(&cfg, "spokes");
-	for (int i = 0; i < config_setting_length(spokes); i++) {
-		const char *up = NULL, *n = NULL;
-		config_setting_t *s = config_setting_get_elem(spokes, (unsigned)i);
-
-		if (config_setting_lookup_string(s, "upstream", &up) && strcmp(up, name) == 0 &&
-		    config_setting_lookup_string(s, "name", &n)) {
-			fprintf(stderr, "supervisor cluster remove-spoke: %s replicates from %s; give it another "
-				"upstream first\n", n, name);
-			return 1;
-		}
-	}
-	config_setting_remove_elem(spokes, (unsigned)idx);
-	/* the spoke leaves every acl entry; an entry left with no one on a side goes */
-	acl = config_lookup(&cfg, "acl");
-	for (int i = acl ? config_setting_length(acl) - 1 : -1; i >= 0; i--) {
-		config_setting_t *e = config_setting_get_elem(acl, (unsigned)i);
-		bool empty = false;
-
-		for (int side = 0; side < 2; side++) {
-			config_setting_t *arr = config_setting_get_member(e, side ? "to" : "from");
-
-			for (int k = arr ? config_setting_length(arr) - 1 : -1; k >= 0; k--)
-				if (strcmp(config_setting_get_string_elem(arr, k), name) == 0)
-					config_setting_remove_elem(arr, (unsigned)k);
-			empty |= arr && config_setting_length(arr) == 0;
-		}
-		if (empty)
-			config_setting_remove_elem(acl, (unsigned)i);
-	}
-	if (acl && config_setting_length(acl) == 0)
-		config_setting_remove(config_root_setting(&cfg), "acl");
 	if ((r = save(a->path, &cfg)))
 		return r;
 	printf("removed %s; its data and backups stay on its node until you delete them\n", name);
@@ -627,59 +480,63 @@ static int cluster_remove_spoke(const struct cluster_args *a, const char *name)
 	return 0;
 }
 
+/*
+ * The hub's new key waits next to the file it reads until the cluster
+ * file naming its public half is written; then it takes the old one's place.
+ */
+static int install_hub_key(const struct cluster_args *a, config_t *cfg, const char *key_file,
+			   char priv[WG_KEY_B64_LEN + 2])
+{
+	_cleanup_free_ char *next = xasprintf("%s.new", key_file);
+	int r;
+
+	strcat(priv, "\n");
+	r = write_secret(next, priv, true);
+	explicit_zero(priv, WG_KEY_B64_LEN + 2); /* sizeof a parameter is the pointer's */
+	if (r < 0 || (r = save(a->path, cfg)) != 0) {
+		fprintf(stderr, "supervisor cluster rotate-key: hub key not changed\n");
+		unlink(next);
+		return r;
+	}
+	if (rename(next, key_file) < 0) {
+		/* the file already names the new key: put the old file back, one verdict */
+		_cleanup_free_ char *bak = xasprintf("%s.bak", a->path);
+		int e = errno;
+		bool restored = rename(bak, a->path) == 0;
+
+		fprintf(stderr, "supervisor cluster rotate-key: cannot install %s: %s; hub key not changed, %s\n",
+			key_file, strerror(e), restored ? "the previous cluster file is back in place" :
+			"put the previous cluster file back from its .bak");
+		unlink(next);
+		return -e;
+	}
+	printf("hub key: new, in %s; reload the hub together with the spokes\n", key_file);
+	return 0;
+}
+
 static int cluster_rotate_key(const struct cluster_args *a, const char *name)
 {
 	_cleanup_(config_destroyp) config_t cfg;
-	const char *a_hub_key = a->hub_key;
 	char priv[WG_KEY_B64_LEN + 2] = "", pub[WG_KEY_B64_LEN + 1];
-	config_setting_t *node;
+	const char *key_file = a->hub_key;
 	bool made, hub;
 	int r;
 
 	if ((r = load_tree(a->path, &cfg)))
 		return r;
 	hub = strcmp(name, conf_hub_name(&cfg)) == 0;
-	node = hub ? config_lookup(&cfg, "hub") : find_spoke(&cfg, name, NULL);
-	if (hub) {
-		/* the key file the hub actually reads */
-		const char *path = NULL;
-
-		if (config_lookup_string(&cfg, "hub.keys.private_key_file", &path) ||
-		    config_lookup_string(&cfg, "keys.private_key_file", &path))
-			a_hub_key = path;
-	}
-	if (!node) {
+	if (hub && conf_edit_hub_key_file(&cfg))
+		key_file = conf_edit_hub_key_file(&cfg); /* the key file the hub actually reads */
+	if (!conf_edit_find_node(&cfg, name)) {
 		fprintf(stderr, "supervisor cluster rotate-key: no node named %s in %s\n", name, a->path);
-		return 1;
+		return CLUSTER_E_REFUSED;
 	}
-	if ((r = spoke_key(a, priv, pub, &made)))
+	if ((r = node_key(a->pubkey, priv, pub, &made)))
 		return r;
-	set_string(node, "public_key", pub);
+	(void)conf_edit_set_public_key(&cfg, name, pub); /* the node is there: found above */
 	if (hub && made) {
-		/* the new key waits next to the old one until the file is written */
-		_cleanup_free_ char *next = xasprintf("%s.new", a_hub_key);
-
-		strcat(priv, "\n");
-		r = write_secret(next, priv, true);
-		explicit_zero(priv, sizeof(priv));
-		if (r < 0 || (r = save(a->path, &cfg)) != 0) {
-			fprintf(stderr, "supervisor cluster rotate-key: hub key not changed\n");
-			unlink(next);
-			return r > 0 ? r : 1;
-		}
-		if (rename(next, a_hub_key) < 0) {
-			/* the file already names the new key: put the old file back, one verdict */
-			_cleanup_free_ char *bak = xasprintf("%s.bak", a->path);
-			int e = errno;
-			bool restored = rename(bak, a->path) == 0;
-
-			fprintf(stderr, "supervisor cluster rotate-key: cannot install %s: %s; hub key not changed, %s\n",
-				a_hub_key, strerror(e), restored ? "the previous cluster file is back in place" :
-				"put the previous cluster file back from its .bak");
-			unlink(next);
-			return 1;
-		}
-		printf("hub key: new, in %s; reload the hub together with the spokes\n", a_hub_key);
+		if ((r = install_hub_key(a, &cfg, key_file, priv)))
+			return r;
 		next_steps(a->path);
 		return 0;
 	}
@@ -692,7 +549,7 @@ static int cluster_rotate_key(const struct cluster_args *a, const char *name)
 		explicit_zero(priv, sizeof(priv));
 		if (r < 0) {
 			fprintf(stderr, "supervisor cluster: cannot write the bundle: %s\n", strerror(-r));
-			return 1;
+			return r;
 		}
 	}
 	printf("%s: new public key %s; %s, then reload every node\n", name, pub,
@@ -701,13 +558,25 @@ static int cluster_rotate_key(const struct cluster_args *a, const char *name)
 	return 0;
 }
 
+static const struct {
+	const char *name;
+	int (*run)(const struct cluster_args *a, const char *node);
+	bool takes_node; /* NAME after the subcommand */
+} subcommands[] = {
+	{ "init", cluster_init, false },
+	{ "add-spoke", cluster_add_spoke, true },
+	{ "remove-spoke", cluster_remove_spoke, true },
+	{ "rotate-key", cluster_rotate_key, true },
+};
+
 int cmd_cluster(const struct cli_command *cmd, int argc, char **argv)
 {
-	struct cluster_args a = { .path = conf_default_path(), .network = "10.88.0.0/24",
-				  .hub_key = "/etc/supervisor/wg.key", .bundle = "./spoke-bundles" };
+	struct cluster_args a = { .path = conf_default_path(), .network = CONF_DEFAULT_NETWORK,
+				  .hub_key = CONF_DEFAULT_KEY_FILE, .bundle = "./spoke-bundles" };
 	_cleanup_free_ char *hub_key_abs = NULL;
 	const char *what;
-	int opt;
+	size_t i;
+	int opt, r;
 
 	if (argc < 2) {
 		cli_command_usage(cmd, stderr);
@@ -748,18 +617,18 @@ int cmd_cluster(const struct cli_command *cmd, int argc, char **argv)
 		}
 		a.hub_key = hub_key_abs = xasprintf("%s/%s", dir, basename(b));
 	}
-	if (strcmp(what, "init") == 0 && optind == argc)
-		return cluster_init(&a);
-	if (optind != argc - 1) {
+	for (i = 0; i < ARRAY_SIZE(subcommands); i++)
+		if (strcmp(what, subcommands[i].name) == 0)
+			break;
+	if (i == ARRAY_SIZE(subcommands) || optind != argc - (subcommands[i].takes_node ? 1 : 0)) {
 		cli_command_usage(cmd, stderr);
 		return EXIT_USAGE;
 	}
-	if (strcmp(what, "add-spoke") == 0)
-		return cluster_add_spoke(&a, argv[optind], false);
-	if (strcmp(what, "remove-spoke") == 0)
-		return cluster_remove_spoke(&a, argv[optind]);
-	if (strcmp(what, "rotate-key") == 0)
-		return cluster_rotate_key(&a, argv[optind]);
-	cli_command_usage(cmd, stderr);
-	return EXIT_USAGE;
+	r = subcommands[i].run(&a, subcommands[i].takes_node ? argv[optind] : NULL);
+	/* the one place a helper's outcome becomes the exit status */
+	if (r == CONF_E_INVALID)
+		return EXIT_CONFIG;
+	if (r == CLUSTER_E_USAGE)
+		return EXIT_USAGE;
+	return r == 0 ? 0 : 1;
 }

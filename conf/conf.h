@@ -10,7 +10,6 @@
 #ifndef SUP_CONF_H
 #define SUP_CONF_H
 
-#include <libconfig.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,6 +24,8 @@
 #define CONF_E_INVALID 1
 
 #define CONF_DEFAULT_PATH "/etc/supervisor/cluster.conf"
+#define CONF_DEFAULT_KEY_FILE "/etc/supervisor/wg.key" /* keys.private_key_file */
+#define CONF_DEFAULT_NETWORK "10.88.0.0/24"            /* `supervisor cluster init` */
 #define CONF_NAME_MAX 32 /* node names end up in nft set elements and hostnames */
 
 enum conf_node_kind {
@@ -273,21 +274,6 @@ const char *conf_backup_method_name(enum conf_backup_method m);
 /* conf_ip_str() - dotted quad of @a in a static-free caller buffer. */
 const char *conf_ip_str(struct in_addr a, char buf[16]);
 
-/* ---- writing cluster files (conf/conf_edit.c), for `supervisor cluster` ---- */
-
-/* conf_edit_render() - @cfg in the canonical layout, after @header (may be NULL). Caller frees. */
-char *conf_edit_render(const config_t *cfg, const char *header);
-/**
- * conf_edit_save() - write @cfg to @path, only if it loads.
- * @path: the cluster file; the previous one is kept as PATH.bak.
- * @cfg: the edited tree.
- * @header: comment lines for the top of the file (may be NULL).
- * @diag: receives the errors when the result would not load.
- *
- * Return: 0, CONF_E_INVALID (nothing written), or -errno.
- */
-int conf_edit_save(const char *path, const config_t *cfg, const char *header, struct conf_diag *diag);
-/* conf_hub_name() - hub.name in @cfg, or "hub". */
-const char *conf_hub_name(const config_t *cfg);
+/* Writing cluster files (`supervisor cluster`): conf/conf_edit.h. */
 
 #endif

@@ -467,7 +467,7 @@ static void parse_value(struct load_ctx *ctx, const config_setting_t *s, const c
 		struct conf_cidr *c = dst;
 
 		if (!conf_parse_cidr(str, c) || c->prefix > 30 || c->prefix < 8) {
-			diag_at(ctx, s, "%s: \"%s\" is not an IPv4 network (hint: e.g. \"10.88.0.0/24\", prefix 8..30)",
+			diag_at(ctx, s, "%s: \"%s\" is not an IPv4 network (hint: e.g. \"" CONF_DEFAULT_NETWORK "\", prefix 8..30)",
 				path, str);
 			return;
 		}
@@ -631,7 +631,7 @@ static void keys_finish(struct load_ctx *ctx, const config_setting_t *s, const c
 	if (k->private_key_file && k->private_key_env)
 		diag_at(ctx, s, "%s: give either private_key_file or private_key_env, not both", path);
 	else if (!k->private_key_file && !k->private_key_env)
-		k->private_key_file = "/etc/supervisor/wg.key";
+		k->private_key_file = CONF_DEFAULT_KEY_FILE;
 }
 
 static const struct key_spec keys_keys[] = {
@@ -1001,7 +1001,7 @@ void parse_root(struct load_ctx *ctx, const config_setting_t *root)
 
 	s = config_setting_get_member(root, "cluster");
 	if (!s)
-		diag_add(ctx, NULL, 1, "missing required group \"cluster\" (hint: cluster = { network = \"10.88.0.0/24\"; };)");
+		diag_add(ctx, NULL, 1, "missing required group \"cluster\" (hint: cluster = { network = \"" CONF_DEFAULT_NETWORK "\"; };)");
 	else if (!config_setting_is_group(s))
 		diag_at(ctx, s, "cluster: must be a group { ... }, not %s",
 			type_name(config_setting_type(s)));

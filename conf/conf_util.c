@@ -105,7 +105,7 @@ void conf_diag_print(const struct conf_diag *diag, FILE *f)
 void settings_set_defaults(struct conf_settings *s)
 {
 	*s = (struct conf_settings){
-		.keys = { .private_key_file = "/etc/supervisor/wg.key" },
+		.keys = { .private_key_file = CONF_DEFAULT_KEY_FILE },
 		.postgres = {
 			.bin_dir = "/usr/lib/postgresql/15/bin",
 			.data_dir = "/var/lib/postgresql/data",

@@ -86,7 +86,8 @@ static void client_reply(struct client *c, json_t *reply)
 	char *text = json_dumps(reply, JSON_COMPACT);
 
 	json_decref(reply);
-	c->out = xasprintf("%s\n", text ? text : "{\"v\":1,\"ok\":false,\"error\":\"internal\"}");
+	c->out = text ? xasprintf("%s\n", text) :
+		xasprintf("{\"v\":%d,\"ok\":false,\"error\":\"internal\"}\n", CONTROL_PROTOCOL_VERSION);
 	free(text);
 	c->out_len = strlen(c->out);
 	if (loop_fd_events(c->src, EPOLLOUT) < 0) {
@@ -98,7 +99,7 @@ static void client_reply(struct client *c, json_t *reply)
 
 static json_t *error_reply(const char *msg)
 {
-	return json_pack("{s:i, s:b, s:s}", "v", 1, "ok", 0, "error", msg);
+	return json_pack("{s:i, s:b, s:s}", "v", CONTROL_PROTOCOL_VERSION, "ok", 0, "error", msg);
 }
 
 static void client_request(struct client *c)

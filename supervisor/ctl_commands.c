@@ -213,16 +213,16 @@ json_t *control_dispatch(struct daemon *d, const char *line)
 	while (*args == ' ')
 		args++;
 	if (len == 0 || len >= sizeof(name))
-		return json_pack("{s:i, s:b, s:s}", "v", 1, "ok", 0, "error", "unknown command");
+		return json_pack("{s:i, s:b, s:s}", "v", CONTROL_PROTOCOL_VERSION, "ok", 0, "error", "unknown command");
 	memcpy(name, line, len);
 	name[len] = '\0';
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
 		if (strcmp(commands[i].name, name) != 0)
 			continue;
-		reply = json_pack("{s:i, s:b, s:s}", "v", 1, "ok", 1, "command", name);
+		reply = json_pack("{s:i, s:b, s:s}", "v", CONTROL_PROTOCOL_VERSION, "ok", 1, "command", name);
 		commands[i].fn(d, args, reply);
 		return reply;
 	}
-	return json_pack("{s:i, s:b, s:s, s:s}", "v", 1, "ok", 0, "command", name, "error",
+	return json_pack("{s:i, s:b, s:s, s:s}", "v", CONTROL_PROTOCOL_VERSION, "ok", 0, "command", name, "error",
 			 "unknown command");
 }

@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * `supervisor run`: the daemon, fit to be PID 1. It blocks every signal
- * and reads them from a signalfd in its one event loop; reaps every
- * zombie (PID 1, or a child subreaper when it is not); starts the
- * supervised children; serves the control socket; reloads on SIGHUP or
- * `ctl reload` without ever dropping the running configuration for a bad
- * one; and on SIGTERM/SIGINT stops everything in reverse order within the
- * shutdown budget before it exits.
+ * The daemon (`supervisor run`; cli/cmd_run.c parses its options), fit to
+ * be PID 1. It blocks every signal and reads them from a signalfd in its
+ * one event loop; reaps every zombie (PID 1, or a child subreaper when it
+ * is not); starts the supervised children; serves the control socket;
+ * reloads on SIGHUP or `ctl reload` without ever dropping the running
+ * configuration for a bad one; and on SIGTERM/SIGINT stops everything in
+ * reverse order within the shutdown budget before it exits.
  */
-#include "supervisor/cli.h"
 #include "supervisor/daemon.h"
 #include "child/child.h"
 #include "lib/common.h"
@@ -18,7 +17,6 @@
 #include "lib/proc.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,7 +329,7 @@ static void on_give_up(void *data, struct child *c)
 	begin_shutdown(d, "required child failed");
 }
 
-/* ---- the run command ------------------------------------------------------ */
+/* ---- the run ---------------------------------------------------------------- */
 
 static int setup(struct daemon *d)
 {
@@ -392,45 +390,18 @@ static int setup(struct daemon *d)
 	return http_open(d, &d->http);
 }
 
-int cmd_run(const struct cli_command *cmd, int argc, char **argv)
+int daemon_run(const struct daemon_opts *opts)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "node", required_argument, NULL, 'n' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ 0 },
-	};
-	struct daemon d = { .conf_path = conf_default_path(), .exit_code = 0 };
-	char host[256];
-	int opt, r;
+	struct daemon d = { .conf = opts->conf, .conf_path = opts->conf_path,
+			    .node = xstrdup(opts->node), .verbose = opts->verbose, .exit_code = 0 };
+	int r;
 
-	while ((opt = getopt_long(argc, argv, "c:n:v", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c': d.conf_path = optarg; break;
-		case 'n': d.node = xstrdup(optarg); break;
-		case 'v': d.verbose = true; break;
-		default:
-			cli_command_usage(cmd, stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc) {
-		cli_command_usage(cmd, stderr);
-		return EXIT_USAGE;
-	}
-	if (!d.node)
-		d.node = xstrdup(conf_default_node_name(host, sizeof(host)));
-	r = cli_load_conf(d.conf_path, d.node, &d.conf);
-	if (r) {
-		free(d.node);
-		return r;
-	}
 	log_set_level(d.verbose ? LOG_LEVEL_DEBUG : conf_self(d.conf)->settings.log_level);
 	d.started_ms = now_ms();
 	/* Runs are this binary; resolved now, before anything could replace the file. */
 	d.self_exe = realpath("/proc/self/exe", NULL);
 	if (!d.self_exe)
-		d.self_exe = xstrdup(argv[0]);
+		d.self_exe = xstrdup(opts->argv0);
 	d.conf_loaded_ms = (uint64_t)time(NULL) * 1000;
 
 	r = setup(&d);

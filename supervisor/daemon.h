@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to supervisor/: the running daemon, shared by the run command,
- * the control socket and its command handlers.
+ * Private to supervisor/: the running daemon, shared by daemon.c, the
+ * control socket, its command handlers and the status renderers. The
+ * command line sees only supervisor/supervisor.h.
  */
 #ifndef SUP_DAEMON_H
 #define SUP_DAEMON_H
@@ -17,8 +18,8 @@
 #include "lib/loop.h"
 #include "overlay/overlay.h"
 #include "pgwatch/pgwatch.h"
+#include "supervisor/supervisor.h"
 
-#define CONTROL_REQUEST_MAX 512     /* one request line, newline included */
 #define CONTROL_CLIENTS_MAX 16
 #define CONTROL_CLIENT_TIMEOUT_MS 2000
 

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # The supervisor binary as a user runs it: check-config on good and bad
 # files (exit codes, FILE:LINE messages), key commands against wg(8),
-# private-key checks, help and usage errors.
+# private-key checks, help and usage errors, ctl against a fake daemon.
 set -u
 SUP=$1 TESTS=$2 ROOT=$3
 . "$TESTS/tap.sh"
@@ -123,5 +123,30 @@ chmod 600 "$tmp/wg.key"
 "$SUP" check-config -x >/dev/null 2>&1; rc=$?
 [ $rc -eq 64 ] && tap_ok "unknown option exits 64" || tap_fail "unknown option exits 64" "rc=$rc"
 "$SUP" version | grep -q "^supervisor [0-9]" && tap_ok "version" || tap_fail "version"
+
+# ctl and the daemon speak one version of the control protocol: a reply of
+# another version is refused with a clear message (exit 3, unknown health).
+fake_daemon() { # fake_daemon SOCKET REPLY: answer one request with REPLY
+	rm -f "$1"
+	python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(1)
+c, _ = s.accept(); c.recv(512); c.sendall(sys.argv[2].encode() + b"\n"); c.close()' "$1" "$2" &
+	for _ in $(seq 50); do [ -S "$1" ] && return; sleep 0.1; done
+}
+for v in 1 2; do
+	fake_daemon "$tmp/ctl.sock" '{"v":'$v',"ok":true,"command":"ping","health":"ok"}'
+	"$SUP" ctl -s "$tmp/ctl.sock" --json ping >"$tmp/out" 2>&1; rc=$?
+	wait
+	if [ $v = 1 ] && [ $rc -eq 0 ] && grep -q '"v":1' "$tmp/out"; then
+		tap_ok "ctl takes a reply of its protocol version"
+	elif [ $v = 2 ] && [ $rc -eq 3 ] &&
+	     grep -qx "supervisor ctl: the daemon speaks control protocol version 2, this client 1 (use the ctl of the running supervisor's build)" "$tmp/out"; then
+		tap_ok "ctl refuses a reply of another protocol version"
+	else
+		tap_fail "ctl and a reply of protocol version $v" "rc=$rc" "$(cat "$tmp/out")"
+	fi
+done
 
 tap_done

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* The one main(): everything else is in the core library. */
-#include "supervisor/supervisor.h"
+#include "cli/cli.h"
 
 int main(int argc, char **argv)
 {
-	return supervisor_main(argc, argv);
+	return cli_main(argc, argv);
 }

@@ -3,7 +3,7 @@
  * Command table and help. Adding a command is one row here plus its
  * function; each command parses its own options with getopt_long().
  */
-#include "supervisor/cli.h"
+#include "cli/cli.h"
 #include "lib/common.h"
 
 #include <stdio.h>
@@ -89,7 +89,20 @@ const struct cli_command *cli_find(const char *name)
 	return NULL;
 }
 
-int supervisor_main(int argc, char **argv)
+int cli_load_conf(const char *path, const char *node, struct conf **out)
+{
+	struct conf_diag diag = { 0 };
+
+	if (conf_load_file(path, node, out, &diag) != 0) {
+		conf_diag_print(&diag, stderr);
+		fprintf(stderr, "%zu error%s in %s\n", diag.n, diag.n == 1 ? "" : "s", path);
+		conf_diag_clear(&diag);
+		return EXIT_CONFIG;
+	}
+	return 0;
+}
+
+int cli_main(int argc, char **argv)
 {
 	const struct cli_command *cmd;
 

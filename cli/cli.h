@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to supervisor/: the command table and the commands. Other
- * modules use supervisor/supervisor.h.
+ * The command line: the command table and the commands, one file each
+ * (cmd_*.c). It starts the daemon through supervisor/supervisor.h and
+ * talks to a running one over the control protocol defined there; no
+ * other module depends on cli/.
  */
 #ifndef SUP_CLI_H
 #define SUP_CLI_H
@@ -10,7 +12,16 @@
 #include <stdio.h>
 
 #include "conf/conf.h"
-#include "supervisor/supervisor.h"
+#include "lib/common.h"
+
+/**
+ * cli_main() - dispatch a command line ("supervisor COMMAND ...").
+ * @argc: as main().
+ * @argv: as main().
+ *
+ * Return: the process exit status (0, 1, EXIT_USAGE, EXIT_CONFIG, ...).
+ */
+int cli_main(int argc, char **argv);
 
 struct cli_command;
 typedef int cli_command_fn(const struct cli_command *cmd, int argc, char **argv);
@@ -26,9 +37,14 @@ struct cli_command {
 const struct cli_command *cli_find(const char *name);
 void cli_command_usage(const struct cli_command *cmd, FILE *f);
 
-/*
+/**
  * cli_load_conf() - load the cluster file for a command, printing every
- * error to stderr. Return: 0, or EXIT_CONFIG.
+ * error to stderr.
+ * @path: the cluster file.
+ * @node: this node's name (NULL: conf_default_node_name()).
+ * @out: receives the configuration; caller frees with conf_free().
+ *
+ * Return: 0, or EXIT_CONFIG.
  */
 int cli_load_conf(const char *path, const char *node, struct conf **out);
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* `supervisor genkey` and `supervisor pubkey`, compatible with wg(8). */
-#include "supervisor/cli.h"
+#include "cli/cli.h"
 #include "lib/common.h"
 #include "lib/mem.h"
 #include "lib/str.h"

@@ -4,7 +4,7 @@
  * backup child, and what an operator may run by hand: the lock keeps the
  * two from overlapping) and `supervisor restore`.
  */
-#include "supervisor/cli.h"
+#include "cli/cli.h"
 #include "backup/backup.h"
 #include "lib/common.h"
 #include "lib/mem.h"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* `supervisor check-config`: validate and print this node's plan. */
-#include "supervisor/cli.h"
+#include "cli/cli.h"
 #include "firewall/firewall.h"
 #include "lib/common.h"
 #include "lib/mem.h"
@@ -11,19 +11,6 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-
-int cli_load_conf(const char *path, const char *node, struct conf **out)
-{
-	struct conf_diag diag = { 0 };
-
-	if (conf_load_file(path, node, out, &diag) != 0) {
-		conf_diag_print(&diag, stderr);
-		fprintf(stderr, "%zu error%s in %s\n", diag.n, diag.n == 1 ? "" : "s", path);
-		conf_diag_clear(&diag);
-		return EXIT_CONFIG;
-	}
-	return 0;
-}
 
 /*
  * If this node's private key is at hand, it must belong to the public key

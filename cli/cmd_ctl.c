@@ -5,14 +5,15 @@
  * Nagios-style health the reply carries: 0 ok, 1 degraded, 2 critical,
  * 3 unknown (also: the daemon could not be asked).
  */
-#include "supervisor/cli.h"
-#include "supervisor/daemon.h"
+#include "cli/cli.h"
 #include "lib/common.h"
 #include "lib/health.h"
 #include "lib/loop.h"
 #include "lib/mem.h"
 #include "lib/str.h"
 #include "lib/unixsock.h"
+#include "pgwatch/pgwatch.h" /* pg_clone_text() */
+#include "supervisor/supervisor.h"
 
 #include <errno.h>
 #include <math.h>
@@ -39,6 +40,33 @@ static const char *socket_path(const char *opt_socket, const char *conf_path, co
 	}
 	conf_diag_clear(&diag);
 	return "/run/supervisor/ctl.sock";
+}
+
+/*
+ * The daemon's reply, or NULL after saying why on stderr: not a JSON
+ * object, or another version of the control protocol (a daemon from
+ * another build), whose fields this client would misread.
+ */
+static json_t *read_reply(const char *text)
+{
+	json_error_t jerr;
+	json_t *reply = json_loads(text, 0, &jerr), *v;
+	char theirs[32] = "none";
+
+	if (!reply || !json_is_object(reply)) {
+		fprintf(stderr, "supervisor ctl: the daemon sent no valid JSON: %s\n", jerr.text);
+		json_decref(reply);
+		return NULL;
+	}
+	v = json_object_get(reply, "v");
+	if (json_is_integer(v) && json_integer_value(v) == CONTROL_PROTOCOL_VERSION)
+		return reply;
+	if (json_is_integer(v))
+		snprintf(theirs, sizeof(theirs), "%lld", (long long)json_integer_value(v));
+	fprintf(stderr, "supervisor ctl: the daemon speaks control protocol version %s, this client %d "
+		"(use the ctl of the running supervisor's build)\n", theirs, CONTROL_PROTOCOL_VERSION);
+	json_decref(reply);
+	return NULL;
 }
 
 static void print_reasons(json_t *reply)
@@ -432,7 +460,7 @@ static int follow_reinit(const char *path)
 
 		sleep(1);
 		if (unix_request(path, "replication\n", 30, REPLY_MAX, NULL, &text) < 0 ||
-		    !(reply = json_loads(text, 0, NULL))) {
+		    !(reply = read_reply(text))) {
 			fprintf(stderr, "supervisor ctl reinit: lost the daemon at %s; the reinit goes on there\n", path);
 			return HEALTH_UNKNOWN;
 		}
@@ -506,7 +534,6 @@ int cmd_ctl(const struct cli_command *cmd, int argc, char **argv)
 	const char *opt_socket = NULL, *conf_path = conf_default_path(), *node = NULL, *path;
 	char request[CONTROL_REQUEST_MAX], *text = NULL;
 	bool raw = false, wait = true;
-	json_error_t jerr;
 	json_t *reply;
 	int opt, r;
 
@@ -543,11 +570,9 @@ int cmd_ctl(const struct cli_command *cmd, int argc, char **argv)
 			" (is `supervisor run` running on this node?)" : "");
 		return HEALTH_UNKNOWN;
 	}
-	reply = json_loads(text, 0, &jerr);
-	if (!reply || !json_is_object(reply)) {
-		fprintf(stderr, "supervisor ctl: the daemon sent no valid JSON: %s\n", jerr.text);
+	reply = read_reply(text);
+	if (!reply) {
 		free(text);
-		json_decref(reply);
 		return HEALTH_UNKNOWN;
 	}
 	if (raw) {

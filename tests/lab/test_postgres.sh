@@ -106,7 +106,7 @@ grep -q 'timeout expired\|Operation not permitted' <<<"$out" &&
 # ---- a replica goes away and comes back ------------------------------------------
 "$LAB" stop spoke-b
 # A clean stop closes the connection at once; if that is lost, wal_sender_timeout (20 s).
-if el=$(wait_until 30000 sh -c "[ \"\$(\"$LAB\" ctl spoke-a replication --json | python3 -c 'import json,sys; print([r for r in json.load(sys.stdin)[\"postgres\"][\"replication\"] if r[\"name\"]==\"spoke-b\"][0][\"link\"])')\" = absent ]"); then
+if el=$(wait_until 30000 sh -c "[ \"\$(\"$LAB\" ctl spoke-a replication --json | python3 -c 'import json,sys; print([r for r in json.load(sys.stdin)[\"replication\"][\"members\"] if r[\"name\"]==\"spoke-b\"][0][\"link\"])')\" = absent ]"); then
 	tap_ok "with spoke-b stopped, the primary shows it absent (after ${el} ms)"
 else
 	tap_fail "with spoke-b stopped, the primary shows it absent" "$("$LAB" ctl spoke-a replication)"

@@ -17,7 +17,6 @@
  * it was; retention never runs after a failure.
  */
 #include "backup/backup_internal.h"
-#include "pgwatch/pgwatch.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -189,9 +188,9 @@ static char *conninfo(const struct run_ctx *r)
 {
 	char sockdir[256];
 
-	pg_socket_dir(r->conf, sockdir, sizeof(sockdir));
 	return xasprintf("host=%s port=%u user=%s dbname=postgres connect_timeout=10 "
-			 "application_name=supervisor-backup", sockdir, r->pg->port, r->pg->user);
+			 "application_name=supervisor-backup",
+			 conf_pg_socket_dir(r->conf, sockdir, sizeof(sockdir)), r->pg->port, r->pg->user);
 }
 
 static bool server_facts(struct run_ctx *r)
@@ -325,9 +324,8 @@ static void set_pg_env(const struct run_ctx *r)
 {
 	char sockdir[256], port[8];
 
-	pg_socket_dir(r->conf, sockdir, sizeof(sockdir));
 	snprintf(port, sizeof(port), "%u", r->pg->port);
-	setenv("PGHOST", sockdir, 1);
+	setenv("PGHOST", conf_pg_socket_dir(r->conf, sockdir, sizeof(sockdir)), 1);
 	setenv("PGPORT", port, 1);
 	setenv("PGUSER", r->pg->user, 1);
 	setenv("PGCONNECT_TIMEOUT", "10", 1);

@@ -71,17 +71,6 @@ char *pg_hba_text(const struct conf *c, const char *local_extra)
 	return out;
 }
 
-void pg_socket_dir(const struct conf *c, char *out, size_t size)
-{
-	const char *sock = conf_self(c)->settings.control_socket;
-	const char *slash = strrchr(sock, '/');
-
-	if (!slash || slash == sock)
-		snprintf(out, size, "/postgresql");
-	else
-		snprintf(out, size, "%.*s/postgresql", (int)(slash - sock), sock);
-}
-
 char *pg_settings_text(const struct conf *c, const char *passfile)
 {
 	const struct conf_node *me = conf_self(c);

@@ -707,12 +707,8 @@ static void add_postgres(struct pgwatch *pw)
 
 static void set_paths(struct pgwatch *pw)
 {
-	const char *sock = conf_self(pw->conf)->settings.control_socket;
-	const char *slash = strrchr(sock, '/');
-
-	snprintf(pw->rundir, sizeof(pw->rundir), "%.*s", slash && slash != sock ? (int)(slash - sock) : 1,
-		 slash && slash != sock ? sock : "/");
-	pg_socket_dir(pw->conf, pw->sockdir, sizeof(pw->sockdir));
+	conf_run_dir(pw->conf, pw->rundir, sizeof(pw->rundir));
+	conf_pg_socket_dir(pw->conf, pw->sockdir, sizeof(pw->sockdir));
 	snprintf(pw->passfile, sizeof(pw->passfile), "%s/pgpass", pw->rundir);
 	snprintf(pw->stagedir, sizeof(pw->stagedir), "%s/" PG_STAGE_NAME,
 		 conf_self(pw->conf)->settings.postgres.data_dir);

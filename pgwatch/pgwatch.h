@@ -108,8 +108,6 @@ const char *pg_clone_text(const json_t *clone, char *buf, size_t size);
 char *pg_hba_text(const struct conf *conf, const char *local_extra);
 /* pg_settings_text() - the generated settings include file. Caller frees. */
 char *pg_settings_text(const struct conf *conf, const char *passfile);
-/* pg_socket_dir() - Postgres' Unix socket directory (RUNDIR/postgresql, next to ctl.sock). */
-void pg_socket_dir(const struct conf *conf, char *out, size_t size);
 /* pg_slot_name() - "spoke_b" for "spoke-b" (slot names allow [a-z0-9_]). */
 void pg_slot_name(const char *node, char *out, size_t size);
 

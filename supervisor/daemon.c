@@ -355,7 +355,7 @@ static int setup(struct daemon *d)
 	    (r = loop_add_signal(d->loop, SIGHUP, on_sighup, d)) < 0)
 		return r;
 	/* First the control socket: a second supervisor on this node stops here. */
-	r = control_open(d, me->settings.control_socket, &d->control);
+	r = control_open(d, &d->control);
 	if (r < 0)
 		return r;
 	/* Then the firewall: wg0 and Postgres come up behind it. */

@@ -6,7 +6,6 @@
  * the replication settings include file. Pure functions of the config.
  */
 #include "pgwatch_internal.h"
-#include "backup/backup.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -71,10 +70,10 @@ char *pg_hba_text(const struct conf *c, const char *local_extra)
 	return out;
 }
 
-char *pg_settings_text(const struct conf *c, const char *passfile)
+char *pg_settings_text(const struct conf *c, const char *passfile, const char *archive_command)
 {
 	const struct conf_node *me = conf_self(c);
-	char *out = NULL, ip[16], slot[64], *archive;
+	char *out = NULL, ip[16], slot[64];
 	size_t len = 0;
 	FILE *f = open_memstream(&out, &len);
 
@@ -107,11 +106,10 @@ char *pg_settings_text(const struct conf *c, const char *passfile)
 			me->settings.postgres.replication_user, passfile, me->name);
 		fprintf(f, "primary_slot_name = '%s'\n", slot);
 	}
-	archive = backup_archive_command(c);
-	if (archive) {
+	if (archive_command) {
 		/* Archives only while primary; a replica keeps it ready for a promotion. */
-		fprintf(f, "archive_mode = on\narchive_command = '%s'\narchive_timeout = '300s'\n", archive);
-		free(archive);
+		fprintf(f, "archive_mode = on\narchive_command = '%s'\narchive_timeout = '300s'\n",
+			archive_command);
 	}
 	fclose(f);
 	return out;

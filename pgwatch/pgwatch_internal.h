@@ -23,6 +23,7 @@ struct pgwatch {
 	struct loop *loop;
 	struct child_set *children;
 	const struct conf *conf;
+	struct pgwatch_links links;
 	enum pg_state state;
 	char reason[512];
 	bool started;

@@ -45,7 +45,9 @@ const char *pg_state_name(enum pg_state st)
 	return "unknown";
 }
 
-void lifecycle_set_state(struct pgwatch *pw, enum pg_state st, const char *fmt, ...)
+/* Every change of pw->state goes through here, and only lifecycle.c calls it. */
+static void set_state(struct pgwatch *pw, enum pg_state st, const char *fmt, ...) _printf_(3, 4);
+static void set_state(struct pgwatch *pw, enum pg_state st, const char *fmt, ...)
 {
 	char reason[sizeof(pw->reason)] = "";
 	va_list ap;
@@ -79,7 +81,7 @@ static void fail_and_retry(struct pgwatch *pw, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	lifecycle_set_state(pw, PG_STATE_FAILED, "%s (retrying in %us)", msg, pw->retry_ms / 1000);
+	set_state(pw, PG_STATE_FAILED, "%s (retrying in %us)", msg, pw->retry_ms / 1000);
 	loop_timer_arm(pw->retry, pw->retry_ms, 0);
 	pw->retry_ms = pw->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : pw->retry_ms * 2;
 }
@@ -427,7 +429,7 @@ static void run_bootstrap(struct pgwatch *pw, const char *name, const char *cons
 		.data = pw,
 	};
 
-	lifecycle_set_state(pw, PG_STATE_BOOTSTRAPPING, "%s", name);
+	set_state(pw, PG_STATE_BOOTSTRAPPING, "%s", name);
 	if (clone)
 		pw->clone = (struct clone_progress){ .active = true, .started_ms = now_ms() };
 	if (child_add(pw->children, &spec, NULL) < 0)
@@ -555,7 +557,7 @@ static void step_begin(struct pgwatch *pw)
 
 		if (pg_local_sysid(pg->data_dir, &local) == 0 &&
 		    identity_check_start(pw, local, identity_checked) == 0) {
-			lifecycle_set_state(pw, PG_STATE_BOOTSTRAPPING, "checking the system identifier against the upstream");
+			set_state(pw, PG_STATE_BOOTSTRAPPING, "checking the system identifier against the upstream");
 			return;
 		}
 	}
@@ -612,10 +614,46 @@ static void on_postgres_exit(struct child *c, int status, void *data)
 	pw->setup_done = false;
 	if (pw->reinit_pending)
 		return; /* stopped on purpose; reinit_continue() goes on */
-	lifecycle_set_state(pw, PG_STATE_STOPPED, "postmaster exited (%s %d)",
-			    WIFEXITED(status) ? "exit" : "signal",
-			    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	set_state(pw, PG_STATE_STOPPED, "postmaster exited (%s %d)", WIFEXITED(status) ? "exit" : "signal",
+		  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 	pw->setup_done = false;
+}
+
+/* ---- what the probes saw (probe.c) ------------------------------------------ */
+
+void lifecycle_probe_ok(struct pgwatch *pw)
+{
+	if (pw->state == PG_STATE_RUNNING)
+		return;
+	set_state(pw, PG_STATE_RUNNING, NULL);
+	log_info("pgwatch", "postgres accepting connections after_ms=%llu",
+		 (unsigned long long)(now_ms() - pw->started_ms));
+	probe_fast(pw, false);
+}
+
+void lifecycle_probe_failed(struct pgwatch *pw, bool timeout)
+{
+	char q[400];
+
+	if (pw->state == PG_STATE_STARTING && !timeout)
+		return; /* "starting up", socket not there yet: keep waiting */
+	if (timeout || pw->state == PG_STATE_RUNNING || pw->state == PG_STATE_UNRESPONSIVE)
+		set_state(pw, PG_STATE_UNRESPONSIVE, "probe %s: %s", timeout ? "timed out" : "failed",
+			  pw->probe_error);
+	log_debug("pgwatch", "probe failed error=%s", log_quote(q, sizeof(q), pw->probe_error));
+}
+
+void lifecycle_postmaster_absent(struct pgwatch *pw)
+{
+	if (pw->state == PG_STATE_RUNNING || pw->state == PG_STATE_UNRESPONSIVE)
+		set_state(pw, PG_STATE_STOPPED, "postmaster not running");
+}
+
+/* The child engine restarted it after an exit: wait for it to accept again. */
+void lifecycle_postmaster_present(struct pgwatch *pw)
+{
+	if (pw->state == PG_STATE_STOPPED)
+		set_state(pw, PG_STATE_STARTING, NULL);
 }
 
 /*
@@ -701,7 +739,7 @@ static void add_postgres(struct pgwatch *pw)
 	}
 	pw->bootstrapped = true;
 	pw->started_ms = now_ms();
-	lifecycle_set_state(pw, PG_STATE_STARTING, NULL);
+	set_state(pw, PG_STATE_STARTING, NULL);
 	probe_fast(pw, true);
 }
 
@@ -760,8 +798,8 @@ static void maybe_start(struct pgwatch *pw)
 	if (pw->started || pw->state == PG_STATE_NONE || !pw->tunnel_fresh)
 		return;
 	if (!pw->firewall_applied) {
-		lifecycle_set_state(pw, PG_STATE_WAITING_FOR_FIREWALL, "%s",
-				    pw->firewall_why[0] ? pw->firewall_why : "not applied yet");
+		set_state(pw, PG_STATE_WAITING_FOR_FIREWALL, "%s",
+			  pw->firewall_why[0] ? pw->firewall_why : "not applied yet");
 		return;
 	}
 	/* The first start is for good; a later stale tunnel or failed re-apply stops nothing. */
@@ -877,7 +915,7 @@ int pgwatch_reinit(struct pgwatch *pw, char *aside, size_t size, const char **wh
 	pw->bootstrapped = false; /* no probes until it runs again */
 	json_decref(pw->last);
 	pw->last = NULL;
-	lifecycle_set_state(pw, PG_STATE_BOOTSTRAPPING, "reinit: stopping postgres, then cloning again");
+	set_state(pw, PG_STATE_BOOTSTRAPPING, "reinit: stopping postgres, then cloning again");
 	if ((pg = child_find(pw->children, PG_CHILD_NAME)))
 		child_remove(pg);
 	loop_timer_arm(pw->retry, 100, 0);

@@ -27,7 +27,7 @@
 #define RETRY_MIN_MS 2000
 #define RETRY_MAX_MS 60000
 
-static void step_begin(struct pgwatch *pw);
+static void bootstrap_or_start(struct pgwatch *pw);
 
 const char *pg_state_name(enum pg_state st)
 {
@@ -98,7 +98,7 @@ static void on_retry(struct loop_source *src, void *data)
 	if (pw->reinit_pending)
 		reinit_continue(pw);
 	else
-		step_begin(pw);
+		bootstrap_or_start(pw);
 }
 
 /* ---- files ---------------------------------------------------------------- */
@@ -167,12 +167,20 @@ static char *read_small(const char *path, size_t max)
 	return buf;
 }
 
-/* The replication password: from a 0600 file, for the passfile and the role. */
+/* load_password(): the password is there but unusable (the reason is shown). */
+#define PGWATCH_E_PASSWORD 1
+
+/*
+ * The replication password: from a 0600 file (or the environment), for the
+ * passfile and the role. On failure the step fails with the reason.
+ * Return: 0, PGWATCH_E_PASSWORD, or -errno when the file cannot be read.
+ */
 static int load_password(struct pgwatch *pw)
 {
 	const char *path = pgconf(pw)->password_file, *env = pgconf(pw)->password_env;
 	struct stat st;
 	char *text;
+	int r;
 
 	if (env) { /* Dstack's encrypted environment: never on disk */
 		const char *v = getenv(env);
@@ -180,26 +188,28 @@ static int load_password(struct pgwatch *pw)
 		if (!v || !*v || strlen(v) >= sizeof(pw->password) || strchr(v, '\n')) {
 			fail_and_retry(pw, "replication password: $%s is %s (postgres.password_env)", env,
 				       !v ? "not set" : "empty, too long or not one line");
-			return -1;
+			return PGWATCH_E_PASSWORD;
 		}
 		snprintf(pw->password, sizeof(pw->password), "%s", v);
 		return 0;
 	}
 	if (stat(path, &st) < 0) {
+		r = -errno;
 		fail_and_retry(pw, "replication password: cannot read %s: %s (hint: one line, mode 0600)",
-			       path, strerror(errno));
-		return -1;
+			       path, strerror(-r));
+		return r;
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		fail_and_retry(pw, "replication password: %s is readable by group or others (hint: chmod 600 %s)",
 			       path, path);
-		return -1;
+		return PGWATCH_E_PASSWORD;
 	}
 	text = read_small(path, sizeof(pw->password) - 1);
 	if (!text || !*str_trim_right(text) || strchr(text, '\n')) {
+		r = text ? PGWATCH_E_PASSWORD : -errno;
 		fail_and_retry(pw, "replication password: %s must hold one non-empty line", path);
 		free(text);
-		return -1;
+		return r;
 	}
 	snprintf(pw->password, sizeof(pw->password), "%s", text);
 	explicit_zero(text, strlen(text));
@@ -385,7 +395,7 @@ static void on_bootstrap_exit(struct child *c, int status, void *data)
 			pw->cloned = true; /* cloned from the upstream just now: same cluster */
 	}
 	log_info("pgwatch", "bootstrap step done step=%s", name);
-	step_begin(pw); /* the data directory now holds a cluster, or is empty again */
+	bootstrap_or_start(pw); /* the data directory now holds a cluster, or is empty again */
 }
 
 /*
@@ -472,7 +482,13 @@ bool clone_progress_parse(const char *line, uint64_t *done_kb, uint64_t *total_k
 	return true;
 }
 
-static void step_begin(struct pgwatch *pw)
+/*
+ * The one decision, taken again after every step: with the run directory
+ * and passfile in place, remove an unfinished bootstrap, bootstrap an empty
+ * data directory (initdb or pg_basebackup), refuse anything else that is
+ * not a cluster, check a replica's cluster against its upstream, or start.
+ */
+static void bootstrap_or_start(struct pgwatch *pw)
 {
 	const struct conf_node *me = conf_self(pw->conf);
 	const struct conf_postgres *pg = pgconf(pw);
@@ -496,7 +512,7 @@ static void step_begin(struct pgwatch *pw)
 		fail_and_retry(pw, "cannot create %s: %s", pw->sockdir, strerror(-r));
 		return;
 	}
-	if (load_password(pw) < 0)
+	if (load_password(pw) != 0)
 		return;
 	if ((r = write_passfile(pw)) < 0) {
 		fail_and_retry(pw, "cannot write %s: %s", pw->passfile, strerror(-r));
@@ -662,25 +678,30 @@ void lifecycle_postmaster_present(struct pgwatch *pw)
  * postgres user is a direct child of ours any more. Checked after every
  * reap, so the restart follows the last one's exit.
  */
+struct uid_count {
+	unsigned uid;  /* whose processes */
+	unsigned n;    /* found so far */
+};
+
 static void count_mine(int pid, unsigned uid, void *data)
 {
-	unsigned *counter = data; /* [0] the uid to match, [1] the count */
+	struct uid_count *count = data;
 
 	(void)pid;
-	if (uid == counter[0])
-		counter[1]++;
+	if (uid == count->uid)
+		count->n++;
 }
 
 static bool no_old_backends(const struct child *c, void *data)
 {
 	struct pgwatch *pw = data;
-	unsigned counter[2] = { (unsigned)pw->uid, 0 };
+	struct uid_count count = { .uid = (unsigned)pw->uid };
 
 	(void)c;
-	proc_children(getpid(), count_mine, counter);
-	if (counter[1])
-		log_info("pgwatch", "waiting for old postgres processes to exit count=%u", counter[1]);
-	return counter[1] == 0;
+	proc_children(getpid(), count_mine, &count);
+	if (count.n)
+		log_info("pgwatch", "waiting for old postgres processes to exit count=%u", count.n);
+	return count.n == 0;
 }
 
 /*
@@ -806,7 +827,7 @@ static void maybe_start(struct pgwatch *pw)
 	pw->started = true;
 	log_info("pgwatch", "hub tunnel fresh and firewall applied: starting postgres role=%s",
 		 conf_pg_role_name(conf_self(pw->conf)->pg_role));
-	step_begin(pw);
+	bootstrap_or_start(pw);
 }
 
 void pgwatch_tunnel(struct pgwatch *pw, bool fresh)
@@ -868,7 +889,7 @@ static void reinit_continue(struct pgwatch *pw)
 	pw->cloned = false;
 	pw->wal_gone_ms = 0;
 	pw->retry_ms = RETRY_MIN_MS;
-	step_begin(pw);
+	bootstrap_or_start(pw);
 }
 
 int pgwatch_reinit(struct pgwatch *pw, char *aside, size_t size, const char **why)

@@ -8,6 +8,9 @@
  * supervised child (a CHECKPOINT, then SIGINT, then SIGQUIT, then SIGKILL,
  * all within the shutdown budget: stop.c). A failed step is
  * retried with a growing delay and its reason is shown meanwhile.
+ *
+ * Every change of the state is made here (set_state()); the probes only
+ * report what they saw (lifecycle_probe_ok() and its siblings).
  */
 #include "pgwatch_internal.h"
 

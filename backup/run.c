@@ -23,7 +23,6 @@
 #include "lib/mem.h"
 #include "lib/proc.h"
 #include "lib/str.h"
-#include "pgwatch/pgwatch.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -103,59 +102,66 @@ static int mkdir_owned(const char *path, mode_t mode, const struct passwd *pw)
 	return 0;
 }
 
+/* prepare_and_lock(): another run holds the lock (expected: said on stderr, no error). */
+#define BACKUP_E_LOCKED 1
+
 /*
  * As root: create DIR, DIR/NODE, the lock and pgBackRest's repo, owned by
  * the postgres user; take the lock; then drop to that user for good.
- * Return: the lock fd (kept open, and inherited by the tools on purpose:
- * the lock holds while anything of this run still writes), or a negative
- * BACKUP_EXIT_* code.
+ * @lock: receives the lock fd (kept open, and inherited by the tools on
+ * purpose: the lock holds while anything of this run still writes).
+ * Return: 0; BACKUP_E_LOCKED; or -errno, with the reason in r->error.
  */
-static int prepare_and_lock(struct run_ctx *r)
+static int prepare_and_lock(struct run_ctx *r, int *lock)
 {
 	const struct passwd *pw = NULL;
-	_cleanup_free_ char *lock = xasprintf("%s/%s", r->bk->dir, BACKUP_LOCK);
+	_cleanup_free_ char *path = xasprintf("%s/%s", r->bk->dir, BACKUP_LOCK);
 	_cleanup_free_ char *repo = xasprintf("%s/pgbackrest", r->bk->dir);
-	int fd, e;
+	_cleanup_close_ int fd = -1;
+	int e;
 
 	if (geteuid() == 0) {
 		pw = getpwnam(r->pg->user);
 		if (!pw) {
 			fail(r, "no such OS user %s (postgres.user)", r->pg->user);
-			return -BACKUP_EXIT_FAILED;
+			return -ENOENT;
 		}
 	}
 	if (mkdir(r->bk->dir, 0755) < 0 && errno != EEXIST) {
-		fail(r, "cannot create %s: %s", r->bk->dir, strerror(errno));
-		return -BACKUP_EXIT_FAILED;
+		e = -errno;
+		fail(r, "cannot create %s: %s", r->bk->dir, strerror(-e));
+		return e;
 	}
 	if ((e = mkdir_owned(r->nodedir, 0700, pw)) < 0 ||
 	    (r->bk->method == CONF_BACKUP_PGBACKREST && (e = mkdir_owned(repo, 0700, pw)) < 0)) {
 		fail(r, "cannot prepare %s: %s", r->nodedir, strerror(-e));
-		return -BACKUP_EXIT_FAILED;
+		return e;
 	}
-	fd = open(lock, O_RDWR | O_CREAT, 0600); /* no O_CLOEXEC: see above */
+	fd = open(path, O_RDWR | O_CREAT, 0600); /* no O_CLOEXEC: see above */
 	if (fd < 0 || (pw && fchown(fd, pw->pw_uid, pw->pw_gid) < 0)) {
-		fail(r, "cannot open the lock %s: %s", lock, strerror(errno));
-		return -BACKUP_EXIT_FAILED;
+		e = -errno;
+		fail(r, "cannot open the lock %s: %s", path, strerror(-e));
+		return e;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		e = errno;
-		close(fd);
-		if (e == EWOULDBLOCK) {
-			fprintf(stderr, "backup: already running: another run holds %s\n", lock);
-			return -BACKUP_EXIT_BUSY;
+		e = -errno;
+		if (e == -EWOULDBLOCK) {
+			fprintf(stderr, "backup: already running: another run holds %s\n", path);
+			return BACKUP_E_LOCKED;
 		}
-		fail(r, "cannot lock %s: %s", lock, strerror(e));
-		return -BACKUP_EXIT_FAILED;
+		fail(r, "cannot lock %s: %s", path, strerror(-e));
+		return e;
 	}
 	if (pw && (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)) {
-		fail(r, "cannot become %s: %s", r->pg->user, strerror(errno));
-		close(fd);
-		return -BACKUP_EXIT_FAILED;
+		e = -errno;
+		fail(r, "cannot become %s: %s", r->pg->user, strerror(-e));
+		return e;
 	}
 	if (pw)
 		setenv("HOME", pw->pw_dir, 1);
-	return fd;
+	*lock = fd;
+	fd = -1; /* the caller's now */
+	return 0;
 }
 
 static void sweep(struct run_ctx *r)
@@ -195,12 +201,13 @@ static char *conninfo(const struct run_ctx *r)
 {
 	char sockdir[256];
 
-	pg_socket_dir(r->conf, sockdir, sizeof(sockdir));
 	return xasprintf("host=%s port=%u user=%s dbname=postgres connect_timeout=10 "
-			 "application_name=supervisor-backup", sockdir, r->pg->port, r->pg->user);
+			 "application_name=supervisor-backup",
+			 conf_pg_socket_dir(r->conf, sockdir, sizeof(sockdir)), r->pg->port, r->pg->user);
 }
 
-static bool server_facts(struct run_ctx *r)
+/* The server's identity and its databases. Return: BACKUP_EXIT_OK or BACKUP_EXIT_FAILED. */
+static int server_facts(struct run_ctx *r)
 {
 	static const char facts_sql[] =
 		"SELECT current_setting('server_version'), "
@@ -213,7 +220,7 @@ static bool server_facts(struct run_ctx *r)
 	_cleanup_free_ char *ci = conninfo(r);
 	PGconn *c = PQconnectdb(ci);
 	PGresult *res = NULL;
-	bool ok = false;
+	int code = BACKUP_EXIT_FAILED;
 
 	if (PQstatus(c) != CONNECTION_OK) {
 		fail(r, "cannot connect to Postgres: %s", str_trim_right(PQerrorMessage(c)));
@@ -238,11 +245,11 @@ static bool server_facts(struct run_ctx *r)
 	r->dbs = json_array();
 	for (int i = 0; i < PQntuples(res); i++)
 		json_array_append_new(r->dbs, json_string(PQgetvalue(res, i, 0)));
-	ok = true;
+	code = BACKUP_EXIT_OK;
 out:
 	PQclear(res);
 	PQfinish(c);
-	return ok;
+	return code;
 }
 
 /*
@@ -331,9 +338,8 @@ static void set_pg_env(const struct run_ctx *r)
 {
 	char sockdir[256], port[8];
 
-	pg_socket_dir(r->conf, sockdir, sizeof(sockdir));
 	snprintf(port, sizeof(port), "%u", r->pg->port);
-	setenv("PGHOST", sockdir, 1);
+	setenv("PGHOST", conf_pg_socket_dir(r->conf, sockdir, sizeof(sockdir)), 1);
 	setenv("PGPORT", port, 1);
 	setenv("PGUSER", r->pg->user, 1);
 	setenv("PGCONNECT_TIMEOUT", "10", 1);
@@ -343,7 +349,8 @@ static void set_pg_env(const struct run_ctx *r)
 
 /* ---- pg_dump ---------------------------------------------------------------- */
 
-static bool precheck(struct run_ctx *r, const json_t *backups)
+/* Return: BACKUP_EXIT_OK, or BACKUP_EXIT_NO_SPACE (also when the free space cannot be read). */
+static int precheck(struct run_ctx *r, const json_t *backups)
 {
 	const json_t *last = catalog_newest_good(backups);
 	uint64_t est = last ? (uint64_t)json_integer_value(json_object_get(last, "size_bytes")) : 0;
@@ -352,26 +359,29 @@ static bool precheck(struct run_ctx *r, const json_t *backups)
 
 	if (statvfs(r->nodedir, &vfs) < 0) {
 		fail(r, "cannot stat the file system of %s: %s", r->nodedir, strerror(errno));
-		return false;
+		return BACKUP_EXIT_NO_SPACE;
 	}
 	avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
 	if (avail >= need)
-		return true;
+		return BACKUP_EXIT_OK;
 	if (r->opts->no_precheck) {
 		log_warnx("backup", "too little free space, going on anyway (--no-precheck) free=%llu need=%llu",
 			  (unsigned long long)avail, (unsigned long long)need);
-		return true;
+		return BACKUP_EXIT_OK;
 	}
 	fail(r, "not enough free space in %s: %llu MiB free, need %llu MiB (the last backup took %llu MiB, "
 		"plus 20%% and %llu MiB reserve); nothing was started",
 	     r->nodedir, (unsigned long long)(avail >> 20), (unsigned long long)(need >> 20),
 	     (unsigned long long)(est >> 20), (unsigned long long)(RESERVE_BYTES >> 20));
-	return false;
+	return BACKUP_EXIT_NO_SPACE;
 }
 
-/* Run one tool writing FILE in the work directory; record it in @files. */
-static bool dump_step(struct run_ctx *r, const char *const *argv, const char *file, const char *db,
-		      json_t *files)
+/*
+ * Run one tool writing FILE in the work directory; record it in @files.
+ * Return: BACKUP_EXIT_OK or BACKUP_EXIT_FAILED (so do pg_dump_all() and commit()).
+ */
+static int dump_step(struct run_ctx *r, const char *const *argv, const char *file, const char *db,
+		     json_t *files)
 {
 	_cleanup_free_ char *path = xasprintf("%s/%s", r->work, file);
 	_cleanup_free_ char *last = NULL;
@@ -387,7 +397,7 @@ static bool dump_step(struct run_ctx *r, const char *const *argv, const char *fi
 	if (st != 0) {
 		fail(r, "%s %s%s: %s%s%s", argv[0], db ? "of database " : "--globals-only", db ? db : "",
 		     tool_status_text(st), last ? ": " : "", last ? last : "");
-		return false;
+		return BACKUP_EXIT_FAILED;
 	}
 	if (db) {
 		/*
@@ -407,34 +417,37 @@ static bool dump_step(struct run_ctx *r, const char *const *argv, const char *fi
 		if (st != 0) {
 			fail(r, "the dump of database %s does not read back (pg_restore -f /dev/null: %s%s%s)",
 			     db, tool_status_text(st), last ? ": " : "", last ? last : "");
-			return false;
+			return BACKUP_EXIT_FAILED;
 		}
 	}
-	return true;
+	return BACKUP_EXIT_OK;
 }
 
-static bool pg_dump_all(struct run_ctx *r, json_t *files)
+static int pg_dump_all(struct run_ctx *r, json_t *files)
 {
 	_cleanup_free_ char *dumpall = xasprintf("%s/pg_dumpall", r->pg->bin_dir);
 	_cleanup_free_ char *dump = xasprintf("%s/pg_dump", r->pg->bin_dir);
 	const char *gargv[] = { dumpall, "--globals-only", "--no-password", NULL };
 	json_t *db;
 	size_t i;
+	int code;
 
-	if (!dump_step(r, gargv, "globals.sql", NULL, files))
-		return false;
+	if ((code = dump_step(r, gargv, "globals.sql", NULL, files)) != BACKUP_EXIT_OK)
+		return code;
 	json_array_foreach(r->dbs, i, db) {
 		_cleanup_free_ char *file = backup_db_file(json_string_value(db));
 		const char *argv[] = { dump, "-Fc", "--no-password", "-d", json_string_value(db), NULL };
 
-		if (stop_signal || !dump_step(r, argv, file, json_string_value(db), files))
-			return false;
+		if (stop_signal)
+			return BACKUP_EXIT_FAILED;
+		if ((code = dump_step(r, argv, file, json_string_value(db), files)) != BACKUP_EXIT_OK)
+			return code;
 	}
-	return true;
+	return BACKUP_EXIT_OK;
 }
 
 /* Hash and fsync every file, write the manifest in, commit by rename. */
-static bool commit(struct run_ctx *r, json_t *files)
+static int commit(struct run_ctx *r, json_t *files)
 {
 	_cleanup_free_ char *dst = xasprintf("%s/%s", r->nodedir, r->name);
 	json_t *f, *manifest;
@@ -451,7 +464,7 @@ static bool commit(struct run_ctx *r, json_t *files)
 
 		if ((e = hash_file(path, hex, &size)) < 0 || (e = fsync_path(path)) < 0) {
 			fail(r, "cannot read back %s: %s", path, strerror(-e));
-			return false;
+			return BACKUP_EXIT_FAILED;
 		}
 		json_object_set_new(f, "size", json_integer((json_int_t)size));
 		json_object_set_new(f, "sha256", json_string(hex));
@@ -468,11 +481,11 @@ static bool commit(struct run_ctx *r, json_t *files)
 	json_decref(manifest);
 	if (e < 0) {
 		fail(r, "cannot write the manifest: %s", strerror(-e));
-		return false;
+		return BACKUP_EXIT_FAILED;
 	}
 	if (rename(r->work, dst) < 0) {
 		fail(r, "cannot rename %s to %s: %s", r->work, dst, strerror(errno));
-		return false;
+		return BACKUP_EXIT_FAILED;
 	}
 	free(r->work);
 	r->work = NULL;
@@ -480,7 +493,7 @@ static bool commit(struct run_ctx *r, json_t *files)
 	fsync_path(r->inprogress);
 	log_info("backup", "backup taken name=%s size=%llu databases=%zu", r->name,
 		 (unsigned long long)total, json_array_size(r->dbs));
-	return true;
+	return BACKUP_EXIT_OK;
 }
 
 /* Keep what the policy keeps among the good ones; bad ones are left for the operator. */
@@ -573,7 +586,7 @@ static void add_pgbackrest_backups(json_t *backups, const json_t *pgbr)
  * catalog.json: the backups, the last backup run and the last verify run
  * (a verify run keeps the previous backup run's result, and vice versa).
  */
-static int write_catalog(struct run_ctx *r, json_t *backups, json_t *pgbackrest, int code)
+static void write_catalog(struct run_ctx *r, json_t *backups, json_t *pgbackrest, int code)
 {
 	_cleanup_free_ char *old_path = xasprintf("%s/%s", r->nodedir, BACKUP_CATALOG);
 	json_t *old = json_load_file(old_path, 0, NULL);
@@ -609,61 +622,55 @@ static int write_catalog(struct run_ctx *r, json_t *backups, json_t *pgbackrest,
 		log_warnx("backup", "cannot write the catalog err=\"%s\"", strerror(-e));
 	json_decref(doc);
 	json_decref(old);
-	return code;
 }
 
+/*
+ * Every step of a run returns BACKUP_EXIT_OK (0) or the exit code the run
+ * ends with, its reason in r->error (fail()).
+ */
 static int take_backup(struct run_ctx *r, json_t **backups, json_t **pgbr)
 {
-	json_t *files = json_array();
-	bool ok;
+	json_t *files;
 	int code;
 
-	if (!server_facts(r))
-		goto failed;
+	if ((code = server_facts(r)) != BACKUP_EXIT_OK)
+		return code;
 	r->method = conf_backup_method_name(r->bk->method);
 	if (r->bk->method == CONF_BACKUP_PGBACKREST) {
 		if (!json_is_true(json_object_get(r->facts, "in_recovery"))) {
 			char *err = NULL;
 
-			ok = pgbackrest_run(r->conf, pgbr, &err);
-			if (!ok) {
+			if (!pgbackrest_run(r->conf, pgbr, &err)) {
 				fail(r, "%s", err ? err : "pgbackrest failed");
 				free(err);
-				goto failed;
+				return BACKUP_EXIT_FAILED;
 			}
-			json_decref(files);
 			return BACKUP_EXIT_OK;
 		}
 		r->note = xstrdup("pgBackRest backs up the primary only; this replica took a pg_dump instead");
 		r->method = "pg_dump";
 		log_info("backup", "replica: pg_dump instead of pgbackrest");
 	}
-	if ((code = measure_position(r)) != BACKUP_EXIT_OK) {
-		json_decref(files);
+	if ((code = measure_position(r)) != BACKUP_EXIT_OK || (code = precheck(r, *backups)) != BACKUP_EXIT_OK)
 		return code;
-	}
-	if (!precheck(r, *backups)) {
-		json_decref(files);
-		return BACKUP_EXIT_NO_SPACE;
-	}
 	r->work = xasprintf("%s/%s", r->inprogress, r->name);
 	if (mkdir(r->work, 0700) < 0) {
 		fail(r, "cannot create %s: %s", r->work, strerror(errno));
-		goto failed;
+		return BACKUP_EXIT_FAILED;
 	}
 	log_info("backup", "backup started name=%s databases=%zu from=%s", r->name, json_array_size(r->dbs),
 		 json_is_true(json_object_get(r->facts, "in_recovery")) ? "replica" : "primary");
-	if (!pg_dump_all(r, files) || !commit(r, files))
-		goto failed;
+	files = json_array();
+	if ((code = pg_dump_all(r, files)) == BACKUP_EXIT_OK)
+		code = commit(r, files);
 	json_decref(files);
+	if (code != BACKUP_EXIT_OK)
+		return code;
 	/* the new backup was just hashed; older ones keep their last verdicts */
 	json_decref(*backups);
 	*backups = scan(r);
 	retention(r, *backups);
 	return BACKUP_EXIT_OK;
-failed:
-	json_decref(files);
-	return BACKUP_EXIT_FAILED;
 }
 
 static void pick_name(struct run_ctx *r)
@@ -689,7 +696,7 @@ int backup_run(const struct conf *conf, const struct backup_run_opts *opts)
 	};
 	struct sigaction sa = { .sa_handler = on_stop };
 	json_t *backups = NULL, *pgbr = NULL;
-	int lock, code;
+	int lock = -1, code, e;
 
 	if (r.me->kind == CONF_NODE_HUB) {
 		fprintf(stderr, "backup: the hub runs no database, so it has no backups\n");
@@ -703,13 +710,13 @@ int backup_run(const struct conf *conf, const struct backup_run_opts *opts)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	umask(077);
-	lock = prepare_and_lock(&r);
-	if (lock < 0) {
+	e = prepare_and_lock(&r, &lock);
+	if (e != 0) {
 		char q[1024];
 
 		if (r.error)
 			log_errorx("backup", "cannot run err=%s", log_quote(q, sizeof(q), r.error));
-		code = -lock;
+		code = e == BACKUP_E_LOCKED ? BACKUP_EXIT_BUSY : BACKUP_EXIT_FAILED;
 		goto out_nolock;
 	}
 	set_pg_env(&r);

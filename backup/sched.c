@@ -285,19 +285,23 @@ int backup_new(struct loop *loop, struct child_set *children, const struct conf 
 	b->conf_path = xstrdup(env->conf_path);
 	b->created_ms = now_ms();
 	b->enabled = conf_self(conf)->kind == CONF_NODE_SPOKE;
-	*out = b;
-	if (!b->enabled)
+	if (!b->enabled) {
+		*out = b;
 		return 0;
+	}
 	if ((r = loop_add_timer(loop, on_schedule, b, &b->schedule)) < 0 ||
 	    (r = loop_add_timer(loop, on_tick, b, &b->tick)) < 0 ||
-	    (r = loop_add_timer(loop, on_deadline, b, &b->deadline)) < 0)
+	    (r = loop_add_timer(loop, on_deadline, b, &b->deadline)) < 0) {
+		backup_free(b);
 		return r;
+	}
 	read_catalog(b);
 	arm_schedule(b);
 	loop_timer_arm(b->tick, TICK_MS, TICK_MS);
 	/* At once: sweep what a killed run left, and re-check every backup. */
 	if ((r = start_run(b, BACKUP_MODE_VERIFY)) < 0)
-		log_warnx("backup", "cannot start the first verify run err=%d", r);
+		log_warnx("backup", "cannot start the first verify run err=\"%s\"", strerror(-r));
+	*out = b;
 	return 0;
 }
 

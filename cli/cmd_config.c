@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* `supervisor check-config`: validate and print this node's plan. */
 #include "cli/cli.h"
+#include "backup/backup.h"
 #include "firewall/firewall.h"
 #include "lib/common.h"
 #include "lib/mem.h"
@@ -48,13 +49,14 @@ static int check_private_key(const struct conf *c, bool *matches)
 static void print_postgres_plan(const struct conf *c)
 {
 	const struct conf_node *me = conf_self(c);
-	_cleanup_free_ char *hba = NULL, *settings = NULL;
+	_cleanup_free_ char *hba = NULL, *settings = NULL, *archive = NULL;
 	struct pg_stop_plan stop;
 
 	if (me->kind != CONF_NODE_SPOKE || me->pg_role == CONF_PG_NONE)
 		return;
 	hba = pg_hba_text(c, NULL);
-	settings = pg_settings_text(c, "<run dir>/pgpass");
+	archive = backup_archive_command(c);
+	settings = pg_settings_text(c, "<run dir>/pgpass", archive);
 	printf("postgres command line adds: -c listen_addresses=<overlay ip> -c port=%u "
 	       "-c unix_socket_directories=<run dir>/postgresql -c hba_file=... -c ident_file=...\n",
 	       me->settings.postgres.port);

@@ -246,6 +246,16 @@ static inline const struct conf_node *conf_hub(const struct conf *c)
 /* conf_primary() - the spoke whose postgres role is primary, or NULL. */
 const struct conf_node *conf_primary(const struct conf *c);
 
+/*
+ * Paths derived from the configuration, each decided here only. The run
+ * directory is control.socket's directory: the control socket, Postgres'
+ * socket directory and the passfile live in it.
+ */
+/* conf_run_dir() - this node's run directory ("/" for a socket at the root). Return: @buf. */
+const char *conf_run_dir(const struct conf *c, char *buf, size_t size);
+/* conf_pg_socket_dir() - Postgres' Unix socket directory, RUNDIR/postgresql. Return: @buf. */
+const char *conf_pg_socket_dir(const struct conf *c, char *buf, size_t size);
+
 /**
  * conf_load_private_key() - load this node's WireGuard private key.
  * @keys: where it lives (file or environment variable).

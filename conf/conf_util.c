@@ -176,6 +176,27 @@ const struct conf_node *conf_primary(const struct conf *c)
 	return NULL;
 }
 
+const char *conf_run_dir(const struct conf *c, char *buf, size_t size)
+{
+	const char *sock = conf_self(c)->settings.control_socket;
+	const char *slash = strrchr(sock, '/');
+
+	if (!slash || slash == sock)
+		snprintf(buf, size, "/");
+	else
+		snprintf(buf, size, "%.*s", (int)(slash - sock), sock);
+	return buf;
+}
+
+const char *conf_pg_socket_dir(const struct conf *c, char *buf, size_t size)
+{
+	char run[256];
+
+	conf_run_dir(c, run, sizeof(run));
+	snprintf(buf, size, "%s/postgresql", strcmp(run, "/") != 0 ? run : "");
+	return buf;
+}
+
 const char *conf_pg_role_name(enum conf_pg_role role)
 {
 	switch (role) {

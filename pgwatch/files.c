@@ -6,7 +6,6 @@
  * the replication settings include file. Pure functions of the config.
  */
 #include "pgwatch/pgwatch_internal.h"
-#include "backup/backup.h"
 #include "lib/mem.h"
 
 #include <ctype.h>
@@ -70,21 +69,10 @@ char *pg_hba_text(const struct conf *c, const char *local_extra)
 	return out;
 }
 
-void pg_socket_dir(const struct conf *c, char *out, size_t size)
-{
-	const char *sock = conf_self(c)->settings.control_socket;
-	const char *slash = strrchr(sock, '/');
-
-	if (!slash || slash == sock)
-		snprintf(out, size, "/postgresql");
-	else
-		snprintf(out, size, "%.*s/postgresql", (int)(slash - sock), sock);
-}
-
-char *pg_settings_text(const struct conf *c, const char *passfile)
+char *pg_settings_text(const struct conf *c, const char *passfile, const char *archive_command)
 {
 	const struct conf_node *me = conf_self(c);
-	char *out = NULL, ip[16], slot[64], *archive;
+	char *out = NULL, ip[16], slot[64];
 	size_t len = 0;
 	FILE *f = xmemstream(&out, &len);
 
@@ -115,11 +103,10 @@ char *pg_settings_text(const struct conf *c, const char *passfile)
 			me->settings.postgres.replication_user, passfile, me->name);
 		fprintf(f, "primary_slot_name = '%s'\n", slot);
 	}
-	archive = backup_archive_command(c);
-	if (archive) {
+	if (archive_command) {
 		/* Archives only while primary; a replica keeps it ready for a promotion. */
-		fprintf(f, "archive_mode = on\narchive_command = '%s'\narchive_timeout = '300s'\n", archive);
-		free(archive);
+		fprintf(f, "archive_mode = on\narchive_command = '%s'\narchive_timeout = '300s'\n",
+			archive_command);
 	}
 	fclose(f);
 	return out;

@@ -37,17 +37,36 @@ enum pg_state {
 
 struct pgwatch;
 
+/*
+ * What the daemon tells pgwatch about its neighbours, so that pgwatch
+ * includes no other module. The archive command is a function rather
+ * than a string: it follows a reload's new backup method without a
+ * second call to remember (the daemon passes backup_archive_command()).
+ */
+typedef char *pgwatch_archive_command_fn(const struct conf *conf);
+struct pgwatch_links {
+	/*
+	 * A child Postgres stops before (and starts after) when it is
+	 * supervised in the same set (the overlay's userspace WireGuard);
+	 * NULL: none. Not copied: a static name.
+	 */
+	const char *stop_before;
+	/* archive_command for @conf, or NULL for none (caller frees); NULL: never archive. */
+	pgwatch_archive_command_fn *archive_command;
+};
+
 /**
  * pgwatch_new() - manage this node's Postgres (a no-op on the hub).
  * @loop: the event loop.
  * @children: where initdb, pg_basebackup and postgres are supervised.
  * @conf: the configuration (replace with pgwatch_set_conf() on reload).
+ * @links: the neighbours (copied; NULL: none).
  * @out: receives the object.
  *
  * Return: 0 or -errno.
  */
 int pgwatch_new(struct loop *loop, struct child_set *children, const struct conf *conf,
-		struct pgwatch **out) _must_check_;
+		const struct pgwatch_links *links, struct pgwatch **out) _must_check_;
 struct pgwatch *pgwatch_free(struct pgwatch *pw);
 void pgwatch_set_conf(struct pgwatch *pw, const struct conf *conf);
 /*
@@ -211,10 +230,11 @@ const char *pg_clone_text(const struct pg_clone *clone, char *buf, size_t size);
 /* Pure helpers (pgwatch/files.c), unit-tested. */
 /* pg_hba_text() - the generated pg_hba for this node. Caller frees. */
 char *pg_hba_text(const struct conf *conf, const char *local_extra);
-/* pg_settings_text() - the generated settings include file. Caller frees. */
-char *pg_settings_text(const struct conf *conf, const char *passfile);
-/* pg_socket_dir() - Postgres' Unix socket directory (RUNDIR/postgresql, next to ctl.sock). */
-void pg_socket_dir(const struct conf *conf, char *out, size_t size);
+/*
+ * pg_settings_text() - the generated settings include file, archiving with
+ * @archive_command when it is not NULL. Caller frees.
+ */
+char *pg_settings_text(const struct conf *conf, const char *passfile, const char *archive_command);
 /* pg_slot_name() - "spoke_b" for "spoke-b" (slot names allow [a-z0-9_]). */
 void pg_slot_name(const char *node, char *out, size_t size);
 

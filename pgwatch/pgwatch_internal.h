@@ -22,10 +22,19 @@ struct clone_progress {
 	uint64_t started_ms;         /* now_ms() at its start */
 };
 
+/* Where the probe in flight is (probe.c). */
+enum probe_step {
+	PROBE_STEP_IDLE,        /* none in flight */
+	PROBE_STEP_CONNECTING,  /* PQconnectPoll() until the connection is up */
+	PROBE_STEP_QUERY,       /* the probe query sent, its result awaited */
+	PROBE_STEP_SETUP,       /* the primary's role and slots SQL sent (after a good probe) */
+};
+
 struct pgwatch {
 	struct loop *loop;
 	struct child_set *children;
 	const struct conf *conf;
+	struct pgwatch_links links;
 	enum pg_state state;
 	char reason[512];
 	bool started;
@@ -45,7 +54,7 @@ struct pgwatch {
 	struct loop_source *conn_src;
 	struct loop_source *probe_timer;
 	struct loop_source *probe_deadline;
-	int probe_step;             /* 0 idle, 1 connecting, 2 probe query, 3 setup SQL */
+	enum probe_step probe_step;
 	bool setup_done;            /* role and slots ensured (primary) */
 	json_t *last;               /* the last good probe, as the server sent it */
 	int64_t last_ok_wall_ms;
@@ -115,7 +124,18 @@ void stop_cancel(struct pgwatch *pw);
  */
 bool clone_progress_parse(const char *line, uint64_t *done_kb, uint64_t *total_kb);
 int pgwatch_write_config(struct pgwatch *pw);
-void lifecycle_set_state(struct pgwatch *pw, enum pg_state st, const char *fmt, ...)
-	_printf_(3, 4);
+/*
+ * The probes' events, for the lifecycle to turn into state changes (every
+ * change of pw->state is in lifecycle.c):
+ * lifecycle_probe_ok() - a probe answered.
+ * lifecycle_probe_failed() - a probe failed (@timeout: no answer in time)
+ *   while the postmaster runs; pw->probe_error says why.
+ * lifecycle_postmaster_absent() - a probe found no postmaster running.
+ * lifecycle_postmaster_present() - a probe found the postmaster running.
+ */
+void lifecycle_probe_ok(struct pgwatch *pw);
+void lifecycle_probe_failed(struct pgwatch *pw, bool timeout);
+void lifecycle_postmaster_absent(struct pgwatch *pw);
+void lifecycle_postmaster_present(struct pgwatch *pw);
 
 #endif

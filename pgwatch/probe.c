@@ -88,7 +88,7 @@ static void probe_finish(struct pgwatch *pw)
 	if (pw->conn)
 		PQfinish(pw->conn);
 	pw->conn = NULL;
-	pw->probe_step = 0;
+	pw->probe_step = PROBE_STEP_IDLE;
 	loop_timer_disarm(pw->probe_deadline);
 }
 
@@ -101,8 +101,6 @@ static bool postmaster_running(const struct pgwatch *pw)
 
 static void probe_failed(struct pgwatch *pw, bool timeout, const char *why)
 {
-	char q[400];
-
 	snprintf(pw->probe_error, sizeof(pw->probe_error), "%s", why);
 	for (char *p = pw->probe_error; *p; p++)
 		if (*p == '\n')
@@ -110,14 +108,8 @@ static void probe_failed(struct pgwatch *pw, bool timeout, const char *why)
 	str_trim_right(pw->probe_error);
 	probe_finish(pw);
 	pw->failures++;
-	if (!postmaster_running(pw))
-		return;
-	if (pw->state == PG_STATE_STARTING && !timeout)
-		return; /* "starting up", socket not there yet: keep waiting */
-	if (timeout || pw->state == PG_STATE_RUNNING || pw->state == PG_STATE_UNRESPONSIVE)
-		lifecycle_set_state(pw, PG_STATE_UNRESPONSIVE, "probe %s: %s",
-				    timeout ? "timed out" : "failed", pw->probe_error);
-	log_debug("pgwatch", "probe failed error=%s", log_quote(q, sizeof(q), pw->probe_error));
+	if (postmaster_running(pw))
+		lifecycle_probe_failed(pw, timeout);
 }
 
 static void on_conn(struct loop_source *src, int fd, uint32_t events, void *data);
@@ -193,7 +185,7 @@ static void take_result(struct pgwatch *pw)
 		if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
 			failed = true;
 			snprintf(err, sizeof(err), "%s", PQresultErrorMessage(res));
-		} else if (pw->probe_step == 2 && PQntuples(res) == 1) {
+		} else if (pw->probe_step == PROBE_STEP_QUERY && PQntuples(res) == 1) {
 			json_error_t je;
 			json_t *j = json_loads(PQgetvalue(res, 0, 0), 0, &je);
 			struct timespec ts;
@@ -209,13 +201,13 @@ static void take_result(struct pgwatch *pw)
 		PQclear(res);
 	}
 	if (failed) {
-		if (pw->probe_step == 3)
+		if (pw->probe_step == PROBE_STEP_SETUP)
 			log_errorx("pgwatch", "setting up the replication role and slots failed error=\"%.200s\"",
 				   err);
 		probe_failed(pw, false, err);
 		return;
 	}
-	if (pw->probe_step == 3) {
+	if (pw->probe_step == PROBE_STEP_SETUP) {
 		pw->setup_done = true;
 		log_info("pgwatch", "replication role and slots are in place");
 		probe_finish(pw);
@@ -225,18 +217,13 @@ static void take_result(struct pgwatch *pw)
 	replica_track(pw);
 	pw->failures = 0;
 	pw->probe_error[0] = '\0';
-	if (pw->state != PG_STATE_RUNNING) {
-		lifecycle_set_state(pw, PG_STATE_RUNNING, NULL);
-		log_info("pgwatch", "postgres accepting connections after_ms=%llu",
-			 (unsigned long long)(now_ms() - pw->started_ms));
-		probe_fast(pw, false);
-	}
+	lifecycle_probe_ok(pw);
 	json_decref(pw->bound);
 	pw->bound = listen_check(conf_self(pw->conf)->settings.postgres.port);
 	if (!json_is_true(json_object_get(pw->last, "in_recovery")) && !pw->setup_done &&
 	    pw->password[0]) {
 		if (send_setup(pw) == 0) {
-			pw->probe_step = 3;
+			pw->probe_step = PROBE_STEP_SETUP;
 			wait_for(pw, EPOLLIN);
 			return;
 		}
@@ -251,7 +238,7 @@ static void on_conn(struct loop_source *src, int fd, uint32_t events, void *data
 	(void)src;
 	(void)fd;
 	(void)events;
-	if (pw->probe_step == 1) {
+	if (pw->probe_step == PROBE_STEP_CONNECTING) {
 		switch (PQconnectPoll(pw->conn)) {
 		case PGRES_POLLING_READING:
 			wait_for(pw, EPOLLIN);
@@ -270,7 +257,7 @@ static void on_conn(struct loop_source *src, int fd, uint32_t events, void *data
 			probe_failed(pw, false, PQerrorMessage(pw->conn));
 			return;
 		}
-		pw->probe_step = 2;
+		pw->probe_step = PROBE_STEP_QUERY;
 		if (PQflush(pw->conn) == 1)
 			wait_for(pw, EPOLLIN | EPOLLOUT);
 		else
@@ -299,15 +286,13 @@ static void on_probe(struct loop_source *src, void *data)
 	_cleanup_free_ char *conninfo = NULL;
 
 	(void)src;
-	if (pw->probe_step || !pw->bootstrapped)
+	if (pw->probe_step != PROBE_STEP_IDLE || !pw->bootstrapped)
 		return;
 	if (!postmaster_running(pw)) {
-		if (pw->state == PG_STATE_RUNNING || pw->state == PG_STATE_UNRESPONSIVE)
-			lifecycle_set_state(pw, PG_STATE_STOPPED, "postmaster not running");
+		lifecycle_postmaster_absent(pw);
 		return;
 	}
-	if (pw->state == PG_STATE_STOPPED)
-		lifecycle_set_state(pw, PG_STATE_STARTING, NULL);
+	lifecycle_postmaster_present(pw);
 	conninfo = xasprintf("host=%s port=%u user=%s dbname=postgres connect_timeout=2 "
 			     "application_name=supervisor", pw->sockdir, pg->port, pg->user);
 	pw->conn = PQconnectStart(conninfo);
@@ -315,7 +300,7 @@ static void on_probe(struct loop_source *src, void *data)
 		probe_failed(pw, false, pw->conn ? PQerrorMessage(pw->conn) : "out of memory");
 		return;
 	}
-	pw->probe_step = 1;
+	pw->probe_step = PROBE_STEP_CONNECTING;
 	loop_timer_arm(pw->probe_deadline, PROBE_DEADLINE_MS, 0);
 	if (loop_add_fd(pw->loop, PQsocket(pw->conn), EPOLLOUT, on_conn, pw, &pw->conn_src) < 0)
 		probe_failed(pw, false, "cannot watch the connection");

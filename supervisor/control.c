@@ -262,32 +262,28 @@ static int clear_stale(const char *path, const struct sockaddr_un *sa)
 	return unlink(path) < 0 ? -errno : 0;
 }
 
-static int make_parent(const char *path)
+/* The run directory: 0711, so others may pass (to Postgres' socket directory), not list. */
+static int make_run_dir(const char *dir)
 {
-	_cleanup_free_ char *dir = xstrdup(path);
-	char *slash = strrchr(dir, '/');
-
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	/* 0711: others may pass (to Postgres' socket directory), not list. */
 	if (mkdir(dir, 0711) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
 }
 
-int control_open(struct daemon *d, const char *path, struct control **out)
+int control_open(struct daemon *d, struct control **out)
 {
+	const char *path = conf_self(d->conf)->settings.control_socket;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct control *ctl;
+	char dir[256];
 	mode_t old;
 	int fd, r;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
-	if ((r = make_parent(path)) < 0) {
-		log_warn("control", "cannot create the socket directory path=%s", path);
+	if ((r = make_run_dir(conf_run_dir(d->conf, dir, sizeof(dir)))) < 0) {
+		log_warn("control", "cannot create the socket directory path=%s", dir);
 		return r;
 	}
 	if ((r = clear_stale(path, &sa)) < 0)

@@ -358,14 +358,20 @@ static int setup(struct daemon *d)
 	    (r = loop_add_signal(d->loop, SIGHUP, on_sighup, d)) < 0)
 		return r;
 	/* First the control socket: a second supervisor on this node stops here. */
-	r = control_open(d, me->settings.control_socket, &d->control);
+	r = control_open(d, &d->control);
 	if (r < 0)
 		return r;
 	/* Then the firewall: wg0 and Postgres come up behind it. */
 	if ((r = firewall_new(d->loop, d->conf, &d->firewall)) < 0)
 		return r;
-	if ((r = pgwatch_new(d->loop, d->children, d->conf, &d->pgwatch)) < 0)
-		return r;
+	{
+		/* pgwatch knows neither the overlay nor backups: it is told what it needs of them. */
+		struct pgwatch_links links = { .stop_before = OVERLAY_CHILD_NAME,
+					       .archive_command = backup_archive_command };
+
+		if ((r = pgwatch_new(d->loop, d->children, d->conf, &links, &d->pgwatch)) < 0)
+			return r;
+	}
 	firewall_on_change(d->firewall, on_firewall, d);
 	on_firewall(d, firewall_status(d->firewall)->state);
 	if ((r = overlay_new(d->loop, d->children, d->conf, &d->overlay)) < 0)

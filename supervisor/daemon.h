@@ -59,8 +59,8 @@ struct daemon {
  */
 int daemon_reload(struct daemon *d, json_t *errors);
 
-/* control_open() - listen on @path (0600, stale socket replaced). Return: 0 or -errno. */
-int control_open(struct daemon *d, const char *path, struct control **out) _must_check_;
+/* control_open() - listen on control.socket (0600, stale socket replaced). Return: 0 or -errno. */
+int control_open(struct daemon *d, struct control **out) _must_check_;
 struct control *control_close(struct control *c);
 
 /**

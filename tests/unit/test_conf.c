@@ -207,6 +207,34 @@ static void test_overrides(void **state)
 	conf_free(c);
 }
 
+/* The run directory and Postgres' socket directory follow control.socket. */
+static void test_derived_paths(void **state)
+{
+	struct conf *c = load_ok("valid/minimal.conf", "spoke-a");
+	struct conf_diag diag = { 0 };
+	char buf[256];
+
+	(void)state;
+	assert_string_equal(conf_run_dir(c, buf, sizeof(buf)), "/run/supervisor");
+	assert_string_equal(conf_pg_socket_dir(c, buf, sizeof(buf)), "/run/supervisor/postgresql");
+	conf_free(c);
+	c = load_ok("valid/overrides.conf", "spoke-b");
+	assert_string_equal(conf_run_dir(c, buf, sizeof(buf)), "/run/sup");
+	assert_string_equal(conf_pg_socket_dir(c, buf, sizeof(buf)), "/run/sup/postgresql");
+	conf_free(c);
+	c = NULL;
+	assert_int_equal(conf_load_string(
+		"cluster = { network = \"10.88.0.0/24\"; };\n"
+		"hub = { name = \"hub\"; overlay_ip = \"10.88.0.1\"; endpoint = \"h:1\";\n"
+		"  public_key = \"FN+bZ6djGKzJiUTbK+nkFbc3vVlLBX7D2DhBAzsGIxs=\"; };\n"
+		"spokes = ( { name = \"s\"; overlay_ip = \"10.88.0.2\"; postgres = \"primary\";\n"
+		"  public_key = \"M3i9WQyag4lUF0QfLXkiDK/gXA6kGGUBHiOxdgohQWA=\"; } );\n"
+		"control = { socket = \"/ctl.sock\"; };\n", "mem", "s", &c, &diag), 0);
+	assert_string_equal(conf_run_dir(c, buf, sizeof(buf)), "/");
+	assert_string_equal(conf_pg_socket_dir(c, buf, sizeof(buf)), "/postgresql");
+	conf_free(c);
+}
+
 static bool has_flow(const struct conf *c, const char *from, const char *to, uint8_t proto,
 		     uint16_t port)
 {
@@ -458,6 +486,7 @@ int main(void)
 		cmocka_unit_test(test_minimal_defaults),
 		cmocka_unit_test(test_mtu_auto),
 		cmocka_unit_test(test_overrides),
+		cmocka_unit_test(test_derived_paths),
 		cmocka_unit_test(test_acl_mesh),
 		cmocka_unit_test(test_cascade),
 		cmocka_unit_test(test_children),

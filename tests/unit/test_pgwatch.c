@@ -83,7 +83,7 @@ static void test_hba_without_acl_trusts_spokes(void **state)
 static void test_settings_replica(void **state)
 {
 	struct conf *c = load(getenv("CASCADE_CONF"), "spoke-c");
-	char *s = pg_settings_text(c, "/run/supervisor/pgpass");
+	char *s = pg_settings_text(c, "/run/supervisor/pgpass", NULL);
 
 	(void)state;
 	/* cascading: spoke-c streams from spoke-b */
@@ -99,7 +99,7 @@ static void test_settings_replica(void **state)
 static void test_settings_primary(void **state)
 {
 	struct conf *c = example("spoke-a");
-	char *s = pg_settings_text(c, "/x");
+	char *s = pg_settings_text(c, "/x", NULL);
 
 	(void)state;
 	assert_null(strstr(s, "primary_conninfo"));
@@ -181,7 +181,7 @@ static void test_start_waits_for_firewall(void **state)
 	(void)state;
 	assert_int_equal(loop_new(&loop), 0);
 	assert_int_equal(child_set_new(loop, &pol, &children), 0);
-	assert_int_equal(pgwatch_new(loop, children, c, &pw), 0);
+	assert_int_equal(pgwatch_new(loop, children, c, NULL, &pw), 0);
 	assert_int_equal(pgwatch_state(pw), PG_STATE_WAITING_FOR_TUNNEL);
 	pgwatch_firewall(pw, true, NULL);
 	assert_int_equal(pgwatch_state(pw), PG_STATE_WAITING_FOR_TUNNEL); /* no tunnel yet */
@@ -214,7 +214,7 @@ static void fixture_up(struct fixture *f, const char *node, const char *probe)
 	f->c = example(node);
 	assert_int_equal(loop_new(&f->loop), 0);
 	assert_int_equal(child_set_new(f->loop, &pol, &f->children), 0);
-	assert_int_equal(pgwatch_new(f->loop, f->children, f->c, &f->pw), 0);
+	assert_int_equal(pgwatch_new(f->loop, f->children, f->c, NULL, &f->pw), 0);
 	f->pw->last = json_loads(probe, 0, NULL);
 	assert_non_null(f->pw->last);
 	f->pw->state = PG_STATE_RUNNING;

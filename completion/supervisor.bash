@@ -54,9 +54,9 @@ _supervisor() {
 
 	case $prev in
 	-c|--config|-s|--socket|--hub-key|--bundle)
-		COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
+		mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return 0 ;;
 	-n|--node|--upstream)
-		COMPREPLY=($(compgen -W "$(_supervisor_nodes "$conf")" -- "$cur")); return 0 ;;
+		mapfile -t COMPREPLY < <(compgen -W "$(_supervisor_nodes "$conf")" -- "$cur"); return 0 ;;
 	--target|--backup|--endpoint|--network|--pubkey|--ssh-from|--spokes|--run-id)
 		return 0 ;;
 	esac
@@ -98,7 +98,7 @@ _supervisor() {
 	restore) words="--target --backup -c --config -n --node" ;;
 	genkey|pubkey|version) words="" ;;
 	esac
-	COMPREPLY=($(compgen -W "$words" -- "$cur"))
+	mapfile -t COMPREPLY < <(compgen -W "$words" -- "$cur")
 	return 0
 }
 complete -F _supervisor supervisor

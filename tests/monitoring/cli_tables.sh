@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: MIT
 # The command line's own tables, read from the source so a new command
 # shows up here without anyone remembering this file. Source it.

@@ -34,7 +34,8 @@ expect() {
 	[ "$got" = "$want" ] && tap_ok "$name: [$*] -> $got" || fail "$name" "words: $*" "want: $want" "got:  $got"
 }
 
-bash -n "$COMP" && tap_ok "completion/supervisor.bash parses" || fail "completion/supervisor.bash parses"
+out=$(bash -n "$COMP" 2>&1 && shellcheck -s bash -S warning "$COMP" 2>&1) && tap_ok "completion/supervisor.bash: bash -n and shellcheck clean" ||
+	fail "completion/supervisor.bash: bash -n and shellcheck clean" "$out"
 cmds=$(cli_commands "$ROOT" | tr '\n' ' ')
 ctl=$(ctl_commands "$ROOT" | tr '\n' ' ')
 [ "$(wc -w <<<"$cmds")" -ge 8 ] && [ "$(wc -w <<<"$ctl")" -ge 6 ] ||

@@ -9,7 +9,7 @@
 set -u
 ROOT=$1
 . "$ROOT/tests/tap.sh"
-# fail NAME TEXT...: fail with every line of TEXT a TAP comment
+# fail NAME TEXT...: tap_fail, each line of TEXT a TAP comment line
 fail() { local n=$1 l lines=(); shift; while IFS= read -r l; do lines+=("$l"); done < <(printf '%s\n' "$@"); tap_fail "$n" "${lines[@]}"; }
 . "$ROOT/tests/monitoring/cli_tables.sh"
 COMP=$ROOT/completion/supervisor.bash

@@ -3,11 +3,13 @@
 # supervisor(8), as meson built it from doc/supervisor.8.scd: it renders
 # without a warning, has the sections a man page needs, and names every
 # command of the CLI's table (cli/cli.c) and every ctl command (cli/cmd_ctl.c).
-#   test_man.sh BUILT_PAGE SOURCE_ROOT
+# With BUILD_ROOT, also that meson installs it into man8, and the bash
+# completion where bash-completion looks.
+#   test_man.sh BUILT_PAGE SOURCE_ROOT [BUILD_ROOT]
 set -u
-PAGE=$1 ROOT=$2
+PAGE=$1 ROOT=$2 BUILD=${3:-}
 . "$ROOT/tests/tap.sh"
-# fail NAME TEXT...: fail with every line of TEXT a TAP comment
+# fail NAME TEXT...: tap_fail, each line of TEXT a TAP comment line
 fail() { local n=$1 l lines=(); shift; while IFS= read -r l; do lines+=("$l"); done < <(printf '%s\n' "$@"); tap_fail "$n" "${lines[@]}"; }
 . "$ROOT/tests/monitoring/cli_tables.sh"
 
@@ -60,4 +62,10 @@ codes=$(sed -n '/^EXIT STATUS$/,/^SIGNALS$/p' <<<"$text" | grep -oE '^       [0-
 [ -z "$missing" ] && [ "$codes" = "0 1 2 3 64 69 73 75 78 " ] &&
 	tap_ok "environment, signals, files, and exit statuses ($codes) are documented" ||
 	fail "environment, signals, files and exit statuses" "missing:$missing" "codes: $codes"
+if [ -n "$BUILD" ]; then
+	inst=$(meson introspect --installed "$BUILD" 2>&1)
+	grep -q '/man8/supervisor\.8"' <<<"$inst" && grep -q '/bash-completion/completions/supervisor"' <<<"$inst" &&
+		tap_ok "meson installs the page into man8 and the completion into bash-completion/completions" ||
+		fail "meson installs the page and the completion" "$inst"
+fi
 tap_done

@@ -7,7 +7,8 @@
 # rules`: alerts_test.yml, whose every input series is a sample of those
 # scrapes, and a generated one where a healthy lab raises nothing); the
 # dashboard is valid JSON and every metric the dashboard and the rules
-# query is in the scrapes. No root, no lab: a few seconds.
+# query is in the scrapes; deploy/monitoring/plot.sh draws the README's
+# picture from the recorded outage. No root, no lab: a few seconds.
 #   test_monitoring.sh SOURCE_ROOT
 set -u
 ROOT=$1
@@ -75,4 +76,11 @@ out=$(python3 "$MON/metric_names.py" "${scrapes[@]}" "$DASH" 2>&1) &&
 out=$(python3 "$MON/metric_names.py" "${scrapes[@]}" --allow up "$RULES" 2>&1) &&
 	tap_ok "every metric the alert rules query is in the lab's scrapes ($out)" ||
 	fail "every metric the alert rules query is in the lab's scrapes" "$out"
+# the README's picture: plot.sh still draws it from the committed series
+PLOT=$ROOT/deploy/monitoring/plot.sh
+out=$(shellcheck -S warning "$PLOT" 2>&1 && "$PLOT" "$ROOT/deploy/monitoring/lab/hub-outage.tsv" \
+	"$ROOT/deploy/monitoring/lab/hub-outage.events" "$tmp/hub-outage.png" 2>&1) &&
+	[ "$(head -c 4 "$tmp/hub-outage.png" | od -An -c | tr -d ' ')" = '211PNG' ] &&
+	tap_ok "deploy/monitoring/plot.sh (shellcheck clean) draws a PNG from deploy/monitoring/lab/ ($out)" ||
+	fail "deploy/monitoring/plot.sh draws a PNG from deploy/monitoring/lab/" "$out"
 tap_done

@@ -340,6 +340,14 @@ psql_on spoke-a app "INSERT INTO notes (id, body) VALUES (999999, 'x'); SELECT p
 failing() { "$LAB" ctl spoke-a status --json | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if any('archiving is failing' in r for r in d['reasons']) else 1)"; }
 el=$(wait_until 30000 failing) && tap_ok "WAL archiving failing (repository unwritable) is a reason in ctl status within $el ms" ||
 	tap_fail "archive failure reported" "$("$LAB" ctl spoke-a status | tail -4)"
+# LAB_RECORD_DIR=DIR keeps spoke-a's /metrics of this moment (archiving failing, backups not
+# good): a fixture of tests/monitoring (the archiver's counters appear only with pgBackRest).
+if [ -n "${LAB_RECORD_DIR:-}" ]; then
+	mkdir -p "$LAB_RECORD_DIR/backup"
+	sleep 1.2 # a snapshot after the reason
+	"$LAB" exec spoke-a curl -s -m 3 http://127.0.0.1:8000/metrics > "$LAB_RECORD_DIR/backup/spoke-a-archive-failing.metrics"
+	echo "# recorded spoke-a's /metrics into $LAB_RECORD_DIR/backup"
+fi
 chmod 700 "$LAB_DIR/spoke-a/backups/pgbackrest/archive"
 
 "$LAB" down >/dev/null 2>&1

@@ -3,13 +3,16 @@
 # The spec's testing checklist (§8) in the lab, then the faults an operator
 # fears: the hub down for 60 s under a steady write load, and kill -9 of
 # each kind of child (wireguard-go, postgres, a backup run) on each spoke.
+# LAB_RECORD_DIR=DIR (unset in CI) records /metrics through the outage for
+# deploy/monitoring/plot.sh (README, "Monitoring").
 set -u
 SUP=$1 TESTS=$2 ROOT=$3
 . "$TESTS/tap.sh"
 . "$TESTS/lab/helpers.sh"
 export SUP LAB_DIR=/tmp/sup-lab-checklist
 LAB="$TESTS/lab/lab.sh"
-trap '[ -n "${KEEP_LAB:-}" ] || "$LAB" down >/dev/null 2>&1' EXIT
+REC=
+trap '[ -n "$REC" ] && kill $REC 2>/dev/null; [ -n "${KEEP_LAB:-}" ] || "$LAB" down >/dev/null 2>&1' EXIT
 need_root
 SPOKES="spoke-a spoke-b spoke-c"
 declare -A PUB=([spoke-a]=192.0.2.11 [spoke-b]=192.0.2.12 [spoke-c]=192.0.2.13)
@@ -115,19 +118,47 @@ grep -q "TCP fallback .* is out of scope" "$ROOT/README.md" && tap_ok "§8.6 TCP
 # ---- faults: the hub down 60 s under a steady write load ---------------------------------------------
 sup_pids() { for n in $SPOKES; do "$LAB" pid "$n"; done | tr '\n' ' '; }
 pids0=$(sup_pids)
+# LAB_RECORD_DIR=DIR: sample every node's /metrics every 2 s through the outage
+# (the series deploy/monitoring/plot.sh draws) into DIR/hub-outage.tsv, the
+# moments of the outage into DIR/hub-outage.events; CI does not set it.
+rec_t0=$(ms)
+rec_event() { [ -n "${LAB_RECORD_DIR:-}" ] && printf '%s\t%s\n' $(( $(ms) - rec_t0 )) "$1" >> "$LAB_RECORD_DIR/hub-outage.events"; }
+if [ -n "${LAB_RECORD_DIR:-}" ]; then
+	mkdir -p "$LAB_RECORD_DIR"
+	: > "$LAB_RECORD_DIR/hub-outage.events"
+	series='^(supervisor_wireguard_handshake_age_seconds|supervisor_wireguard_peer_fresh|supervisor_replication_lag_seconds|supervisor_replication_lag_bytes|supervisor_replication_streaming)[{ ]'
+	while :; do
+		t=$(( $(ms) - rec_t0 ))
+		for n in hub $SPOKES; do
+			if [ $n = hub ]; then ip netns exec hub curl -s -m 1 http://127.0.0.1:8000/metrics
+			else ip netns exec inet curl -s -m 1 "http://${PUB[$n]}:8000/metrics"; fi |
+				grep -E "$series" | sed "s/^/$t\t$n\t/"
+		done
+		sleep 2
+	done > "$LAB_RECORD_DIR/hub-outage.tsv" 2>/dev/null &
+	REC=$!
+	sleep 12 # a steady stretch before the outage, for the picture
+fi
 "$LAB" exec spoke-a runuser -u postgres -- psql -h /run/supervisor/postgresql -XAtq postgres -c "
 DO \$\$ BEGIN FOR i IN 1..1800 LOOP INSERT INTO load DEFAULT VALUES; COMMIT; PERFORM pg_sleep(0.05); END LOOP; END \$\$;" \
 	>/dev/null 2>&1 &
 writer=$!
+rec_event "writes start"
 sleep 3
 "$LAB" stop hub
+rec_event "hub stopped"
 sleep 60
 stale=$("$LAB" ctl spoke-b status --json | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['overall'], d['tunnel']['state'])")
 "$LAB" start hub
+rec_event "hub started"
 t0=$(ms)
 streaming_again=$(wait_until 60000 streaming)
 wait $writer
-if el=$(wait_until 60000 caught_up); then
+rec_event "writes end"
+el=$(wait_until 60000 caught_up); caught=$?
+rec_event "replicas caught up"
+if [ -n "$REC" ]; then sleep 15; kill $REC; REC=; echo "# recorded the outage into $LAB_RECORD_DIR"; fi
+if [ $caught = 0 ]; then
 	tap_ok "hub down 60 s under writes (spoke-b said: $stale): both replicas streaming $streaming_again ms after the hub's return, all $(psql_on spoke-a "SELECT count(*) FROM load") rows on them $el ms after the last write"
 else
 	tap_fail "replicas catch up after a 60 s hub outage" "primary=$(psql_on spoke-a "SELECT count(*) FROM load") b=$(psql_on spoke-b "SELECT count(*) FROM load") c=$(psql_on spoke-c "SELECT count(*) FROM load")"

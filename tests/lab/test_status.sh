@@ -4,7 +4,9 @@
 # the tunnel, running, degraded) with the spec's keys, /metrics, the load
 # balancer checks, no secret in any answer, and a service that stays up
 # and fast under malformed requests, oversized headers, 1000 idle
-# connections, slowloris and a frozen Postgres.
+# connections, slowloris and a frozen Postgres. At the end, the scrapes of
+# a primary (after a backup), a replica and the hub pass `promtool check
+# metrics` and hold every metric deploy/monitoring/dashboard.json queries.
 set -u
 SUP=$1 TESTS=$2
 . "$TESTS/tap.sh"
@@ -233,6 +235,43 @@ if [ "$state" = unresponsive ] && python3 -c "import sys; sys.exit(0 if float(sy
 else
 	tap_fail "Postgres frozen: /status still answers in < 10 ms" "state=$state times=$(tr '\n' ' ' <<<"$times")"
 fi
+
+# ---- monitoring: real scrapes pass promtool check metrics; the dashboard uses only their names ----
+# One backup on the primary first, so the scrape has the backup figures too.
+# LAB_RECORD_DIR=DIR keeps the scrapes (DIR/status/NODE.metrics): the fixtures
+# of tests/monitoring come from there.
+mon_t0=$(ms)
+ROOT=$(cd "$TESTS/.." && pwd)
+pg_running() { [ "$(sj spoke-a "d['postgres']['state']")" = running ]; }
+wait_until 15000 pg_running >/dev/null
+"$LAB" ctl spoke-a backup-now >/dev/null 2>&1
+backed_up() { get spoke-a /metrics | grep -q '^supervisor_backup_age_seconds [0-9]'; }
+wait_until 30000 backed_up >/dev/null || tap_fail "a backup on spoke-a for the monitoring scrape" "$("$LAB" ctl spoke-a backups 2>&1 | head -5)"
+sleep 1.2 # one more snapshot after the run ended
+scrapes=$(mktemp -d)
+for n in spoke-a spoke-b hub; do get "$n" /metrics > "$scrapes/$n.metrics"; done
+if ! command -v promtool >/dev/null; then
+	tap_fail "promtool check metrics on the lab's scrapes" "promtool is missing: scripts/setup installs Debian's prometheus package"
+else
+	for n in spoke-a spoke-b hub; do
+		out=$(promtool check metrics < "$scrapes/$n.metrics" 2>&1); rc=$?
+		samples=$(grep -vc '^#' "$scrapes/$n.metrics")
+		[ $rc = 0 ] && [ -z "$out" ] && [ "$samples" -gt 10 ] &&
+			tap_ok "promtool check metrics: $n's /metrics ($samples samples) has no problem (names, types, HELP, units)" ||
+			tap_fail "promtool check metrics on $n's /metrics" "exit $rc, $samples samples: $(tr '\n' ';' <<<"$out")"
+	done
+fi
+out=$(python3 "$TESTS/monitoring/metric_names.py" --scrape "$scrapes/spoke-a.metrics" --scrape "$scrapes/spoke-b.metrics" \
+	--scrape "$scrapes/hub.metrics" "$ROOT/deploy/monitoring/dashboard.json" 2>&1) &&
+	tap_ok "every metric the dashboard's queries use is in this run's scrapes ($out)" ||
+	tap_fail "every metric the dashboard's queries use is in this run's scrapes" "$(tr '\n' ';' <<<"$out")"
+if [ -n "${LAB_RECORD_DIR:-}" ]; then
+	mkdir -p "$LAB_RECORD_DIR/status"
+	cp "$scrapes"/*.metrics "$LAB_RECORD_DIR/status/"
+	echo "# recorded the scrapes into $LAB_RECORD_DIR/status"
+fi
+rm -rf "$scrapes"
+echo "# monitoring checks took $(( $(ms) - mon_t0 )) ms"
 
 for n in hub spoke-a spoke-b spoke-c; do "$LAB" stop "$n"; done
 no_sanitizer_reports

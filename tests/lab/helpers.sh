@@ -47,24 +47,25 @@ no_sanitizer_reports() {
 # Each helper below prints print(EXPR): EXPR is a Python expression with d bound
 # to the parsed JSON, printed as Python does (None, True, ['a'], 'a b' for
 # "x, y"). Invalid JSON (an empty answer included) or an EXPR that raises:
-# one line "json error: ..." on stdout, so no comparison, emptiness or grep
-# check can pass on it, what it got on stderr, and status 1.
+# one line "json error [N]: ..." on stdout, N unique to the call, so no
+# comparison (not even of two failed answers), emptiness or grep check can
+# pass on it; what it got on stderr; and status 1.
 
 # json_query SOURCE EXPR: over the JSON read on stdin; SOURCE names it in errors.
 json_query() {
 	python3 -c '
-import json, sys
+import json, sys, time
 source, expr = sys.argv[1], sys.argv[2]
 text = sys.stdin.read()
 try:
     d = json.loads(text)
 except ValueError as e:
-    print("json error: %s: not JSON (details on stderr)" % source)
+    print("json error [%d]: %s: not JSON (details on stderr)" % (time.monotonic_ns(), source))
     sys.exit("json error: %s: not JSON (%s); got %d bytes: %.600r" % (source, e, len(text), text))
 try:
     exec("print(%s)" % expr, {"d": d})
 except Exception as e:
-    print("json error: %s: the expression raised %s (details on stderr)" % (source, type(e).__name__))
+    print("json error [%d]: %s: the expression raised %s (details on stderr)" % (time.monotonic_ns(), source, type(e).__name__))
     sys.exit("json error: %s: %s raised %r over: %.600r" % (source, expr, e, text))
 ' "$1" "$2"
 }

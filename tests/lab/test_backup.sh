@@ -32,29 +32,25 @@ losetup -j /tmp/sup-backup-disk.img 2>/dev/null | cut -d: -f1 | xargs -r -n1 los
 psql_on() { # psql_on NODE DB SQL
 	"$LAB" exec "$1" runuser -u postgres -- psql -h /run/supervisor/postgresql -d "$2" -XAtq -c "$3"
 }
-bj() { # bj NODE EXPR: a Python expression over `ctl backups --json` as d (d['backup'] as b)
-	"$LAB" ctl "$1" backups --json 2>/dev/null |
-		python3 -c "import json,sys; d=json.load(sys.stdin); b=d['backup']; print($2)" 2>/dev/null
-}
-last_run_id() { bj "$1" "(b['last_run'] or {}).get('finished_at')"; }
+last_run_id() { ctl_json "$1" backups "(d['backup']['last_run'] or {}).get('finished_at')"; }
 # run_backup NODE: ctl backup-now and wait for the run to end; prints ok|FAILED: error
 run_backup() {
 	local before
 	before=$(last_run_id "$1")
 	"$LAB" ctl "$1" backup-now >/dev/null || { echo "refused"; return 1; }
 	wait_until 120000 run_ended "$1" "$before" >/dev/null
-	bj "$1" "'ok' if b['last_run']['ok'] else 'FAILED: ' + str(b['last_run']['error'])"
+	ctl_json "$1" backups "'ok' if d['backup']['last_run']['ok'] else 'FAILED: ' + str(d['backup']['last_run']['error'])"
 }
 run_ended() { [ "$(last_run_id "$1")" != "$2" ] && [ "$(state "$1")" != running ]; }
-state() { bj "$1" "b['state']"; }
+state() { ctl_json "$1" backups "d['backup']['state']"; }
 state_is() { [ "$(state "$1")" = "$2" ]; }
 pg_running() {
-	[ "$("$LAB" ctl "$1" status --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["postgres"]["state"])')" = running ]
+	[ "$(ctl_json "$1" status "d['postgres']['state']")" = running ]
 }
 both_streaming() {
-	[ "$("$LAB" ctl spoke-a replication --json | python3 -c "import json,sys; d=json.load(sys.stdin); print(sum(1 for r in d['replication']['members'] if r.get('link')=='streaming'))")" = 2 ]
+	[ "$(ctl_json spoke-a replication "sum(1 for r in d['replication']['members'] if r.get('link')=='streaming')")" = 2 ]
 }
-newest() { bj "$1" "b['last_backup']"; }
+newest() { ctl_json "$1" backups "d['backup']['last_backup']"; }
 tree_sums() { # every file under a node's backup dir except the catalog, with its sha256
 	(cd "$LAB_DIR/$1/backups/$1" && find . -path ./.inprogress -prune -o -type f ! -name catalog.json ! -name '.catalog*' -print0 |
 		sort -z | xargs -0 -r sha256sum)
@@ -96,7 +92,7 @@ caught_up() { [ "$(psql_on "$1" big "SELECT count(*) FROM blob" 2>/dev/null)" = 
 wait_until 30000 caught_up spoke-b >/dev/null; wait_until 30000 caught_up spoke-c >/dev/null
 
 # ---- status before any backup: honest, not degraded --------------------------------
-st=$(bj spoke-b "b['state'], b['last_ok_at'], b['age_s'], b['next_at'] > 0")
+st=$(ctl_json spoke-b backups "d['backup']['state'], d['backup']['last_ok_at'], d['backup']['age_s'], d['backup']['next_at'] > 0")
 [ "$st" = "none None None True" ] &&
 	tap_ok "before any backup: state none, last_ok_at/age_s null (never 0), next_at set" ||
 	tap_fail "before any backup: state none, nulls, next_at" "$st"
@@ -126,7 +122,8 @@ EOF
 	tap_ok "manifest: sha256 and size of every file match, taken on a replica, system id, timeline, LSN, exit codes 0" ||
 	tap_fail "manifest content" "$m"
 doc=$("$LAB" exec spoke-b curl -s http://10.88.0.12:8000/status)
-sb=$(python3 -c "import json,sys; b=json.loads(sys.argv[1])['backup']; print(b['state'], b['last_ok_at'] > 0, 0 <= b['age_s'] < 120, b['size_bytes'] > 1000000, b['next_at'] > b['last_ok_at'], b['last_error'])" "$doc")
+sb=$(json_eval "$doc" "d['backup']['state'], d['backup']['last_ok_at'] > 0, 0 <= d['backup']['age_s'] < 120,
+	d['backup']['size_bytes'] > 1000000, d['backup']['next_at'] > d['backup']['last_ok_at'], d['backup']['last_error']")
 [ "$sb" = "ok True True True True None" ] &&
 	tap_ok "/status backup: state ok, last_ok_at, age_s, size_bytes, next_at, last_error null" ||
 	tap_fail "/status backup section" "$sb"
@@ -186,7 +183,7 @@ kill_mid_run() { # kill_mid_run NODE PATTERN: start a run, SIGKILL the process m
 before=$(tree_sums spoke-b); nbefore=$(finals spoke-b); good_before=$(newest spoke-b)
 kill_mid_run spoke-b "pg_dump -Fc --no-password -d big"
 wait_until 30000 state_is spoke-b failed >/dev/null
-err=$(bj spoke-b "b['last_error']")
+err=$(ctl_json spoke-b backups "d['backup']['last_error']")
 after=$(tree_sums spoke-b)
 if grep -q "SIGKILL" <<<"$err" && [ "$before" = "$after" ] && [ "$(finals spoke-b)" = "$nbefore" ] &&
    [ "$(inprogress spoke-b)" = 0 ] && [ "$(newest spoke-b)" = "$good_before" ]; then
@@ -194,13 +191,13 @@ if grep -q "SIGKILL" <<<"$err" && [ "$before" = "$after" ] && [ "$(finals spoke-
 else
 	tap_fail "pg_dump killed -9 mid-run" "err=$err finals=$(finals spoke-b)/$nbefore inprogress=$(inprogress spoke-b) same=$([ "$before" = "$after" ] && echo y)"
 fi
-h=$("$LAB" ctl spoke-b status --json | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['overall'], any('last run failed' in r for r in d['reasons']))")
+h=$(ctl_json spoke-b status "d['overall'], any('last run failed' in r for r in d['reasons'])")
 [ "$h" = "degraded True" ] && tap_ok "a failed run makes the node degraded with the reason" || tap_fail "failed run degrades" "$h"
 
 # ---- kill -9 of the run itself: its tools die with it; the next run sweeps -------------------------
 kill_mid_run spoke-b "supervisor backup run"
 wait_until 30000 state_is spoke-b failed >/dev/null
-err=$(bj spoke-b "b['last_error']")
+err=$(ctl_json spoke-b backups "d['backup']['last_error']")
 sleep 0.5
 left=$("$LAB" exec spoke-b pgrep -c -f "pg_dump" || true)
 partial=$(inprogress spoke-b)
@@ -243,10 +240,10 @@ rest=$("$LAB" exec spoke-b "$SUP" restore -c /etc/supervisor/cluster.conf -n spo
 # a run reads sizes only; the verify run (at start, daily, or by hand) re-reads checksums
 "$LAB" exec spoke-b "$SUP" backup verify -c /etc/supervisor/cluster.conf -n spoke-b >/dev/null 2>&1
 sleep 6
-seen=$(bj spoke-b "[x['good'] for x in b['backups'] if x['name']=='$victim']")
+seen=$(ctl_json spoke-b backups "[x['good'] for x in d['backup']['backups'] if x['name']=='$victim']")
 r=$(run_backup spoke-b) # the verdict stands across a backup run
-bad=$(bj spoke-b "[x['problem'] for x in b['backups'] if x['name']=='$victim']")
-h=$("$LAB" ctl spoke-b status --json | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['overall'], any('$victim is not good' in r for r in d['reasons']))")
+bad=$(ctl_json spoke-b backups "[x['problem'] for x in d['backup']['backups'] if x['name']=='$victim']")
+h=$(ctl_json spoke-b status "d['overall'], any('$victim is not good' in r for r in d['reasons'])")
 if [ $lrc = 1 ] && grep -q "$victim.*NO.*sha256" <<<"$list" && [ $rrc = 1 ] && grep -q "not good" <<<"$rest" &&
    [ "$seen" = "[False]" ] && [ "$r" = ok ] &&
    grep -q "sha256 differs" <<<"$bad" && [ "$h" = "degraded True" ] && [ "$(newest spoke-b)" != "$victim" ]; then
@@ -262,17 +259,17 @@ rm -rf "$LAB_DIR/spoke-b/backups/spoke-b/$victim" # the operator deals with the 
 "$LAB" ctl spoke-b reload >/dev/null
 sleep 6
 stale() {
-	"$LAB" ctl spoke-b status --json | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if any('old (max_age' in r for r in d['reasons']) else 1)"
+	[ "$(ctl_json spoke-b status "any('old (max_age' in r for r in d['reasons'])")" = True ]
 }
 el=$(wait_until 75000 stale)
-st=$(bj spoke-b "b['state']")
+st=$(ctl_json spoke-b backups "d['backup']['state']")
 [ "$st" = stale ] && tap_ok "no run failed, yet once the newest good backup is over max_age (60 s) the node is degraded (after $el ms)" ||
 	tap_fail "stale backup degrades" "state=$st $("$LAB" ctl spoke-b backups | tail -3)"
 
 # ---- disk full: a small loop-mounted ext4 at spoke-c's /var/backups -------------------------------------
 "$LAB" stop spoke-c
 r1=$(run_backup spoke-b) # size reference
-size=$(bj spoke-b "b['size_bytes']")
+size=$(ctl_json spoke-b backups "d['backup']['size_bytes']")
 mb=$(( size * 5 / 2 / 1048576 + 3 ))
 truncate -s "${mb}M" /tmp/sup-backup-disk.img
 mkfs.ext4 -q -F -m 0 /tmp/sup-backup-disk.img
@@ -298,7 +295,7 @@ else
 	tap_fail "ENOSPC mid-write" "rc=$rc finals=$(finals spoke-c) inprogress=$(inprogress spoke-c) $(grep -i -m2 'space\|error' "$SCRATCH.out")"
 fi
 sleep 6
-err=$(bj spoke-c "b['last_error']")
+err=$(ctl_json spoke-c backups "d['backup']['last_error']")
 grep -q -i "no space left" <<<"$err" && tap_ok "the daemon reports a run started by hand: \"${err:0:90}...\"" ||
 	tap_fail "ENOSPC failure shows in ctl backups" "$err"
 "$LAB" stop spoke-c
@@ -311,17 +308,17 @@ done
 "$LAB" stop spoke-a; "$LAB" start spoke-a
 wait_until 60000 pg_running spoke-a >/dev/null
 r=$(run_backup spoke-a)
-pb=$(bj spoke-a "[(x['type'], x['good']) for x in b['backups'] if x['method']=='pgbackrest']")
-arch=$("$LAB" ctl spoke-a status --json | python3 -c "import json,sys; a=json.load(sys.stdin)['postgres']['archiver']; print(a['archived_count'] > 0, a['failing'])")
+pb=$(ctl_json spoke-a backups "[(x['type'], x['good']) for x in d['backup']['backups'] if x['method']=='pgbackrest']")
+arch=$(ctl_json spoke-a status "d['postgres']['archiver']['archived_count'] > 0, d['postgres']['archiver']['failing']")
 [ "$r" = ok ] && [ "$pb" = "[('full', True)]" ] && [ "$arch" = "True False" ] &&
 	tap_ok "pgBackRest on the primary: stanza created, full backup verified, WAL archived (pg_stat_archiver)" ||
 	tap_fail "pgBackRest full backup" "run=$r backups=$pb archiver=$arch"
 r=$(run_backup spoke-b)
-note=$(bj spoke-b "b['last_run'].get('note')")
+note=$(ctl_json spoke-b backups "d['backup']['last_run'].get('note')")
 [ "$r" = ok ] && grep -q "primary only" <<<"$note" && tap_ok "a replica with method pgbackrest takes a pg_dump and says so" ||
 	tap_fail "replica falls back to pg_dump" "$r note=$note"
 r=$(run_backup spoke-a)
-pb=$(bj spoke-a "[x['type'] for x in b['backups'] if x['method']=='pgbackrest']")
+pb=$(ctl_json spoke-a backups "[x['type'] for x in d['backup']['backups'] if x['method']=='pgbackrest']")
 [ "$r" = ok ] && [ "$pb" = "['full', 'diff']" ] && tap_ok "the next pgBackRest run is a diff on the week's full" ||
 	tap_fail "pgBackRest diff" "$r $pb"
 f=$(find "$LAB_DIR/spoke-a/backups/pgbackrest/backup/main" -path '*F/pg_data/base/*' -name '*.zst' -size +8k | head -1)
@@ -329,7 +326,7 @@ printf 'XXXXXXXX' | dd of="$f" bs=1 seek=64 conv=notrunc 2>/dev/null
 vout=$("$LAB" exec spoke-a runuser -u postgres -- pgbackrest --config=/var/backups/pgbackrest/pgbackrest.conf --stanza=main verify >/dev/null 2>&1; echo $?)
 "$LAB" exec spoke-a "$SUP" backup verify -c /etc/supervisor/cluster.conf -n spoke-a >/dev/null 2>&1
 sleep 6
-bad=$(bj spoke-a "[x['good'] for x in b['backups'] if x['method']=='pgbackrest']")
+bad=$(ctl_json spoke-a backups "[x['good'] for x in d['backup']['backups'] if x['method']=='pgbackrest']")
 h=$("$LAB" ctl spoke-a backups >/dev/null 2>&1; echo $?)
 [ "$vout" = 0 ] && [ "$bad" = "[False, False]" ] && [ "$h" = 1 ] &&
 	tap_ok "a corrupted repository file: pgbackrest verify still exits 0, the supervisor reads its output and marks the backups not good" ||
@@ -337,7 +334,7 @@ h=$("$LAB" ctl spoke-a backups >/dev/null 2>&1; echo $?)
 # archiving fails when the repository cannot take WAL: reported, not silent
 chmod 000 "$LAB_DIR/spoke-a/backups/pgbackrest/archive"
 psql_on spoke-a app "INSERT INTO notes (id, body) VALUES (999999, 'x'); SELECT pg_switch_wal();" >/dev/null
-failing() { "$LAB" ctl spoke-a status --json | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if any('archiving is failing' in r for r in d['reasons']) else 1)"; }
+failing() { [ "$(ctl_json spoke-a status "any('archiving is failing' in r for r in d['reasons'])")" = True ]; }
 el=$(wait_until 30000 failing) && tap_ok "WAL archiving failing (repository unwritable) is a reason in ctl status within $el ms" ||
 	tap_fail "archive failure reported" "$("$LAB" ctl spoke-a status | tail -4)"
 # LAB_RECORD_DIR=DIR keeps spoke-a's /metrics of this moment (archiving failing, backups not

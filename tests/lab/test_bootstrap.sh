@@ -18,16 +18,11 @@ trap 'kill $(jobs -p) 2>/dev/null; [ -n "${KEEP_LAB:-}" ] || "$LAB" down >/dev/n
 
 need_root
 
-# rj NODE EXPR: a Python expression over `ctl replication --json` as d.
-rj() {
-	"$LAB" ctl "$1" replication --json 2>/dev/null |
-		python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null
-}
-link_of() { rj spoke-a "[r for r in d['replication']['members'] if r['name']=='$1'][0].get('link')"; }
+link_of() { ctl_json spoke-a replication "[r for r in d['replication']['members'] if r['name']=='$1'][0].get('link')"; }
 streaming() { [ "$(link_of "$1")" = streaming ]; }
-pg_state() { rj "$1" "d['postgres']['state']"; }
+pg_state() { ctl_json "$1" replication "d['postgres']['state']"; }
 running() { [ "$(pg_state "$1")" = running ]; }
-redone() { rj "$1" "d['postgres']['bootstraps_redone']"; }
+redone() { ctl_json "$1" replication "d['postgres']['bootstraps_redone']"; }
 psql_on() { # psql_on NODE SQL
 	"$LAB" exec "$1" psql -h /run/supervisor/postgresql -U postgres -d postgres -XAtq -c "$2"
 }
@@ -46,7 +41,7 @@ same_rows() { [ "$(psql_on "$1" "SELECT count(*) FROM pgbench_accounts" 2>/dev/n
 # sample NODE FILE: the primary's view of NODE every 0.2 s ("ms link clone-text")
 sample() {
 	while :; do
-		printf '%s %s\n' "$(ms)" "$(rj spoke-a "' '.join(str(x) for x in [([r for r in d['replication']['members'] if r['name']=='$1'] or [{}])[0].get(k) for k in ('link', 'clone')])")"
+		printf '%s %s\n' "$(ms)" "$(ctl_json spoke-a replication "' '.join(str(x) for x in [([r for r in d['replication']['members'] if r['name']=='$1'] or [{}])[0].get(k) for k in ('link', 'clone')])")"
 		sleep 0.2
 	done >"$2"
 }
@@ -108,7 +103,7 @@ interrupted() {
 		return
 	fi
 	local mid
-	mid=$(rj "$n" "[r for r in d['reasons'] if 'cloning' in r]")
+	mid=$(ctl_json "$n" replication "[r for r in d['reasons'] if 'cloning' in r]")
 	case $how in
 	sigterm)
 		t0=$(ms)

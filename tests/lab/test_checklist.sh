@@ -17,8 +17,7 @@ need_root
 SPOKES="spoke-a spoke-b spoke-c"
 declare -A PUB=([spoke-a]=192.0.2.11 [spoke-b]=192.0.2.12 [spoke-c]=192.0.2.13)
 
-rj() { "$LAB" ctl "$1" replication --json 2>/dev/null | python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null; }
-streaming() { [ "$(rj spoke-a "sum(1 for r in d['replication']['members'] if r.get('link')=='streaming')")" = 2 ]; }
+streaming() { [ "$(ctl_json spoke-a replication "sum(1 for r in d['replication']['members'] if r.get('link')=='streaming')")" = 2 ]; }
 psql_on() { "$LAB" exec "$1" runuser -u postgres -- psql -h /run/supervisor/postgresql -XAtq -c "$2" postgres 2>/dev/null; }
 tcp() { # tcp FROM HOST PORT: a TCP connection succeeds (FROM: a node, or inet)
 	if [ "$1" = inet ]; then
@@ -39,7 +38,7 @@ caught_up() { # every replica has the primary's row count
 	for n in spoke-b spoke-c; do [ "$(psql_on $n "SELECT count(*) FROM load")" = "$want" ] || return 1; done
 }
 child_restarts() { # child_restarts NODE CHILD
-	"$LAB" ctl "$1" status --json | python3 -c "import json,sys; print([c['restarts'] for c in json.load(sys.stdin)['children'] if c['name']=='$2'][0])"
+	ctl_json "$1" status "[c['restarts'] for c in d['children'] if c['name']=='$2'][0]"
 }
 
 # split-horizon names into a file of each node's own (never this machine's /etc/hosts)
@@ -80,9 +79,7 @@ done
 # ---- 4. /status on each spoke ---------------------------------------------------------------------
 bad=""
 for n in $SPOKES; do
-	pub=${PUB[$n]}
-	doc=$(ip netns exec inet curl -s --max-time 3 "http://$pub:8000/status")
-	r=$(python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(d['node'], d['wg']['max_last_handshake_sec'] is not None, d['postgres']['role'], d['disk_free_gb'] > 0, d['overall'])" "$doc" 2>&1)
+	r=$(status_json "$n" "d['node'], d['wg']['max_last_handshake_sec'] is not None, d['postgres']['role'], d['disk_free_gb'] > 0, d['overall']")
 	want_role=replica; [ $n = spoke-a ] && want_role=primary
 	[ "$r" = "$n True $want_role True ok" ] || bad="$bad [$n: $r]"
 done
@@ -148,7 +145,7 @@ sleep 3
 "$LAB" stop hub
 rec_event "hub stopped"
 sleep 60
-stale=$("$LAB" ctl spoke-b status --json | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['overall'], d['tunnel']['state'])")
+stale=$(ctl_json spoke-b status "d['overall'], d['tunnel']['state']")
 "$LAB" start hub
 rec_event "hub started"
 t0=$(ms)
@@ -181,12 +178,12 @@ for n in $SPOKES; do
 done
 wait_until 60000 streaming >/dev/null
 for n in $SPOKES; do
-	f0=$("$LAB" ctl $n backups --json | python3 -c "import json,sys; print(json.load(sys.stdin)['backup']['failed_runs'])")
+	f0=$(ctl_json $n backups "d['backup']['failed_runs']")
 	"$LAB" ctl $n backup-now >/dev/null
 	wait_until 5000 "$LAB" exec $n pgrep -f "supervisor backup run" >/dev/null
 	"$LAB" exec $n pkill -KILL -f "supervisor backup run"
-	failed_counted() { [ "$("$LAB" ctl $n backups --json | python3 -c "import json,sys; print(json.load(sys.stdin)['backup']['failed_runs'])")" -gt "$f0" ]; }
-	ok_again() { "$LAB" ctl $n backup-now >/dev/null 2>&1 && sleep 3 && [ "$("$LAB" ctl $n backups --json | python3 -c "import json,sys; print(json.load(sys.stdin)['backup']['state'])")" = ok ]; }
+	failed_counted() { [ "$(ctl_json $n backups "d['backup']['failed_runs']")" -gt "$f0" ]; }
+	ok_again() { "$LAB" ctl $n backup-now >/dev/null 2>&1 && sleep 3 && [ "$(ctl_json $n backups "d['backup']['state']")" = ok ]; }
 	if wait_until 20000 failed_counted >/dev/null && wait_until 60000 ok_again >/dev/null; then
 		tap_ok "$n: a backup run killed -9 is counted as failed, and the next run is good"
 	else

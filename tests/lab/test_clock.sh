@@ -18,13 +18,9 @@ need_root
 [ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] ||
 	{ tap_fail "libfaketime is installed (scripts/setup)"; tap_done; exit 1; }
 
-tj() { # tj EXPR: a Python expression over spoke-b's `ctl tunnel --json` as d
-	"$LAB" ctl spoke-b tunnel --json 2>/dev/null |
-		python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" 2>/dev/null
-}
-state() { tj "d['tunnel']['state']"; }
-age() { tj "d['tunnel']['peers'][0]['handshake_age_s']"; }
-rearms() { tj "d['tunnel']['rearms']"; }
+state() { ctl_json spoke-b tunnel "d['tunnel']['state']"; }
+age() { ctl_json spoke-b tunnel "d['tunnel']['peers'][0]['handshake_age_s']"; }
+rearms() { ctl_json spoke-b tunnel "d['tunnel']['rearms']"; }
 is_state() { [ "$(state)" = "$1" ]; }
 step() { echo "$1" > "$LAB_DIR/spoke-b/faketime"; }
 
@@ -50,8 +46,7 @@ else
 	tap_fail "clock stepped back 3 h, hub down: goes stale" "$("$LAB" ctl spoke-b tunnel 2>&1)"
 fi
 outside() {
-	ip netns exec inet curl -s --max-time 3 http://192.0.2.12:8000/status |
-		python3 -c 'import json,sys; t=json.load(sys.stdin)["tunnel"]; print(t["state"], t["peers"][0]["handshake_age_s"])'
+	status_json spoke-b "d['tunnel']['state'], d['tunnel']['peers'][0]['handshake_age_s']"
 }
 outside_stale() { [ "$(outside | cut -d' ' -f1)" = stale ]; }
 # /status is rendered once a second: within 2 s of ctl's verdict
@@ -77,7 +72,7 @@ if [ -z "$bad" ] && [ "$r1" = "$r0" ]; then
 else
 	tap_fail "clock stepped forward 3 h: stays fresh, no re-arm" "states:$bad rearms $r0 -> $r1"
 fi
-shown=$(tj "d['tunnel']['peers'][0]['last_handshake']")
+shown=$(ctl_json spoke-b tunnel "d['tunnel']['peers'][0]['last_handshake']")
 [ -n "$shown" ] && [ "$shown" != None ] && [ "$shown" -ge "$wall" ] 2>/dev/null &&
 	tap_ok "the last handshake is still shown as the device's wall-clock time ($shown)" ||
 	tap_fail "the last handshake is shown as the device's wall-clock time" "shown=$shown wall=$wall"

@@ -20,24 +20,15 @@ need_root
 ACL='acl = ( { from = [ "spoke-b", "spoke-c" ]; to = [ "spoke-a" ]; tcp = [ 5432 ]; },
         { from = [ "spoke-a" ]; to = [ "spoke-b", "spoke-c" ]; tcp = [ 5432 ]; } );'
 
-# fj NODE EXPR: a Python expression over `ctl firewall --json` as f (its "firewall").
-fj() {
-	"$LAB" ctl "$1" firewall --json 2>/dev/null |
-		python3 -c "import json,sys; f=json.load(sys.stdin)['firewall']; print($2)" 2>/dev/null
-}
-rj() {
-	"$LAB" ctl "$1" replication --json 2>/dev/null |
-		python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null
-}
 both_streaming() {
-	[ "$(rj spoke-a "sum(1 for r in d['replication']['members'] if r.get('link')=='streaming')")" = 2 ]
+	[ "$(ctl_json spoke-a replication "sum(1 for r in d['replication']['members'] if r.get('link')=='streaming')")" = 2 ]
 }
 # reach FROM IP PORT: a TCP connection from node FROM succeeds within 2 s.
 reach() { "$LAB" exec "$1" socat -T2 /dev/null "TCP:$2:$3,connect-timeout=2" 2>/dev/null; }
 listing() { ip netns exec "$1" nft list table inet supervisor 2>&1 | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'; }
 has_table() { ip netns exec "$1" nft list table inet supervisor >/dev/null 2>&1; }
-fw_applied() { [ "$(fj "$1" "f['state']")" = applied ]; }
-pg_running() { [ "$(rj "$1" "d['postgres']['state']")" = running ]; }
+fw_applied() { [ "$(ctl_json "$1" firewall "d['firewall']['state']")" = applied ]; }
+pg_running() { [ "$(ctl_json "$1" replication "d['postgres']['state']")" = running ]; }
 no_rule_for() { ! ip netns exec "$1" nft list table inet supervisor | grep -q "dport $2"; }
 declare -A PUBLIC=([spoke-a]=192.0.2.11 [spoke-b]=192.0.2.12 [spoke-c]=192.0.2.13)
 genid() { ip netns exec "$1" "$FWTOOL" check "$LAB_DIR/cluster.conf" "$1" | sed -E 's/.*genid=([0-9]+).*/\1/'; }
@@ -45,7 +36,7 @@ genid() { ip netns exec "$1" "$FWTOOL" check "$LAB_DIR/cluster.conf" "$1" | sed 
 LAB_EXTRA=$ACL "$LAB" up >/dev/null || { tap_fail "lab up"; tap_done; exit 1; }
 
 # ---- applied, and exactly what nft makes of the printed text -------------------
-states=$(for n in hub spoke-a spoke-b spoke-c; do printf '%s=%s ' "$n" "$(fj "$n" "f['state']")"; done)
+states=$(for n in hub spoke-a spoke-b spoke-c; do printf '%s=%s ' "$n" "$(ctl_json "$n" firewall "d['firewall']['state']")"; done)
 [ "$states" = "hub=applied spoke-a=applied spoke-b=applied spoke-c=applied " ] &&
 	tap_ok "every node applied its table at start" || tap_fail "every node applied its table at start" "$states"
 if el=$(wait_until 60000 both_streaming); then
@@ -86,7 +77,7 @@ control=$(ip netns exec inet python3 "$SCAN" udp 192.0.2.254 53 123)
 [ -z "$got" ] && [ "$control" = "53 123" ] &&
 	tap_ok "no node answers a sample of 12 UDP ports (the same probe to an open host gets ICMP back)" ||
 	tap_fail "no node answers a sample of UDP ports" "answered: '$got' control: '$control'"
-[ "$(fj hub "f['state']")" = applied ] && [ "$(rj spoke-b "d['overall']")" != critical ] &&
+[ "$(ctl_json hub firewall "d['firewall']['state']")" = applied ] && overall=$(ctl_json spoke-b replication "d['overall']") && [ "$overall" != critical ] &&
 	tap_ok "51820/udp is open on the hub: every spoke's tunnel is up through it" ||
 	tap_fail "51820/udp is open on the hub" "$("$LAB" ctl spoke-b tunnel 2>&1)"
 
@@ -106,8 +97,8 @@ reach spoke-b 10.88.0.11 5432 && reach spoke-c 10.88.0.11 5432 &&
 	tap_ok "the hub cannot open a connection to any spoke over the overlay" ||
 	tap_fail "the hub cannot open a connection to any spoke over the overlay"
 # Pairs outside the acl are already dropped at the hub; the spokes' own acl is the second line.
-h=$(fj hub "[d['packets'] for d in f['drops'] if d['chain'] == 'forward' and 'pairs not allowed' in d['why']][0]")
-o=$(fj hub "[d['packets'] for d in f['drops'] if d['chain'] == 'output'][0]")
+h=$(ctl_json hub firewall "[x['packets'] for x in d['firewall']['drops'] if x['chain'] == 'forward' and 'pairs not allowed' in x['why']][0]")
+o=$(ctl_json hub firewall "[x['packets'] for x in d['firewall']['drops'] if x['chain'] == 'output'][0]")
 [ "${h:-0}" -gt 0 ] && [ "${o:-0}" -gt 0 ] &&
 	tap_ok "ctl firewall counts the drops (hub: forward $h, own output $o packets)" ||
 	tap_fail "ctl firewall counts the drops" "hub-forward=$h hub-output=$o"
@@ -147,8 +138,8 @@ else
 	tap_fail "a rule added to our table by hand: removed within 2 s"
 fi
 sleep 0.3
-repairs=$(fj spoke-b "f['repairs']")
-last=$(fj spoke-b "f['last_repair']")
+repairs=$(ctl_json spoke-b firewall "d['firewall']['repairs']")
+last=$(ctl_json spoke-b firewall "d['firewall']['last_repair']")
 [ "$repairs" = 2 ] && grep -q "rule that is not ours" <<<"$last" &&
 	tap_ok "ctl firewall counts 2 repairs and says what the last one fixed ($last)" ||
 	tap_fail "ctl firewall counts 2 repairs and says what the last one fixed" "repairs=$repairs last=$last"
@@ -159,7 +150,7 @@ l0=$(listing spoke-b)
 out=$(ip netns exec spoke-b "$FWTOOL" apply-broken "$LAB_DIR/cluster.conf" spoke-b); rc=$?
 sleep 0.5
 if [ $rc -ne 0 ] && grep -q 'chain xxx.*: ' <<<"$out" && [ "$(genid spoke-b)" = "$g0" ] &&
-   [ "$(listing spoke-b)" = "$l0" ] && [ "$(fj spoke-b "f['repairs']")" = 2 ]; then
+   [ "$(listing spoke-b)" = "$l0" ] && [ "$(ctl_json spoke-b firewall "d['firewall']['repairs']")" = 2 ]; then
 	tap_ok "a batch refused at its last chain: error reported, generation $g0 and the table unchanged"
 else
 	tap_fail "a batch that fails midway changes nothing" "rc=$rc out=$out gen $g0 -> $(genid spoke-b)"
@@ -182,9 +173,9 @@ sleep 0.5
 "$LAB" start spoke-c
 sleep 3
 st=$("$LAB" ctl spoke-c status --json)
-fw=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["firewall"]["state"])' <<<"$st")
-pg=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["postgres"]["state"])' <<<"$st")
-why=$(python3 -c 'import json,sys; print([r for r in json.load(sys.stdin)["reasons"] if r.startswith("firewall")])' <<<"$st")
+fw=$(json_eval "$st" "d['firewall']['state']")
+pg=$(json_eval "$st" "d['postgres']['state']")
+why=$(json_eval "$st" "[r for r in d['reasons'] if r.startswith('firewall')]")
 procs=$("$LAB" exec spoke-c pgrep -c -x postgres)
 "$LAB" ctl spoke-c status >/dev/null; rc=$?
 if [ "$fw" = failed ] && [ "$pg" = waiting_for_firewall ] && [ "$procs" = 0 ] && [ $rc = 2 ] &&
@@ -202,13 +193,13 @@ else
 fi
 
 # ---- reload without an acl: spokes trust each other fully ----------------------------------
-h0=$(fj spoke-b "f['rules_hash']")
+h0=$(ctl_json spoke-b firewall "d['firewall']['rules_hash']")
 grep -v -e '^acl = ' -e '^        { from = \[ "spoke-a" \]' "$LAB_DIR/cluster.conf" > "$LAB_DIR/noacl.conf"
 for n in hub spoke-a spoke-b spoke-c; do
 	cp "$LAB_DIR/noacl.conf" "$LAB_DIR/$n/etc/cluster.conf"
 	"$LAB" ctl "$n" reload >/dev/null
 done
-h1=$(fj spoke-b "f['rules_hash']")
+h1=$(ctl_json spoke-b firewall "d['firewall']['rules_hash']")
 for s in spoke-b spoke-c; do # restarted above: their listeners went with them
 	"$LAB" exec "$s" sh -c 'socat TCP-LISTEN:7000,reuseaddr,fork SYSTEM:true >/dev/null 2>&1 &'
 done

@@ -20,20 +20,15 @@ for t in iptables-nft socat; do
 	command -v "$t" >/dev/null || { tap_fail "$t is installed (scripts/setup)"; tap_done; exit 1; }
 done
 
-# cj NODE CMD EXPR: a Python expression over `ctl NODE CMD --json` as d.
-cj() {
-	"$LAB" ctl "$1" "$2" --json 2>/dev/null |
-		python3 -c "import json,sys; d=json.load(sys.stdin); print($3)" 2>/dev/null
-}
 # The hub's reasons about other firewalls, from ctl tunnel (no read on request:
 # what the event-driven re-check found).
-foreign_reasons() { cj hub tunnel "'\n'.join(r for r in d['reasons'] if 'another firewall' in r)"; }
+foreign_reasons() { ctl_json hub tunnel "'\n'.join(r for r in d['reasons'] if 'another firewall' in r)"; }
 blocked() { [ -n "$(foreign_reasons)" ]; }
 unblocked() { [ -z "$(foreign_reasons)" ]; }
 reach() { "$LAB" exec "$1" socat -T2 /dev/null "TCP:$2:$3,connect-timeout=2" 2>/dev/null; }
 hub_nft() { ip netns exec hub "$@"; }
 both_streaming() {
-	[ "$(cj spoke-a replication "sum(1 for r in d['replication']['members'] if r.get('link')=='streaming')")" = 2 ]
+	[ "$(ctl_json spoke-a replication "sum(1 for r in d['replication']['members'] if r.get('link')=='streaming')")" = 2 ]
 }
 # logged T0 TEXT: ms from T0 (ms since the epoch) to the hub's first log line
 # after it that contains TEXT: how long the daemon itself took, without ctl.
@@ -53,7 +48,7 @@ logged() {
 	PY
 }
 hint_on_primary() {
-	cj spoke-a status "[r for r in d['reasons'] if 'spoke-b is absent' in r][0]" | grep -q "tunnel is fresh"
+	ctl_json spoke-a status "[r for r in d['reasons'] if 'spoke-b is absent' in r][0]" | grep -q "tunnel is fresh"
 }
 
 "$LAB" up >/dev/null || { tap_fail "lab up"; tap_done; exit 1; }
@@ -64,7 +59,7 @@ else
 fi
 "$LAB" exec spoke-a sh -c 'socat TCP-LISTEN:7000,bind=10.88.0.11,reuseaddr,fork SYSTEM:true >/dev/null 2>&1 &'
 sleep 0.3
-reach spoke-b 10.88.0.11 7000 && unblocked && [ "$(cj hub firewall "d['health']")" = ok ] &&
+reach spoke-b 10.88.0.11 7000 && unblocked && [ "$(ctl_json hub firewall "d['health']")" = ok ] &&
 	tap_ok "before: spoke-b reaches spoke-a (7000), the hub reports no other firewall" ||
 	tap_fail "before: spoke-b reaches spoke-a, the hub reports no other firewall" "$(foreign_reasons)"
 
@@ -77,7 +72,7 @@ else
 	tap_fail "iptables -P FORWARD DROP on the hub: ctl tunnel says so" "$("$LAB" ctl hub tunnel 2>&1)"
 fi
 why=$(foreign_reasons)
-fix=$(cj hub firewall "d['firewall']['foreign']['blocking'][0]['fix']")
+fix=$(ctl_json hub firewall "d['firewall']['foreign']['blocking'][0]['fix']")
 ! reach spoke-b 10.88.0.11 7000 && ! reach spoke-c 10.88.0.11 5432 &&
 	tap_ok "spoke-to-spoke TCP is dropped at the hub (b->a:7000, c->a:5432)" ||
 	tap_fail "spoke-to-spoke TCP is dropped at the hub"
@@ -86,9 +81,8 @@ grep -q 'chain ip filter FORWARD: policy drop' <<<"$why" &&
 	[ "$fix" = "iptables -I FORWARD -i wg0 -o wg0 -j ACCEPT" ] &&
 	tap_ok "the reason names the chain and gives the command ($why)" ||
 	tap_fail "the reason names the chain and gives the command" "why=$why fix=$fix"
-h_t=$(cj hub tunnel "d['health']") h_f=$(cj hub firewall "d['health']")
-s_why=$("$LAB" exec hub curl -s -m 3 http://127.0.0.1:8000/status |
-	python3 -c "import json,sys; d=json.load(sys.stdin); print(d['overall'], [r for r in d['reasons'] if 'ip filter FORWARD' in r] != [])")
+h_t=$(ctl_json hub tunnel "d['health']") h_f=$(ctl_json hub firewall "d['health']")
+s_why=$(status_json hub "d['overall'], [r for r in d['reasons'] if 'ip filter FORWARD' in r] != []")
 [ "$h_t" = degraded ] && [ "$h_f" = degraded ] && [ "$s_why" = "degraded True" ] &&
 	tap_ok "degraded in ctl tunnel, ctl firewall and /status, with the reason" ||
 	tap_fail "degraded in ctl tunnel, ctl firewall and /status" "tunnel=$h_t firewall=$h_f status=$s_why"
@@ -97,7 +91,7 @@ if el=$(wait_until 60000 hint_on_primary); then
 	tap_ok "the primary's reason for the absent replica points at the hub's firewall ($el ms)"
 else
 	tap_fail "the primary's reason for the absent replica points at the hub's firewall" \
-		"$(cj spoke-a status "d['reasons']")"
+		"$(ctl_json spoke-a status "d['reasons']")"
 fi
 t0=$(ms)
 hub_nft sh -c "$fix"
@@ -120,7 +114,7 @@ hub_nft sh -c 'iptables-nft -F FORWARD && iptables-nft -N DOCKER-USER && iptable
 	iptables-nft -A FORWARD -j DOCKER-USER && iptables-nft -A FORWARD -j DOCKER-FORWARD &&
 	iptables-nft -A DOCKER-FORWARD -i docker0 -j ACCEPT && iptables-nft -A DOCKER-USER -j RETURN'
 if el=$(wait_until 10000 blocked); then
-	fix=$(cj hub firewall "d['firewall']['foreign']['blocking'][0]['fix']")
+	fix=$(ctl_json hub firewall "d['firewall']['foreign']['blocking'][0]['fix']")
 	[ "$fix" = "iptables -I DOCKER-USER -i wg0 -o wg0 -j ACCEPT" ] && ! reach spoke-b 10.88.0.11 7000 &&
 		tap_ok "Docker's chains: the reason gives Docker's fix, in DOCKER-USER ($el ms)" ||
 		tap_fail "Docker's chains: the reason gives Docker's fix" "fix=$fix"
@@ -142,7 +136,7 @@ table inet other {
 }
 EOF
 if el=$(wait_until 10000 blocked); then
-	fix=$(cj hub firewall "d['firewall']['foreign']['blocking'][0]['fix']")
+	fix=$(ctl_json hub firewall "d['firewall']['foreign']['blocking'][0]['fix']")
 	why=$(foreign_reasons)
 	[ "$fix" = 'nft insert rule inet other fwd_in iifname "wg0" oifname "wg0" accept' ] &&
 		grep -q 'chain inet other fwd_in: rule 1 (handle [0-9]*) drops every packet' <<<"$why" &&
@@ -157,9 +151,9 @@ if el=$(wait_until 10000 unblocked) && reach spoke-b 10.88.0.11 7000; then
 else
 	tap_fail "nft's fix run: the reason clears, spoke-b reaches spoke-a" "$(foreign_reasons)"
 fi
-[ "$(cj hub firewall "d['firewall']['repairs']")" = 0 ] &&
+[ "$(ctl_json hub firewall "d['firewall']['repairs']")" = 0 ] &&
 	tap_ok "our own table was never touched (0 repairs)" ||
-	tap_fail "our own table was never touched" "repairs=$(cj hub firewall "d['firewall']['repairs']")"
+	tap_fail "our own table was never touched" "repairs=$(ctl_json hub firewall "d['firewall']['repairs']")"
 
 for n in hub spoke-a spoke-b spoke-c; do "$LAB" stop "$n"; done
 no_sanitizer_reports

@@ -13,17 +13,12 @@ trap '"$LAB" down >/dev/null 2>&1' EXIT
 
 need_root
 
-# tj NODE EXPR: evaluate a Python expression over NODE's `ctl tunnel --json` as t.
-tj() {
-	"$LAB" ctl "$1" tunnel --json 2>/dev/null |
-		python3 -c "import json,sys; t=json.load(sys.stdin)['tunnel']; print($2)" 2>/dev/null
+peer() { # peer NODE NAME FIELD: a field of the peer NAME in NODE's ctl tunnel
+	ctl_json "$1" tunnel "[p for p in d['tunnel']['peers'] if p['name']=='$2'][0]['$3']"
 }
-peer() { # peer NODE NAME FIELD
-	tj "$1" "[p for p in t['peers'] if p['name']=='$2'][0]['$3']"
-}
-all_fresh_on_hub() { [ "$(tj hub "t['fresh_peer_count']")" = 3 ]; }
-fresh() { [ "$(tj "$1" "t['state']")" = fresh ]; }
-stale() { [ "$(tj "$1" "t['state']")" = stale ]; }
+all_fresh_on_hub() { [ "$(ctl_json hub tunnel "d['tunnel']['fresh_peer_count']")" = 3 ]; }
+fresh() { [ "$(ctl_json "$1" tunnel "d['tunnel']['state']")" = fresh ]; }
+stale() { [ "$(ctl_json "$1" tunnel "d['tunnel']['state']")" = stale ]; }
 
 # ---- refuses to run without root -----------------------------------------
 out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$LAB" up 2>&1); rc=$?
@@ -90,16 +85,21 @@ if el=$(wait_until 5000 sh -c "\"$LAB\" exec spoke-b ip route show 10.88.0.0/24 
 else
 	tap_fail "a deleted overlay route is restored"
 fi
-repairs=$(tj spoke-b "t['repairs']")
+repairs=$(ctl_json spoke-b tunnel "d['tunnel']['repairs']")
 [ "${repairs:-0}" -ge 2 ] && tap_ok "repairs are counted ($repairs)" || tap_fail "repairs are counted" "repairs=$repairs"
 
 old_hs=$(peer hub spoke-c last_handshake)
 "$LAB" exec spoke-c pkill -KILL -x wireguard-go
 sleep 0.2
 "$LAB" exec spoke-c ip link show wg0 >/dev/null 2>&1 && gone=no || gone=yes
-if el=$(wait_until 8000 sh -c "[ \"\$(\"$LAB\" ctl spoke-c tunnel --json | python3 -c 'import json,sys; t=json.load(sys.stdin)[\"tunnel\"]; print(t[\"state\"], t[\"link_up\"])')\" = 'fresh True' ] && \"$LAB\" exec spoke-c ip -4 addr show wg0 | grep -q 10.88.0.13/24"); then
+c_back() { # spoke-c's tunnel fresh with its link up, and its address back
+	[ "$(ctl_json spoke-c tunnel "d['tunnel']['state'], d['tunnel']['link_up']")" = 'fresh True' ] &&
+		"$LAB" exec spoke-c ip -4 addr show wg0 | grep -q 10.88.0.13/24
+}
+c_newer() { [ "$(peer hub spoke-c last_handshake)" -gt "$old_hs" ]; }
+if el=$(wait_until 8000 c_back); then
 	# The hub sees the new handshake at its next poll (every second when fresh).
-	wait_until 2000 sh -c "[ \"\$(\"$LAB\" ctl hub tunnel --json | python3 -c 'import json,sys; print([p for p in json.load(sys.stdin)[\"tunnel\"][\"peers\"] if p[\"name\"]==\"spoke-c\"][0][\"last_handshake\"])')\" -gt $old_hs ]" >/dev/null
+	wait_until 2000 c_newer >/dev/null
 	new_hs=$(peer hub spoke-c last_handshake)
 	if [ "$gone" = yes ] && [ "$el" -le 5000 ] && [ "$new_hs" -gt "$old_hs" ]; then
 		tap_ok "wireguard-go killed (wg0 gone): restarted, reconfigured, fresh handshake again in ${el} ms"

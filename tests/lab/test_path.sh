@@ -14,20 +14,16 @@ trap '[ -n "${KEEP_LAB:-}" ] || "$LAB" down >/dev/null 2>&1' EXIT
 
 need_root
 
-tj() { # tj NODE EXPR: a Python expression over `ctl tunnel --json` as d
-	"$LAB" ctl "$1" tunnel --json 2>/dev/null |
-		python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null
-}
 hosts() { # hosts IP: every spoke's /etc/hosts names the hub IP (rewritten in place)
 	for n in spoke-a spoke-b spoke-c; do
 		printf '127.0.0.1 localhost\n%s hub.lab.test\n' "$1" > "$LAB_DIR/$n/hosts"
 	done
 }
-fresh() { [ "$(tj "$1" "d['tunnel']['state']")" = fresh ]; }
+fresh() { [ "$(ctl_json "$1" tunnel "d['tunnel']['state']")" = fresh ]; }
 # moved NODE T: NODE uses the new address and had a handshake after T (ms)
 moved() {
-	[ "$(tj "$1" "d['tunnel']['hub_endpoint']['address']")" = "192.0.2.2:51820" ] &&
-		[ "$(tj "$1" "d['tunnel']['peers'][0]['last_handshake_ms'] or 0")" -gt "$2" ]
+	[ "$(ctl_json "$1" tunnel "d['tunnel']['hub_endpoint']['address']")" = "192.0.2.2:51820" ] &&
+		[ "$(ctl_json "$1" tunnel "d['tunnel']['peers'][0]['last_handshake_ms'] or 0")" -gt "$2" ]
 }
 
 # ---- a hub endpoint given as a name follows the name -------------------------
@@ -39,16 +35,16 @@ ip -n inet link set v-spoke-c mtu 1400
 for n in spoke-a spoke-b spoke-c; do "$LAB" start "$n"; done
 ok=1
 for n in spoke-a spoke-b spoke-c; do wait_until 20000 fresh "$n" >/dev/null || ok=0; done
-shown=$(tj spoke-a "d['tunnel']['hub_endpoint']")
+shown=$(ctl_json spoke-a tunnel "d['tunnel']['hub_endpoint']")
 [ "$ok" = 1 ] && grep -q "'host': 'hub.lab.test'" <<<"$shown" && grep -q "'address': '192.0.2.1:51820'" <<<"$shown" &&
 	tap_ok "spokes reach the hub by name; ctl tunnel shows the name and the address in use: $shown" ||
 	tap_fail "spokes reach the hub by name" "$shown"
 "$LAB" ctl spoke-a tunnel | grep -q "hub endpoint hub.lab.test -> 192.0.2.1:51820, resolved" &&
 	tap_ok "ctl tunnel prints the hub endpoint line" || tap_fail "ctl tunnel prints the hub endpoint line" "$("$LAB" ctl spoke-a tunnel)"
-curl_status() { ip netns exec inet curl -s --max-time 3 "http://192.0.2.11:8000/status"; }
-curl_status | python3 -c 'import json,sys; e=json.load(sys.stdin)["tunnel"]["hub_endpoint"]; assert e["host"]=="hub.lab.test" and e["address"]=="192.0.2.1:51820" and e["resolved_at"]' 2>/dev/null &&
+e="d['tunnel']['hub_endpoint']"
+[ "$(status_json spoke-a "$e['host'] == 'hub.lab.test' and $e['address'] == '192.0.2.1:51820' and bool($e['resolved_at'])")" = True ] &&
 	tap_ok "/status shows the hub endpoint's name, address and when it was resolved" ||
-	tap_fail "/status shows the hub endpoint" "$(curl_status | head -c 400)"
+	tap_fail "/status shows the hub endpoint" "$(lab_get spoke-a /status | head -c 400)"
 
 # The hub's public address moves, and the name with it; nobody reloads.
 t0=$(ms)
@@ -71,7 +67,7 @@ wait_until 10000 tcp_ok >/dev/null && tap_ok "spoke-b reaches spoke-a's Postgres
 	tap_fail "spoke-b reaches spoke-a through the moved hub"
 
 # ---- path MTU ------------------------------------------------------------------
-mtu_of() { tj "$1" "(d['tunnel']['mtu']['value'], d['tunnel']['mtu']['auto'], d['tunnel']['mtu']['path'])"; }
+mtu_of() { ctl_json "$1" tunnel "(d['tunnel']['mtu']['value'], d['tunnel']['mtu']['auto'], d['tunnel']['mtu']['path'])"; }
 [ "$(mtu_of spoke-c)" = "(1320, True, 1400)" ] && [ "$(mtu_of spoke-b)" = "(1420, True, 1500)" ] &&
 	tap_ok "mtu auto: spoke-c on a 1400-byte path uses 1320, spoke-b on 1500 uses 1420" ||
 	tap_fail "mtu auto follows each spoke's path" "spoke-c $(mtu_of spoke-c), spoke-b $(mtu_of spoke-b)"

@@ -13,19 +13,15 @@ trap '[ -n "${KEEP_LAB:-}" ] || "$LAB" down >/dev/null 2>&1' EXIT
 
 need_root
 
-# rj NODE EXPR: a Python expression over `ctl replication --json` as d.
-rj() {
-	"$LAB" ctl "$1" replication --json 2>/dev/null |
-		python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null
-}
-row() { rj "$1" "[r for r in d['replication']['members'] if r['name']=='$2'][0]['$3']"; }
+row() { ctl_json "$1" replication "[r for r in d['replication']['members'] if r['name']=='$2'][0]['$3']"; }
 both_streaming() {
-	[ "$(rj spoke-a "sum(1 for r in d['replication']['members'] if r.get('link')=='streaming')")" = 2 ]
+	[ "$(ctl_json spoke-a replication "sum(1 for r in d['replication']['members'] if r.get('link')=='streaming')")" = 2 ]
 }
 psql_on() { # psql_on NODE SQL
 	"$LAB" exec "$1" psql -h /run/supervisor/postgresql -U postgres -d postgres -XAtq -c "$2"
 }
-pg_state() { rj "$1" "d['postgres']['state']"; }
+pg_state() { ctl_json "$1" replication "d['postgres']['state']"; }
+running() { [ "$(pg_state "$1")" = running ]; }
 
 # ---- gated start: the hub held down -----------------------------------------
 LAB_SKIP=hub "$LAB" up >/dev/null || { tap_fail "lab up"; tap_done; exit 1; }
@@ -38,7 +34,7 @@ if [ "$states" = "waiting_for_tunnel " ] && [ "$procs" = 0 ] && [ "$files" = 0 ]
 else
 	tap_fail "with the hub down, no spoke starts or even initialises Postgres" "states=$states procs=$procs files=$files"
 fi
-reason=$("$LAB" ctl spoke-a status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["reasons"])')
+reason=$(ctl_json spoke-a status "d['reasons']")
 grep -q "waiting for a fresh hub handshake" <<<"$reason" &&
 	tap_ok "ctl status says Postgres waits for the tunnel" ||
 	tap_fail "ctl status says Postgres waits for the tunnel" "$reason"
@@ -71,7 +67,7 @@ for s in spoke-b spoke-c; do
 	fi
 done
 caught_up() {
-	[ "$(rj spoke-a "sorted((r['link'], r['replay_lag_bytes']) for r in d['replication']['members'] if not r['self'])")" = "[('streaming', 0), ('streaming', 0)]" ]
+	[ "$(ctl_json spoke-a replication "sorted((r['link'], r['replay_lag_bytes']) for r in d['replication']['members'] if not r['self'])")" = "[('streaming', 0), ('streaming', 0)]" ]
 }
 if wait_until 10000 caught_up >/dev/null; then
 	tap_ok "ctl replication on spoke-a: both replicas streaming, replay lag 0 B after catch-up"
@@ -106,7 +102,8 @@ grep -q 'timeout expired\|Operation not permitted' <<<"$out" &&
 # ---- a replica goes away and comes back ------------------------------------------
 "$LAB" stop spoke-b
 # A clean stop closes the connection at once; if that is lost, wal_sender_timeout (20 s).
-if el=$(wait_until 30000 sh -c "[ \"\$(\"$LAB\" ctl spoke-a replication --json | python3 -c 'import json,sys; print([r for r in json.load(sys.stdin)[\"replication\"][\"members\"] if r[\"name\"]==\"spoke-b\"][0][\"link\"])')\" = absent ]"); then
+b_absent() { [ "$(row spoke-a spoke-b link)" = absent ]; }
+if el=$(wait_until 30000 b_absent); then
 	tap_ok "with spoke-b stopped, the primary shows it absent (after ${el} ms)"
 else
 	tap_fail "with spoke-b stopped, the primary shows it absent" "$("$LAB" ctl spoke-a replication)"
@@ -140,7 +137,7 @@ if [ "$st" = unresponsive ] && [ "$el" -le 100 ]; then
 else
 	tap_fail "postmaster SIGSTOPped: ctl answers within 100 ms with unresponsive" "state=$st in ${el} ms"
 fi
-if wait_until 10000 sh -c "[ \"\$(\"$LAB\" ctl spoke-a replication --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"postgres\"][\"state\"])')\" = running ]" >/dev/null; then
+if wait_until 10000 running spoke-a >/dev/null; then
 	tap_ok "SIGCONT: running again"
 else
 	tap_fail "SIGCONT: running again"
@@ -205,7 +202,7 @@ if [ -n "$b_outer" ] && [ -n "$pm_outer" ]; then
 	else
 		tap_fail "postmaster SIGKILLed: no new one starts while an old backend lives on" "restarted=$restarted waited=$waited"
 	fi
-	if wait_until 20000 sh -c "[ \"\$(\"$LAB\" ctl spoke-a replication --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"postgres\"][\"state\"])')\" = running ]" >/dev/null &&
+	if wait_until 20000 running spoke-a >/dev/null &&
 	   ! kill -0 "$b_outer" 2>/dev/null; then
 		tap_ok "once the old backend is reaped, Postgres restarts and runs"
 	else
@@ -223,7 +220,7 @@ grep -q 'msg="exited" name=postgres exit=0' "$LAB_DIR/spoke-a/supervisor.log" &&
 	tap_fail "SIGTERM: postgres stopped cleanly (fast shutdown, exit 0)" "$(grep 'name=postgres' "$LAB_DIR/spoke-a/supervisor.log" | tail -3)"
 lines=$(wc -l < "$LAB_DIR/spoke-a/supervisor.log")
 "$LAB" start spoke-a
-wait_until 20000 sh -c "[ \"\$(\"$LAB\" ctl spoke-a replication --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"postgres\"][\"state\"])')\" = running ]" >/dev/null
+wait_until 20000 running spoke-a >/dev/null
 after=$(tail -n +"$((lines + 1))" "$LAB_DIR/spoke-a/supervisor.log")
 if grep -q "database system was shut down at" <<<"$after" &&
    ! grep -q -E "not properly shut down|automatic recovery in progress|was interrupted" <<<"$after"; then

@@ -15,11 +15,7 @@ trap '[ -n "${KEEP_LAB:-}" ] || "$LAB" down >/dev/null 2>&1' EXIT
 
 need_root
 
-rj() { # rj NODE COMMAND EXPR: a Python expression over `ctl COMMAND --json` as d
-	"$LAB" ctl "$1" "$2" --json 2>/dev/null |
-		python3 -c "import json,sys; d=json.load(sys.stdin); print($3)" 2>/dev/null
-}
-row() { rj "$1" replication "[r for r in d['replication']['members'] if r['name']=='$2'][0].get('$3')"; }
+row() { ctl_json "$1" replication "[r for r in d['replication']['members'] if r['name']=='$2'][0].get('$3')"; }
 psql_on() { # psql_on NODE SQL
 	"$LAB" exec "$1" psql -h /run/supervisor/postgresql -U postgres -d postgres -XAtq -c "$2"
 }
@@ -61,7 +57,7 @@ reason_has spoke-a "slot of spoke-c lost its WAL.*ctl reinit" &&
 
 # ---- refused on the primary --------------------------------------------------
 out=$("$LAB" ctl spoke-a reinit 2>&1); rc=$?
-if [ "$rc" != 0 ] && grep -q "primary" <<<"$out" && [ "$(rj spoke-a replication "d['postgres']['state']")" = running ]; then
+if [ "$rc" != 0 ] && grep -q "primary" <<<"$out" && [ "$(ctl_json spoke-a replication "d['postgres']['state']")" = running ]; then
 	tap_ok "ctl reinit on the primary is refused (exit $rc: $out), its Postgres keeps running"
 else
 	tap_fail "ctl reinit on the primary is refused" "rc=$rc $out"

@@ -16,12 +16,8 @@ need_root
 
 CONF=$LAB_DIR/cluster.conf
 BUNDLES=$LAB_DIR/bundles
-rj() { # rj NODE EXPR over `ctl replication --json` as d
-	"$LAB" ctl "$1" replication --json 2>/dev/null |
-		python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null
-}
 streaming() { # streaming N: the primary sees N streaming replicas
-	[ "$(rj spoke-a "sum(1 for r in d['replication']['members'] if r.get('link')=='streaming')")" = "$1" ]
+	[ "$(ctl_json spoke-a replication "sum(1 for r in d['replication']['members'] if r.get('link')=='streaming')")" = "$1" ]
 }
 # hub_bytes PUBKEY: rx+tx the hub has counted for that peer (wg show dump; 0 if absent)
 hub_bytes() { "$LAB" exec hub wg show wg0 dump | awk -v k="$1" '$1 == k { print $6 + $7; f = 1 } END { if (!f) print 0 }'; }
@@ -42,7 +38,7 @@ distribute_and_reload() { # copy the cluster file everywhere, reload every runni
 }
 pg_pid() { "$LAB" exec spoke-a sh -c 'head -1 /var/lib/postgresql/data/postmaster.pid'; }
 fresh() { # fresh NODE: its tunnel is fresh
-	"$LAB" ctl "$1" tunnel --json 2>/dev/null | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if d.get('tunnel', d).get('state') == 'fresh' else 1)"
+	[ "$(ctl_json "$1" tunnel "d.get('tunnel', d).get('state')")" = fresh ]
 }
 
 "$LAB" up >/dev/null || { tap_fail "lab up"; tap_done; exit 1; }
@@ -106,7 +102,7 @@ row=$("$LAB" exec spoke-d runuser -u postgres -- psql -h /run/supervisor/postgre
 pd=$(pub_of spoke-d)
 out=$("$SUP" cluster remove-spoke spoke-d -c "$CONF" 2>&1); rc=$?
 EXTRA=spoke-d distribute_and_reload >/dev/null 2>&1 # spoke-d itself is no longer in the file: its reload fails
-gone() { [ "$(hub_bytes "$pd")" = 0 ] && [ "$(rj spoke-a "[r['name'] for r in d['replication']['members'] if r['name']=='spoke-d']")" = "[]" ]; }
+gone() { [ "$(hub_bytes "$pd")" = 0 ] && [ "$(ctl_json spoke-a replication "[r['name'] for r in d['replication']['members'] if r['name']=='spoke-d']")" = "[]" ]; }
 if [ $rc = 0 ] && ! grep -q spoke-d "$CONF" && wait_until 15000 gone >/dev/null && [ "$(pg_pid)" = "$pid0" ]; then
 	tap_ok "cluster remove-spoke spoke-d + reload: the hub has no peer for it, the primary no longer lists it"
 else

@@ -34,32 +34,27 @@ t0=$(ms)
 "$LAB" start hub >/dev/null && "$LAB" start spoke-a >/dev/null ||
 	{ tap_fail "hub and spoke-a start"; tap_done; exit 1; }
 
-# tj NODE EXPR: a Python expression over NODE's `ctl tunnel --json` as t.
-tj() {
-	"$LAB" ctl "$1" tunnel --json 2>/dev/null |
-		python3 -c "import json,sys; t=json.load(sys.stdin)['tunnel']; print($2)" 2>&1
-}
-configured() { [ "$(tj hub "len(t['peers'])")" = "$N" ]; }
+configured() { [ "$(ctl_json hub tunnel "len(d['tunnel']['peers'])")" = "$N" ]; }
 if el=$(wait_until 30000 configured); then
 	tap_ok "the hub lists $N peers in ctl tunnel (after $(( $(ms) - t0 )) ms)"
 else
-	tap_fail "the hub lists $N peers in ctl tunnel within 30 s" "$(tj hub "len(t['peers']), t['state'], t.get('last_error')")" \
+	tap_fail "the hub lists $N peers in ctl tunnel within 30 s" "$(ctl_json hub tunnel "len(d['tunnel']['peers']), d['tunnel']['state'], d['tunnel'].get('last_error')")" \
 		"$(tail -5 "$LAB_DIR/hub/supervisor.log")"
 fi
 wg_peers=$("$LAB" exec hub wg show wg0 peers 2>/dev/null | wc -l)
 [ "$wg_peers" = "$N" ] && tap_ok "wireguard-go on the hub has $N peers (wg show)" ||
 	tap_fail "wireguard-go on the hub has $N peers (wg show)" "got $wg_peers"
 
-spoke_fresh() { [ "$(tj spoke-a "t['state']")" = fresh ] && [ "$(tj hub "[p['state'] for p in t['peers'] if p['name'] == 'spoke-a'][0]")" = fresh ]; }
+spoke_fresh() { [ "$(ctl_json spoke-a tunnel "d['tunnel']['state']")" = fresh ] && [ "$(ctl_json hub tunnel "[p['state'] for p in d['tunnel']['peers'] if p['name'] == 'spoke-a'][0]")" = fresh ]; }
 el=$(wait_until 20000 spoke_fresh) && tap_ok "spoke-a's tunnel is fresh on both ends (${el} ms)" ||
-	tap_fail "spoke-a's tunnel is fresh on both ends within 20 s" "$(tj spoke-a "t['state'], t.get('last_error')")"
+	tap_fail "spoke-a's tunnel is fresh on both ends within 20 s" "$(ctl_json spoke-a tunnel "d['tunnel']['state'], d['tunnel'].get('last_error')")"
 
 # The 999 that never connected: "connecting", and no figure for a handshake that never was.
-got=$(tj hub "(sum(1 for p in t['peers'] if p['state'] == 'connecting'),
-  sum(1 for p in t['peers'] if p['state'] == 'connecting' and p['handshake_age_s'] is None
+got=$(ctl_json hub tunnel "(sum(1 for p in d['tunnel']['peers'] if p['state'] == 'connecting'),
+  sum(1 for p in d['tunnel']['peers'] if p['state'] == 'connecting' and p['handshake_age_s'] is None
       and p['last_handshake'] is None and p['last_handshake_ms'] is None),
-  sum(1 for p in t['peers'] if p['handshake_age_s'] == 0 and p['state'] != 'fresh'),
-  t['state'], t['max_last_handshake_sec'], t['fresh_peer_count'], t['peer_count'])")
+  sum(1 for p in d['tunnel']['peers'] if p['handshake_age_s'] == 0 and p['state'] != 'fresh'),
+  d['tunnel']['state'], d['tunnel']['max_last_handshake_sec'], d['tunnel']['fresh_peer_count'], d['tunnel']['peer_count'])")
 [ "$got" = "($((N - 1)), $((N - 1)), 0, 'connecting', None, 1, $N)" ] &&
 	tap_ok "ctl tunnel: $((N - 1)) peers connecting with null ages, none 0; max age null ($got)" ||
 	tap_fail "ctl tunnel: $((N - 1)) peers connecting with null ages, none 0; max age null" "$got"
@@ -69,9 +64,8 @@ got=$(tj hub "(sum(1 for p in t['peers'] if p['state'] == 'connecting'),
 # ask until a render shows it (within 3 s), and time one answer.
 status_fetch() { "$LAB" exec hub curl -s -m 5 http://127.0.0.1:8000/status > "$LAB_DIR/status.json"; }
 status_summary() {
-	python3 -c "import json,sys; d=json.load(open(sys.argv[1])); w=d['wg']
-print(w['peer_count'], w['fresh_peer_count'], w['max_last_handshake_sec'], len(d['tunnel']['peers']),
-      sum(1 for p in d['tunnel']['peers'] if p['handshake_age_s'] is None))" "$LAB_DIR/status.json" 2>&1
+	json_file "$LAB_DIR/status.json" "d['wg']['peer_count'], d['wg']['fresh_peer_count'], d['wg']['max_last_handshake_sec'],
+		len(d['tunnel']['peers']), sum(1 for p in d['tunnel']['peers'] if p['handshake_age_s'] is None)"
 }
 status_shows_spoke_a() { status_fetch && [ "$(status_summary)" = "$N 1 None $N $((N - 1))" ]; }
 wait_until 3000 status_shows_spoke_a >/dev/null
@@ -101,19 +95,19 @@ got=$(python3 - "$LAB_DIR/metrics.txt" <<-'EOF2'
 		"$(grep -m3 '^wireguard_latest_handshake_seconds' "$LAB_DIR/metrics.txt")"
 
 # The hub's firewall with 1000 spokes in its sets: applied and verified.
-got=$("$LAB" ctl hub firewall --json 2>/dev/null | python3 -c "import json,sys; f=json.load(sys.stdin)['firewall']; print(f['state'], f['elements'])" 2>&1)
+got=$(ctl_json hub firewall "d['firewall']['state'], d['firewall']['elements']")
 [ "${got%% *}" = applied ] && tap_ok "the hub's firewall is applied with $N spokes ($got)" ||
 	tap_fail "the hub's firewall is applied with $N spokes" "$got"
 
 # A reload that drops one spoke: a diff, spoke-a's session untouched.
-hs_before=$(tj hub "[p['last_handshake_ms'] for p in t['peers'] if p['name'] == 'spoke-a'][0]")
+hs_before=$(ctl_json hub tunnel "[p['last_handshake_ms'] for p in d['tunnel']['peers'] if p['name'] == 'spoke-a'][0]")
 sed -i '/name = "spoke-7";/d' "$LAB_DIR/hub/etc/cluster.conf"
 "$LAB" ctl hub reload >/dev/null 2>&1
-dropped() { [ "$(tj hub "len(t['peers'])")" = "$((N - 1))" ] && [ "$("$LAB" exec hub wg show wg0 peers | wc -l)" = "$((N - 1))" ]; }
+dropped() { [ "$(ctl_json hub tunnel "len(d['tunnel']['peers'])")" = "$((N - 1))" ] && [ "$("$LAB" exec hub wg show wg0 peers | wc -l)" = "$((N - 1))" ]; }
 el=$(wait_until 10000 dropped) &&
 	tap_ok "reload without spoke-7: $((N - 1)) peers in ctl tunnel and in wireguard-go (${el} ms)" ||
-	tap_fail "reload without spoke-7: $((N - 1)) peers" "$(tj hub "len(t['peers'])")" "$(grep -c . "$LAB_DIR/hub/supervisor.log")"
-hs_after=$(tj hub "[(p['state'], p['last_handshake_ms']) for p in t['peers'] if p['name'] == 'spoke-a'][0]")
+	tap_fail "reload without spoke-7: $((N - 1)) peers" "$(ctl_json hub tunnel "len(d['tunnel']['peers'])")" "$(grep -c . "$LAB_DIR/hub/supervisor.log")"
+hs_after=$(ctl_json hub tunnel "[(p['state'], p['last_handshake_ms']) for p in d['tunnel']['peers'] if p['name'] == 'spoke-a'][0]")
 [ "$hs_after" = "('fresh', $hs_before)" ] &&
 	tap_ok "spoke-a's session survived the reload (same handshake, fresh)" ||
 	tap_fail "spoke-a's session survived the reload" "before $hs_before after $hs_after"

@@ -19,18 +19,8 @@ trap '[ -n "$HOG" ] && kill $HOG 2>/dev/null; [ -n "${KEEP_LAB:-}" ] || "$LAB" d
 need_root
 declare -A PUBLIC=([spoke-a]=192.0.2.11 [spoke-b]=192.0.2.12 [spoke-c]=192.0.2.13)
 
-# get NODE PATH: the body, from the internet side (the hub's only locally).
-get() {
-	if [ "$1" = hub ]; then
-		"$LAB" exec hub curl -s -m 3 "http://127.0.0.1:8000$2"
-	else
-		ip netns exec inet curl -s -m 3 "http://${PUBLIC[$1]}:8000$2"
-	fi
-}
 code() { ip netns exec inet curl -s -m 3 -o /dev/null -w '%{http_code}' "${@:2}" "http://${PUBLIC[$1]}:8000"; }
 status_code() { ip netns exec inet curl -s -m 3 -o /dev/null -w '%{http_code}' "http://${PUBLIC[$1]}:8000$2"; }
-# sj NODE EXPR: a Python expression over NODE's /status as d.
-sj() { get "$1" /status | python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>&1; }
 ALL=""
 keep() { ALL+=$'\n'"$1"; } # every answer, for the secret check
 
@@ -45,16 +35,16 @@ SEED='all([isinstance(d["node"], str), isinstance(d["overlay_ip"], str),
 # ---- phase 1: waiting for the tunnel (the hub held down) ---------------------------
 LAB_SKIP=hub "$LAB" up >/dev/null || { tap_fail "lab up"; tap_done; exit 1; }
 sleep 1
-body=$(get spoke-a /status); keep "$body"
-got=$(python3 -c "import json,sys; d=json.loads(sys.argv[1]); print($SEED, d['wg']['peer_count'], d['wg']['max_last_handshake_sec'], d['postgres']['state'], d['overall'])" "$body" 2>&1)
+body=$(lab_get spoke-a /status); keep "$body"
+got=$(json_eval "$body" "$SEED, d['wg']['peer_count'], d['wg']['max_last_handshake_sec'], d['postgres']['state'], d['overall']")
 [ "$got" = "True 1 None waiting_for_tunnel critical" ] || [ "$got" = "True 1 None waiting_for_tunnel degraded" ] &&
 	tap_ok "before any handshake: /status answers with the spec's keys, peer_count 1, max_last_handshake_sec null ($got)" ||
 	tap_fail "before any handshake: /status answers with the spec's keys" "$got" "$body"
-why=$(sj spoke-a "[r for r in d['reasons'] if 'handshake' in r]")
+why=$(status_json spoke-a "[r for r in d['reasons'] if 'handshake' in r]")
 grep -q 'waiting for a fresh hub handshake' <<<"$why" &&
 	tap_ok "/status says why the node is not ready ($why)" || tap_fail "/status says why the node is not ready" "$why"
 # No handshake yet: no handshake figures in /metrics (the exporters' 0 would read as 1970).
-metrics=$(get spoke-a /metrics)
+metrics=$(lab_get spoke-a /metrics)
 hs=$(grep -E '^(wireguard_latest_handshake_seconds|supervisor_wireguard_handshake_age_seconds)' <<<"$metrics")
 [ -z "$hs" ] && grep -q '^supervisor_wireguard_peer_fresh{interface="wg0",peer="hub"} 0' <<<"$metrics" &&
 	tap_ok "before any handshake: /metrics has no handshake time or age for the hub, its fresh gauge 0" ||
@@ -66,21 +56,21 @@ hs=$(grep -E '^(wireguard_latest_handshake_seconds|supervisor_wireguard_handshak
 
 # ---- phase 2: running ----------------------------------------------------------------
 "$LAB" start hub
-streaming() { [ "$(sj spoke-a "sum(1 for m in d['replication']['members'] if m.get('link') == 'streaming')")" = 2 ]; }
+streaming() { [ "$(status_json spoke-a "sum(1 for m in d['replication']['members'] if m.get('link') == 'streaming')")" = 2 ]; }
 if el=$(wait_until 60000 streaming); then
 	tap_ok "/status on the primary shows both replicas streaming ($el ms after the hub started)"
 else
-	tap_fail "/status on the primary shows both replicas streaming" "$(get spoke-a /status)"
+	tap_fail "/status on the primary shows both replicas streaming" "$(lab_get spoke-a /status)"
 fi
 sleep 1.2 # one more snapshot, so every node has seen its replica streaming
 for n in spoke-a spoke-b spoke-c; do
-	body=$(get "$n" /status); keep "$body"
-	got=$(python3 -c "import json,sys; d=json.loads(sys.argv[1]); print($SEED, d['tunnel']['state'], isinstance(d['wg']['max_last_handshake_sec'], int), d['postgres']['state'], d['firewall']['state'], d['overall'])" "$body" 2>&1)
+	body=$(lab_get "$n" /status); keep "$body"
+	got=$(json_eval "$body" "$SEED, d['tunnel']['state'], isinstance(d['wg']['max_last_handshake_sec'], int), d['postgres']['state'], d['firewall']['state'], d['overall']")
 	[ "$got" = "True fresh True running applied ok" ] && tap_ok "$n running: /status complete and ok ($got)" ||
 		tap_fail "$n running: /status complete and ok" "$got" "$body"
 done
-body=$(get hub /status); keep "$body"
-got=$(python3 -c "import json,sys; d=json.loads(sys.argv[1]); print($SEED, d['role'], d['wg']['peer_count'], d['wg']['fresh_peer_count'], d['postgres']['state'])" "$body" 2>&1)
+body=$(lab_get hub /status); keep "$body"
+got=$(json_eval "$body" "$SEED, d['role'], d['wg']['peer_count'], d['wg']['fresh_peer_count'], d['postgres']['state']")
 [ "$got" = "True hub 3 3 none" ] && tap_ok "hub: /status lists its 3 spokes, all fresh, no database ($got)" ||
 	tap_fail "hub: /status lists its 3 spokes" "$got"
 # The lag in bytes is unknown (so not "within") until the receiver's first report.
@@ -90,7 +80,7 @@ checks="$(status_code spoke-a /healthz) $(status_code spoke-a /primary) $(status
 [ "$checks" = "200 200 503 503 200 200 400" ] &&
 	tap_ok "load balancer checks: primary 200 only on spoke-a, replica 200 only on spoke-b, a bad max_lag_bytes 400" ||
 	tap_fail "load balancer checks" "healthz-a primary-a replica-a primary-b replica-b replica-b?lag replica-b?bad = $checks"
-metrics=$(get spoke-a /metrics); keep "$metrics"
+metrics=$(lab_get spoke-a /metrics); keep "$metrics"
 bad=$(python3 - "$metrics" <<-'EOF'
 	import re, sys
 	line = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? -?[0-9.eE+-]+$')
@@ -121,23 +111,23 @@ fi
 
 # ---- phase 3: degraded --------------------------------------------------------------------
 "$LAB" stop spoke-c
-absent() { [ "$(sj spoke-a "[m['link'] for m in d['replication']['members'] if m['name'] == 'spoke-c'][0]")" = absent ]; }
+absent() { [ "$(status_json spoke-a "[m['link'] for m in d['replication']['members'] if m['name'] == 'spoke-c'][0]")" = absent ]; }
 if el=$(wait_until 30000 absent); then
-	body=$(get spoke-a /status); keep "$body"
-	got=$(python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(d['overall'], [r for r in d['reasons'] if 'spoke-c' in r])" "$body")
+	body=$(lab_get spoke-a /status); keep "$body"
+	got=$(json_eval "$body" "d['overall'], [r for r in d['reasons'] if 'spoke-c' in r]")
 	[ "$(status_code spoke-a /healthz)" = 503 ] && grep -q "^degraded .*spoke-c is absent" <<<"$got" &&
 		tap_ok "a replica gone: the primary's /status is degraded and says which ($got), /healthz 503" ||
 		tap_fail "a replica gone: degraded and says which" "$got"
 else
-	tap_fail "a replica gone: the primary shows it absent" "$(get spoke-a /status)"
+	tap_fail "a replica gone: the primary shows it absent" "$(lab_get spoke-a /status)"
 fi
 "$LAB" start spoke-c
 
 # ---- no secret in any answer ---------------------------------------------------------------
 for n in spoke-a spoke-b spoke-c; do
-	for p in /status /metrics /healthz /primary /replica /nope; do keep "$(get "$n" "$p")"; done
+	for p in /status /metrics /healthz /primary /replica /nope; do keep "$(lab_get "$n" "$p")"; done
 done
-for p in /status /metrics; do keep "$(get hub "$p")"; done
+for p in /status /metrics; do keep "$(lab_get hub "$p")"; done
 leaks=""
 for n in hub spoke-a spoke-b spoke-c; do
 	k=$(tr -d '\n' < "$LAB_DIR/$n/etc/wg.key")
@@ -224,10 +214,10 @@ kill $HOG 2>/dev/null; HOG=
 # ---- a frozen Postgres never slows /status -----------------------------------------------------
 pm=$("$LAB" exec spoke-a pgrep -o -x postgres)
 "$LAB" exec spoke-a kill -STOP "$pm"
-unresponsive() { [ "$(sj spoke-a "d['postgres']['state']")" = unresponsive ]; }
+unresponsive() { [ "$(status_json spoke-a "d['postgres']['state']")" = unresponsive ]; }
 wait_until 10000 unresponsive >/dev/null # the next probe times out (2 s + 1.5 s), then a snapshot
 times=$(for _ in $(seq 20); do ip netns exec inet curl -s -m 2 -o /dev/null -w '%{time_total}\n' "http://192.0.2.11:8000/status"; done | sort -n)
-state=$(sj spoke-a "d['postgres']['state']")
+state=$(status_json spoke-a "d['postgres']['state']")
 "$LAB" exec spoke-a kill -CONT "$pm"
 max=$(tail -1 <<<"$times")
 if [ "$state" = unresponsive ] && python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 0.010 else 1)" "$max"; then
@@ -245,11 +235,11 @@ ROOT=$(cd "$TESTS/.." && pwd)
 pg_running() { [ "$(sj spoke-a "d['postgres']['state']")" = running ]; }
 wait_until 15000 pg_running >/dev/null
 "$LAB" ctl spoke-a backup-now >/dev/null 2>&1
-backed_up() { get spoke-a /metrics | grep -q '^supervisor_backup_age_seconds [0-9]'; }
+backed_up() { lab_get spoke-a /metrics | grep -q '^supervisor_backup_age_seconds [0-9]'; }
 wait_until 30000 backed_up >/dev/null || tap_fail "a backup on spoke-a for the monitoring scrape" "$("$LAB" ctl spoke-a backups 2>&1 | head -5)"
 sleep 1.2 # one more snapshot after the run ended
 scrapes=$(mktemp -d)
-for n in spoke-a spoke-b hub; do get "$n" /metrics > "$scrapes/$n.metrics"; done
+for n in spoke-a spoke-b hub; do lab_get "$n" /metrics > "$scrapes/$n.metrics"; done
 if ! command -v promtool >/dev/null; then
 	tap_fail "promtool check metrics on the lab's scrapes" "promtool is missing: scripts/setup installs Debian's prometheus package"
 else

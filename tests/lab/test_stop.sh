@@ -42,11 +42,7 @@ for dev in $(losetup -j "$IMG" 2>/dev/null | cut -d: -f1); do
 	losetup -d "$dev"
 done
 
-rj() { # rj NODE EXPR: a Python expression over `ctl replication --json` as d
-	"$LAB" ctl "$1" replication --json 2>/dev/null |
-		python3 -c "import json,sys; d=json.load(sys.stdin); print($2)" 2>/dev/null
-}
-running() { [ "$(rj spoke-a "d['postgres']['state']")" = running ]; }
+running() { [ "$(ctl_json spoke-a replication "d['postgres']['state']")" = running ]; }
 psql_a() { "$LAB" exec spoke-a psql -h /run/supervisor/postgresql -U postgres -d postgres -XAtq -c "$1"; }
 log_since() { tail -n +"$(($1 + 1))" "$LAB_DIR/spoke-a/supervisor.log"; }
 # ms_between TEXT PATTERN1 PATTERN2: ms from the first line matching 1 to the next matching 2

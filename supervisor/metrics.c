@@ -130,11 +130,38 @@ static void tunnel_metrics(struct out *o, const struct node_snapshot *s)
 		sample(o, "wireguard_sent_bytes_total", (double)ov->peers[i].tx_bytes, "interface", iface,
 		       "peer", ov->peers[i].name, NULL);
 	}
+	family(o, "supervisor_wireguard_fresh_handshake_seconds", "gauge",
+	       "cluster.fresh_handshake in seconds: a peer's handshake at most this old is fresh.");
+	sample(o, "supervisor_wireguard_fresh_handshake_seconds", s->fresh_handshake_s, NULL);
 	family(o, "supervisor_tunnel_fresh", "gauge",
 	       "1 when this node's tunnel is fresh (spoke: its hub; hub: every spoke).");
 	sample(o, "supervisor_tunnel_fresh", flag(ov->state == TUNNEL_FRESH), NULL);
 	family(o, "supervisor_tunnel_repairs_total", "counter", "Overlay pieces found missing and restored.");
 	sample(o, "supervisor_tunnel_repairs_total", (double)ov->repairs, NULL);
+}
+
+/*
+ * pg_replication_slots.wal_status as an enum in labels: a sample per known
+ * value, 1 for the slot's own. Only for the slots seen here (downstream
+ * rows, as slot_retained_bytes); a status Postgres did not report, or one
+ * this build does not know, has no sample.
+ */
+static void slot_wal_status(struct out *o, const struct pg_member *m)
+{
+	static const char *const known[] = { "reserved", "extended", "unreserved", "lost" };
+	const char *ws = m->view == PG_MEMBER_DOWNSTREAM && m->slot_row ? m->slot_row->wal_status : NULL;
+	bool found = false;
+	size_t k;
+
+	for (k = 0; ws && k < ARRAY_SIZE(known); k++)
+		found |= strcmp(ws, known[k]) == 0;
+	if (!found)
+		return;
+	family(o, "supervisor_replication_slot_wal_status", "gauge",
+	       "1 for the WAL status of a replica's slot on this node (pg_replication_slots.wal_status), 0 for the others.");
+	for (k = 0; found && k < ARRAY_SIZE(known); k++)
+		sample(o, "supervisor_replication_slot_wal_status", flag(strcmp(ws, known[k]) == 0),
+		       "member", m->node->name, "slot", m->slot, "status", known[k], NULL);
 }
 
 static void postgres_metrics(struct out *o, const struct node_snapshot *s)
@@ -152,6 +179,14 @@ static void postgres_metrics(struct out *o, const struct node_snapshot *s)
 	       conf_pg_role_name(pg->role), "observed_role", seen ? seen : "", NULL);
 	family(o, "supervisor_postgres_timeline", "gauge", "Timeline of this node's Postgres.");
 	sample(o, "supervisor_postgres_timeline", pg->probed ? pg->timeline : NAN, NULL);
+	family(o, "supervisor_postgres_replay_paused", "gauge",
+	       "1 when WAL replay is paused on this replica (pg_is_wal_replay_paused); absent when not a replica.");
+	sample(o, "supervisor_postgres_replay_paused",
+	       pg->probed && pg->in_recovery == PG_TRI_TRUE && pg->replay_paused != PG_TRI_NULL ?
+	       flag(pg->replay_paused == PG_TRI_TRUE) : NAN, NULL);
+	family(o, "supervisor_replication_max_lag_seconds", "gauge",
+	       "backup.max_replica_lag in seconds: a replica further behind is degraded and takes no backup.");
+	sample(o, "supervisor_replication_max_lag_seconds", s->max_replica_lag_s, NULL);
 	for (i = 0; i < pg->n_members; i++) {
 		const struct pg_member *m = &pg->members[i];
 
@@ -202,6 +237,8 @@ static void postgres_metrics(struct out *o, const struct node_snapshot *s)
 		sample(o, "supervisor_replication_slot_retained_bytes",
 		       m->slot_row ? m->slot_row->retained_bytes : NAN, "member", m->node->name, "slot", m->slot, NULL);
 	}
+	for (i = 0; i < pg->n_members; i++)
+		slot_wal_status(o, &pg->members[i]);
 }
 
 static void disk_metric(struct out *o, const struct disk_usage *u)
@@ -223,6 +260,10 @@ static void node_metrics(struct out *o, const struct node_snapshot *s)
 	family(o, "supervisor_health", "gauge", "1 for the node's overall health, 0 for the others.");
 	for (i = 0; i < ARRAY_SIZE(levels); i++)
 		sample(o, "supervisor_health", flag(overall == levels[i]), "state", health_name(levels[i]), NULL);
+	family(o, "supervisor_health_reasons", "gauge",
+	       "Reasons /status lists for a part of the node's health (a count).");
+	for (i = 0; i < SNAP_PARTS; i++)
+		sample(o, "supervisor_health_reasons", (double)s->part[i].n_reasons, "part", snap_part_name(i), NULL);
 	family(o, "supervisor_uptime_seconds", "gauge", "Seconds since the supervisor started.");
 	sample(o, "supervisor_uptime_seconds", (double)s->uptime_s, NULL);
 	family(o, "supervisor_disk_free_bytes", "gauge", "Free bytes for unprivileged use.");
@@ -280,6 +321,12 @@ static void backup_metrics(struct out *o, const struct node_snapshot *s)
 		sample(o, "supervisor_backup_running", flag(b->running), NULL);
 		family(o, "supervisor_backup_failed_runs_total", "counter", "Runs that failed since start.");
 		sample(o, "supervisor_backup_failed_runs_total", b->failed_runs, NULL);
+		family(o, "supervisor_backup_last_run_failed", "gauge",
+		       "1 when the last backup run failed, 0 when it succeeded or none ran yet.");
+		sample(o, "supervisor_backup_last_run_failed", flag(b->last_run_failed), NULL);
+		family(o, "supervisor_backup_max_age_seconds", "gauge",
+		       "backup.max_age in seconds: the newest good backup's data may be at most this old.");
+		sample(o, "supervisor_backup_max_age_seconds", s->backup_max_age_s, NULL);
 	}
 	if (s->pg.probed && s->pg.has_archiver) {
 		family(o, "supervisor_postgres_wal_archived_total", "counter", "pg_stat_archiver.archived_count.");

@@ -11,6 +11,7 @@
 #include "lib/loop.h"
 #include "lib/mem.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -93,10 +94,13 @@ void snapshot_take(struct daemon *d, struct node_snapshot *s)
 		.root = disk_of("/"),
 		.data_dir = disk_of(hub ? NULL : me->settings.postgres.data_dir),
 		.backup_dir = disk_of(hub ? NULL : me->settings.backup.dir),
+		.fresh_handshake_s = d->conf->cluster.fresh_handshake_s,
 	};
 	pgwatch_report(d->pgwatch, &s->pg);
 	firewall_report(d->firewall, &s->fw);
 	backup_report(d->backup, &s->backup);
+	s->max_replica_lag_s = s->pg.state != PG_STATE_NONE ? me->settings.backup.max_replica_lag_s : NAN;
+	s->backup_max_age_s = s->backup.enabled ? s->backup.max_age_s : NAN;
 	take_children(d, s);
 
 	children_health(s, &s->part[SNAP_CHILDREN]);
@@ -106,6 +110,21 @@ void snapshot_take(struct daemon *d, struct node_snapshot *s)
 	firewall_foreign_health(&s->fw, &s->part[SNAP_FIREWALL_FOREIGN]);
 	backup_health(&s->backup, &s->part[SNAP_BACKUP]);
 	node_health(s, &s->part[SNAP_NODE]);
+}
+
+const char *snap_part_name(enum snap_part p)
+{
+	switch (p) {
+	case SNAP_CHILDREN: return "children";
+	case SNAP_TUNNEL: return "tunnel";
+	case SNAP_POSTGRES: return "postgres";
+	case SNAP_FIREWALL: return "firewall";
+	case SNAP_FIREWALL_FOREIGN: return "other_firewalls";
+	case SNAP_BACKUP: return "backup";
+	case SNAP_NODE: return "node";
+	case SNAP_PARTS: break;
+	}
+	return "unknown";
 }
 
 void snapshot_clear(struct node_snapshot *s)

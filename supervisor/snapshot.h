@@ -30,6 +30,9 @@ enum snap_part {
 	SNAP_PARTS
 };
 
+/* snap_part_name() - the part's label in /metrics: "tunnel", "other_firewalls", ... */
+const char *snap_part_name(enum snap_part p);
+
 #define SNAP_ALL ((1u << SNAP_PARTS) - 1)
 #define SNAP_BIT(p) (1u << (p))
 
@@ -61,6 +64,14 @@ struct node_snapshot {
 	struct child_status *children;       /* owned array */
 	size_t n_children;
 	struct disk_usage root, data_dir, backup_dir;
+	/*
+	 * The node's own thresholds, so alerts compare against its setting
+	 * rather than a default; NAN where the node has none (the hub runs no
+	 * Postgres, a node without backups has no max_age).
+	 */
+	double fresh_handshake_s;            /* cluster.fresh_handshake */
+	double max_replica_lag_s;            /* backup.max_replica_lag: a node running Postgres */
+	double backup_max_age_s;             /* backup.max_age: a node with backups */
 	struct health_report part[SNAP_PARTS];
 };
 

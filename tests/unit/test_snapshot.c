@@ -74,6 +74,9 @@ static void fixture_up(struct fixture *f)
 	s->root = (struct disk_usage){ .path = "/", .known = true, .free_bytes = 3ull << 30, .size_bytes = 8ull << 30 };
 	s->data_dir = (struct disk_usage){ .path = "/var/lib/postgresql/data" };
 	s->backup_dir = (struct disk_usage){ .path = "/var/backups" };
+	s->fresh_handshake_s = 180;
+	s->max_replica_lag_s = 300;
+	s->backup_max_age_s = NAN; /* backups disabled */
 }
 
 static void fixture_down(struct fixture *f)
@@ -160,6 +163,63 @@ static void test_metrics_unknown_is_absent(void **state)
 	fixture_down(&f);
 }
 
+/*
+ * The figures alerts need: the node's own thresholds, replay paused, the
+ * last run's result, a slot's WAL status as an enum in labels (rows seen
+ * downstream only), reasons per part; each absent while unknown.
+ */
+static void test_metrics_for_alerts(void **state)
+{
+	struct fixture f;
+	struct pg_slot slot = { .slot_name = "spoke_c", .wal_status = "lost", .active = PG_TRI_FALSE,
+				.safe_wal_size = NAN, .retained_bytes = 4096 };
+	struct pg_member *m;
+	char *text;
+
+	(void)state;
+	fixture_up(&f);
+	text = metrics_text(&f.s);
+	assert_non_null(strstr(text, "\nsupervisor_wireguard_fresh_handshake_seconds 180\n"));
+	assert_non_null(strstr(text, "\nsupervisor_replication_max_lag_seconds 300\n"));
+	assert_non_null(strstr(text, "\nsupervisor_postgres_replay_paused 0\n"));
+	assert_null(strstr(text, "supervisor_backup_max_age_seconds")); /* no backups here */
+	assert_null(strstr(text, "supervisor_backup_last_run_failed"));
+	assert_null(strstr(text, "supervisor_replication_slot_wal_status")); /* no downstream row */
+	assert_non_null(strstr(text, "\nsupervisor_health_reasons{part=\"tunnel\"} 0\n"));
+	assert_non_null(strstr(text, "\nsupervisor_health_reasons{part=\"other_firewalls\"} 0\n"));
+	free(text);
+
+	/* a primary with a downstream whose slot lost its WAL, another firewall, a failed run */
+	f.s.pg.replay_paused = PG_TRI_TRUE;
+	f.s.pg.in_recovery = PG_TRI_FALSE;
+	f.s.pg.n_members = 2;
+	f.s.pg.members = realloc(f.s.pg.members, 2 * sizeof(*f.s.pg.members));
+	m = &f.s.pg.members[1];
+	*m = (struct pg_member){ .node = &f.conf->nodes[3], .view = PG_MEMBER_DOWNSTREAM, .link = "absent",
+				 .slot_row = &slot, .replay_lag_bytes = NAN, .replay_lag_s = NAN,
+				 .send_lag_bytes = NAN, .flush_lag_bytes = NAN, .last_msg_age_s = NAN, .timeline = NAN };
+	snprintf(m->slot, sizeof(m->slot), "spoke_c");
+	health_add(&f.s.part[SNAP_FIREWALL_FOREIGN], HEALTH_DEGRADED, "firewall", "another firewall drops wg0");
+	health_add(&f.s.part[SNAP_FIREWALL_FOREIGN], HEALTH_DEGRADED, "firewall", "and another");
+	f.s.backup.enabled = true;
+	f.s.backup.last_run_failed = true;
+	f.s.backup_max_age_s = 93600;
+	text = metrics_text(&f.s);
+	assert_null(strstr(text, "\nsupervisor_postgres_replay_paused ")); /* not a replica: unknown */
+	assert_non_null(strstr(text, "\nsupervisor_health_reasons{part=\"other_firewalls\"} 2\n"));
+	assert_non_null(strstr(text, "\nsupervisor_backup_last_run_failed 1\n"));
+	assert_non_null(strstr(text, "\nsupervisor_backup_max_age_seconds 93600\n"));
+	assert_non_null(strstr(text, "# TYPE supervisor_replication_slot_wal_status gauge\n"));
+	assert_non_null(strstr(text, "\nsupervisor_replication_slot_wal_status{member=\"spoke-c\",slot=\"spoke_c\",status=\"reserved\"} 0\n"));
+	assert_non_null(strstr(text, "\nsupervisor_replication_slot_wal_status{member=\"spoke-c\",slot=\"spoke_c\",status=\"lost\"} 1\n"));
+	slot.wal_status = NULL; /* Postgres did not say: no sample at all */
+	free(text);
+	text = metrics_text(&f.s);
+	assert_null(strstr(text, "supervisor_replication_slot_wal_status"));
+	free(text);
+	fixture_down(&f);
+}
+
 /* /replica and /primary from the typed snapshot, with the reasons a load balancer logs. */
 static void test_ready(void **state)
 {
@@ -190,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_one_vocabulary),
 		cmocka_unit_test(test_health_by_parts),
 		cmocka_unit_test(test_metrics_unknown_is_absent),
+		cmocka_unit_test(test_metrics_for_alerts),
 		cmocka_unit_test(test_ready),
 	};
 

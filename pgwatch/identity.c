@@ -19,17 +19,17 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 #define IDENTITY_DEADLINE_MS 4000
 
 struct identity_check {
 	struct pgwatch *pw;
-	PGconn *conn;
-	struct loop_source *src, *deadline;
-	bool sent;
+	struct pg_session *session;
+	struct loop_source *deadline;
 	uint64_t local;
+	bool answered;
+	uint64_t upstream;
 	void (*done)(struct pgwatch *pw, int verdict, uint64_t upstream);
 };
 
@@ -49,10 +49,8 @@ int pg_local_sysid(const char *data_dir, uint64_t *out)
 static void teardown(struct identity_check *ic)
 {
 	ic->pw->identity = NULL;
-	loop_remove(ic->src);
+	pg_session_close(ic->session);
 	loop_remove(ic->deadline);
-	if (ic->conn)
-		PQfinish(ic->conn);
 	free(ic);
 }
 
@@ -65,56 +63,39 @@ static void finish(struct identity_check *ic, int verdict, uint64_t upstream)
 	done(pw, verdict, upstream);
 }
 
-static void on_identity(struct loop_source *src, int fd, uint32_t events, void *data)
+static void identity_ready(void *data, struct pg_session *s)
+{
+	if (pg_session_send(s, "IDENTIFY_SYSTEM") < 0)
+		finish(data, IDENTITY_UNKNOWN, 0);
+}
+
+static void identity_result(void *data, PGresult *res)
 {
 	struct identity_check *ic = data;
-	PGresult *res;
 
-	(void)src;
-	(void)fd;
-	(void)events;
-	if (!ic->sent) {
-		switch (PQconnectPoll(ic->conn)) {
-		case PGRES_POLLING_READING:
-			loop_fd_events(ic->src, EPOLLIN);
-			return;
-		case PGRES_POLLING_WRITING:
-			loop_fd_events(ic->src, EPOLLOUT);
-			return;
-		case PGRES_POLLING_FAILED:
-			log_warnx("pgwatch", "cannot reach the upstream to check the system identifier error=\"%.200s\"",
-				  PQerrorMessage(ic->conn));
-			finish(ic, IDENTITY_UNKNOWN, 0);
-			return;
-		case PGRES_POLLING_OK:
-		case PGRES_POLLING_ACTIVE:
-			break;
-		}
-		if (PQsetnonblocking(ic->conn, 1) != 0 || !PQsendQuery(ic->conn, "IDENTIFY_SYSTEM")) {
-			finish(ic, IDENTITY_UNKNOWN, 0);
-			return;
-		}
-		ic->sent = true;
-		loop_fd_events(ic->src, EPOLLIN);
-		return;
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+		ic->upstream = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		ic->answered = true;
 	}
-	if (!PQconsumeInput(ic->conn)) {
-		finish(ic, IDENTITY_UNKNOWN, 0);
-		return;
-	}
-	if (PQisBusy(ic->conn))
-		return;
-	res = PQgetResult(ic->conn);
-	if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-		uint64_t up = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-
-		PQclear(res);
-		finish(ic, up == ic->local ? IDENTITY_SAME : IDENTITY_DIFFERENT, up);
-		return;
-	}
-	PQclear(res);
-	finish(ic, IDENTITY_UNKNOWN, 0);
 }
+
+static void identity_done(void *data, struct pg_session *s, const char *error)
+{
+	struct identity_check *ic = data;
+
+	(void)s;
+	if (error && !ic->answered)
+		log_warnx("pgwatch", "cannot reach the upstream to check the system identifier error=\"%.200s\"",
+			  error);
+	if (error || !ic->answered)
+		finish(ic, IDENTITY_UNKNOWN, 0);
+	else
+		finish(ic, ic->upstream == ic->local ? IDENTITY_SAME : IDENTITY_DIFFERENT, ic->upstream);
+}
+
+static const struct pg_session_ops identity_ops = {
+	.ready = identity_ready, .result = identity_result, .done = identity_done,
+};
 
 static void on_identity_deadline(struct loop_source *src, void *data)
 {
@@ -139,13 +120,9 @@ int identity_check_start(struct pgwatch *pw, uint64_t local,
 			     "connect_timeout=3 application_name=%s-identity",
 			     conf_ip_str(up->overlay_ip, ip), up->settings.postgres.port,
 			     me->settings.postgres.replication_user, pw->passfile, me->name);
-	ic->conn = PQconnectStart(conninfo);
-	if (!ic->conn || PQstatus(ic->conn) == CONNECTION_BAD ||
-	    loop_add_fd(pw->loop, PQsocket(ic->conn), EPOLLOUT, on_identity, ic, &ic->src) < 0 ||
+	if (pg_session_open(pw->loop, conninfo, &identity_ops, ic, &ic->session) < 0 ||
 	    loop_add_timer(pw->loop, on_identity_deadline, ic, &ic->deadline) < 0) {
-		loop_remove(ic->src);
-		if (ic->conn)
-			PQfinish(ic->conn);
+		pg_session_close(ic->session);
 		free(ic);
 		return -EIO;
 	}

@@ -50,8 +50,7 @@ struct pgwatch {
 	char rundir[256], sockdir[300], passfile[300];
 	char password[256];
 	/* probes */
-	PGconn *conn;
-	struct loop_source *conn_src;
+	struct pg_session *probe;     /* the probe's connection, while one runs */
 	struct loop_source *probe_timer;
 	struct loop_source *probe_deadline;
 	enum probe_step probe_step;
@@ -79,12 +78,34 @@ struct pgwatch {
 	/* As a replica, since when (now_ms(), 0: not so) replay is paused / the receiver is not streaming. */
 	uint64_t paused_since_ms, rx_down_since_ms;
 	/* the CHECKPOINT before a stop (stop.c) */
-	PGconn *ckpt_conn;
-	struct loop_source *ckpt_src;
-	bool ckpt_sent;
+	struct pg_session *ckpt;
 	struct child *ckpt_child;        /* waiting for it; NULL when none is in flight */
 	uint64_t ckpt_started_ms;
 };
+
+/*
+ * session.c: one libpq connection driven from the loop (connect, then one
+ * query at a time). The ops are called from the loop; any of them may
+ * close the session.
+ */
+struct pg_session;
+struct pg_session_ops {
+	/* connected: send the first query with pg_session_send() (or close) */
+	void (*ready)(void *data, struct pg_session *s);
+	/* each good result (tuples or command ok) of the query in flight; may be NULL */
+	void (*result)(void *data, PGresult *res);
+	/* the query finished (@error NULL, or its first error), or the connection failed (@error) */
+	void (*done)(void *data, struct pg_session *s, const char *error);
+};
+/* pg_session_open() - start connecting with @conninfo. Return: 0 or -errno (-EIO: libpq refused it at once). */
+int pg_session_open(struct loop *loop, const char *conninfo, const struct pg_session_ops *ops, void *data,
+		    struct pg_session **out);
+/* pg_session_send() - send @sql (one or more statements). Return: 0, -EBUSY (not connected or busy), -EIO. */
+int pg_session_send(struct pg_session *s, const char *sql);
+/* pg_session_conn() - the connection, for libpq calls that need one (e.g. PQencryptPasswordConn). */
+PGconn *pg_session_conn(struct pg_session *s);
+/* pg_session_close() - disconnect and free; NULL is fine. Return: NULL. */
+struct pg_session *pg_session_close(struct pg_session *s);
 
 /* identity.c: is a replica's data dir from its upstream's cluster? */
 enum {

@@ -84,10 +84,7 @@ static const char probe_sql[] =
 
 static void probe_finish(struct pgwatch *pw)
 {
-	pw->conn_src = loop_remove(pw->conn_src);
-	if (pw->conn)
-		PQfinish(pw->conn);
-	pw->conn = NULL;
+	pw->probe = pg_session_close(pw->probe);
 	pw->probe_step = PROBE_STEP_IDLE;
 	loop_timer_disarm(pw->probe_deadline);
 }
@@ -110,18 +107,6 @@ static void probe_failed(struct pgwatch *pw, bool timeout, const char *why)
 	pw->failures++;
 	if (postmaster_running(pw))
 		lifecycle_probe_failed(pw, timeout);
-}
-
-static void on_conn(struct loop_source *src, int fd, uint32_t events, void *data);
-
-static void wait_for(struct pgwatch *pw, uint32_t events)
-{
-	if (!pw->conn_src) {
-		if (loop_add_fd(pw->loop, PQsocket(pw->conn), events, on_conn, pw, &pw->conn_src) < 0)
-			probe_failed(pw, false, "cannot watch the connection");
-		return;
-	}
-	loop_fd_events(pw->conn_src, events);
 }
 
 static const char *downstream_slots_sql(const struct pgwatch *pw, char *buf, size_t size)
@@ -151,10 +136,10 @@ static int send_setup(struct pgwatch *pw)
 {
 	const struct conf_postgres *pg = &conf_self(pw->conf)->settings.postgres;
 	char slots[2048];
-	char *verifier = PQencryptPasswordConn(pw->conn, pw->password, pg->replication_user,
+	char *verifier = PQencryptPasswordConn(pg_session_conn(pw->probe), pw->password, pg->replication_user,
 					       "scram-sha-256");
 	_cleanup_free_ char *sql = NULL;
-	int ok;
+	int r;
 
 	if (!verifier)
 		return -EINVAL;
@@ -168,43 +153,49 @@ static int send_setup(struct pgwatch *pw)
 			pg->replication_user, pg->replication_user, pg->replication_user, verifier,
 			slots[0] ? slots : "");
 	PQfreemem(verifier);
-	ok = PQsendQuery(pw->conn, sql);
+	r = pg_session_send(pw->probe, sql);
 	explicit_zero(sql, strlen(sql));
-	return ok ? 0 : -EIO;
+	return r;
 }
 
-static void take_result(struct pgwatch *pw)
+/* The probe query's one row: the server's JSON (see probe_sql). */
+static void probe_result(void *data, PGresult *res)
 {
-	PGresult *res;
-	bool failed = false;
-	char err[300] = "";
+	struct pgwatch *pw = data;
+	struct timespec ts;
+	json_t *j;
 
-	while ((res = PQgetResult(pw->conn))) {
-		ExecStatusType st = PQresultStatus(res);
+	if (pw->probe_step != PROBE_STEP_QUERY || PQntuples(res) != 1 ||
+	    !(j = json_loads(PQgetvalue(res, 0, 0), 0, NULL)))
+		return;
+	json_decref(pw->last);
+	pw->last = j;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	pw->last_ok_wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	pw->last_ok_mono_ms = now_ms();
+}
 
-		if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-			failed = true;
-			snprintf(err, sizeof(err), "%s", PQresultErrorMessage(res));
-		} else if (pw->probe_step == PROBE_STEP_QUERY && PQntuples(res) == 1) {
-			json_error_t je;
-			json_t *j = json_loads(PQgetvalue(res, 0, 0), 0, &je);
-			struct timespec ts;
+static void probe_ready(void *data, struct pg_session *s)
+{
+	struct pgwatch *pw = data;
 
-			if (j) {
-				json_decref(pw->last);
-				pw->last = j;
-				clock_gettime(CLOCK_REALTIME, &ts);
-				pw->last_ok_wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-				pw->last_ok_mono_ms = now_ms();
-			}
-		}
-		PQclear(res);
+	if (pg_session_send(s, probe_sql) < 0) {
+		probe_failed(pw, false, PQerrorMessage(pg_session_conn(s)));
+		return;
 	}
-	if (failed) {
+	pw->probe_step = PROBE_STEP_QUERY;
+}
+
+static void probe_done(void *data, struct pg_session *s, const char *error)
+{
+	struct pgwatch *pw = data;
+
+	(void)s;
+	if (error) {
 		if (pw->probe_step == PROBE_STEP_SETUP)
 			log_errorx("pgwatch", "setting up the replication role and slots failed error=\"%.200s\"",
-				   err);
-		probe_failed(pw, false, err);
+				   error);
+		probe_failed(pw, false, error);
 		return;
 	}
 	if (pw->probe_step == PROBE_STEP_SETUP) {
@@ -221,63 +212,16 @@ static void take_result(struct pgwatch *pw)
 	json_decref(pw->bound);
 	pw->bound = listen_check(conf_self(pw->conf)->settings.postgres.port);
 	if (!json_is_true(json_object_get(pw->last, "in_recovery")) && !pw->setup_done &&
-	    pw->password[0]) {
-		if (send_setup(pw) == 0) {
-			pw->probe_step = PROBE_STEP_SETUP;
-			wait_for(pw, EPOLLIN);
-			return;
-		}
+	    pw->password[0] && send_setup(pw) == 0) {
+		pw->probe_step = PROBE_STEP_SETUP;
+		return;
 	}
 	probe_finish(pw);
 }
 
-static void on_conn(struct loop_source *src, int fd, uint32_t events, void *data)
-{
-	struct pgwatch *pw = data;
-
-	(void)src;
-	(void)fd;
-	(void)events;
-	if (pw->probe_step == PROBE_STEP_CONNECTING) {
-		switch (PQconnectPoll(pw->conn)) {
-		case PGRES_POLLING_READING:
-			wait_for(pw, EPOLLIN);
-			return;
-		case PGRES_POLLING_WRITING:
-			wait_for(pw, EPOLLOUT);
-			return;
-		case PGRES_POLLING_FAILED:
-			probe_failed(pw, false, PQerrorMessage(pw->conn));
-			return;
-		case PGRES_POLLING_OK:
-		case PGRES_POLLING_ACTIVE:
-			break;
-		}
-		if (PQsetnonblocking(pw->conn, 1) != 0 || !PQsendQuery(pw->conn, probe_sql)) {
-			probe_failed(pw, false, PQerrorMessage(pw->conn));
-			return;
-		}
-		pw->probe_step = PROBE_STEP_QUERY;
-		if (PQflush(pw->conn) == 1)
-			wait_for(pw, EPOLLIN | EPOLLOUT);
-		else
-			wait_for(pw, EPOLLIN);
-		return;
-	}
-	if (PQflush(pw->conn) == 1) {
-		wait_for(pw, EPOLLIN | EPOLLOUT);
-		return;
-	}
-	if (!PQconsumeInput(pw->conn)) {
-		probe_failed(pw, false, PQerrorMessage(pw->conn));
-		return;
-	}
-	if (PQisBusy(pw->conn)) {
-		wait_for(pw, EPOLLIN);
-		return;
-	}
-	take_result(pw);
-}
+static const struct pg_session_ops probe_ops = {
+	.ready = probe_ready, .result = probe_result, .done = probe_done,
+};
 
 static void on_probe(struct loop_source *src, void *data)
 {
@@ -295,15 +239,12 @@ static void on_probe(struct loop_source *src, void *data)
 	lifecycle_postmaster_present(pw);
 	conninfo = xasprintf("host=%s port=%u user=%s dbname=postgres connect_timeout=2 "
 			     "application_name=supervisor", pw->sockdir, pg->port, pg->user);
-	pw->conn = PQconnectStart(conninfo);
-	if (!pw->conn || PQstatus(pw->conn) == CONNECTION_BAD) {
-		probe_failed(pw, false, pw->conn ? PQerrorMessage(pw->conn) : "out of memory");
+	if (pg_session_open(pw->loop, conninfo, &probe_ops, pw, &pw->probe) < 0) {
+		probe_failed(pw, false, "cannot start a connection");
 		return;
 	}
 	pw->probe_step = PROBE_STEP_CONNECTING;
 	loop_timer_arm(pw->probe_deadline, PROBE_DEADLINE_MS, 0);
-	if (loop_add_fd(pw->loop, PQsocket(pw->conn), EPOLLOUT, on_conn, pw, &pw->conn_src) < 0)
-		probe_failed(pw, false, "cannot watch the connection");
 }
 
 static void on_deadline(struct loop_source *src, void *data)

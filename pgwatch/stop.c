@@ -28,7 +28,6 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/epoll.h>
 
 /* What stops after Postgres (wireguard-go, orphans) gets this much of the budget. */
 #define STOP_RESERVE_MS 2000
@@ -61,11 +60,7 @@ void pg_stop_steps(const struct pg_stop_plan *plan, struct child_stop_step steps
 
 static void checkpoint_teardown(struct pgwatch *pw)
 {
-	pw->ckpt_src = loop_remove(pw->ckpt_src);
-	if (pw->ckpt_conn)
-		PQfinish(pw->ckpt_conn);
-	pw->ckpt_conn = NULL;
-	pw->ckpt_sent = false;
+	pw->ckpt = pg_session_close(pw->ckpt);
 	pw->ckpt_child = NULL;
 }
 
@@ -91,56 +86,21 @@ static void checkpoint_finish(struct pgwatch *pw, const char *error)
 		child_stop_continue(c);
 }
 
-static void on_checkpoint(struct loop_source *src, int fd, uint32_t events, void *data)
+static void checkpoint_ready(void *data, struct pg_session *s)
 {
-	struct pgwatch *pw = data;
-	PGresult *res;
-	bool ok = false;
-	char err[300] = "";
-
-	(void)src;
-	(void)fd;
-	(void)events;
-	if (!pw->ckpt_sent) {
-		switch (PQconnectPoll(pw->ckpt_conn)) {
-		case PGRES_POLLING_READING:
-			loop_fd_events(pw->ckpt_src, EPOLLIN);
-			return;
-		case PGRES_POLLING_WRITING:
-			loop_fd_events(pw->ckpt_src, EPOLLOUT);
-			return;
-		case PGRES_POLLING_FAILED:
-			checkpoint_finish(pw, PQerrorMessage(pw->ckpt_conn));
-			return;
-		case PGRES_POLLING_OK:
-		case PGRES_POLLING_ACTIVE:
-			break;
-		}
-		/* A short command: it fits the socket buffer, no flushing to wait for. */
-		if (PQsetnonblocking(pw->ckpt_conn, 1) != 0 || !PQsendQuery(pw->ckpt_conn, "CHECKPOINT") ||
-		    PQflush(pw->ckpt_conn) < 0) {
-			checkpoint_finish(pw, PQerrorMessage(pw->ckpt_conn));
-			return;
-		}
-		pw->ckpt_sent = true;
-		loop_fd_events(pw->ckpt_src, EPOLLIN);
-		return;
-	}
-	if (!PQconsumeInput(pw->ckpt_conn)) {
-		checkpoint_finish(pw, PQerrorMessage(pw->ckpt_conn));
-		return;
-	}
-	if (PQisBusy(pw->ckpt_conn))
-		return;
-	while ((res = PQgetResult(pw->ckpt_conn))) {
-		if (PQresultStatus(res) == PGRES_COMMAND_OK)
-			ok = true;
-		else
-			snprintf(err, sizeof(err), "%s", PQresultErrorMessage(res));
-		PQclear(res);
-	}
-	checkpoint_finish(pw, ok && !err[0] ? NULL : err[0] ? err : "no result");
+	if (pg_session_send(s, "CHECKPOINT") < 0)
+		checkpoint_finish(data, PQerrorMessage(pg_session_conn(s)));
 }
+
+static void checkpoint_done(void *data, struct pg_session *s, const char *error)
+{
+	(void)s;
+	checkpoint_finish(data, error);
+}
+
+static const struct pg_session_ops checkpoint_ops = {
+	.ready = checkpoint_ready, .done = checkpoint_done,
+};
 
 /* child_spec.before_stop of the postmaster. */
 static int checkpoint_begin(struct child *c, void *data)
@@ -157,9 +117,7 @@ static int checkpoint_begin(struct child *c, void *data)
 	checkpoint_teardown(pw);
 	conninfo = xasprintf("host=%s port=%u user=%s dbname=postgres application_name=supervisor-stop",
 			     pw->sockdir, pg->port, pg->user);
-	pw->ckpt_conn = PQconnectStart(conninfo);
-	if (!pw->ckpt_conn || PQstatus(pw->ckpt_conn) == CONNECTION_BAD ||
-	    loop_add_fd(pw->loop, PQsocket(pw->ckpt_conn), EPOLLOUT, on_checkpoint, pw, &pw->ckpt_src) < 0) {
+	if (pg_session_open(pw->loop, conninfo, &checkpoint_ops, pw, &pw->ckpt) < 0) {
 		checkpoint_teardown(pw);
 		return -EIO;
 	}
@@ -176,7 +134,7 @@ static void checkpoint_cancel(struct child *c, void *data)
 	struct pgwatch *pw = data;
 
 	(void)c;
-	if (!pw->ckpt_conn)
+	if (!pw->ckpt)
 		return;
 	log_warnx("pgwatch", "checkpoint before stopping postgres abandoned after_ms=%llu "
 		  "(what it has not written, the shutdown checkpoint writes)",

@@ -24,11 +24,6 @@ enum health health_worse(enum health a, enum health b)
 	return b > a ? b : a;
 }
 
-void health_raise(struct health_report *r, enum health level)
-{
-	r->level = health_worse(r->level, level);
-}
-
 void health_add(struct health_report *r, enum health level, const char *component, const char *fmt, ...)
 {
 	struct health_reason *x;
@@ -42,20 +37,7 @@ void health_add(struct health_report *r, enum health level, const char *componen
 	if (vasprintf(&x->text, fmt, ap) < 0)
 		fatalx("health", "out of memory");
 	va_end(ap);
-	health_raise(r, level);
-}
-
-void health_merge(struct health_report *into, struct health_report *from)
-{
-	if (from->n_reasons) {
-		into->reasons = xreallocarray(into->reasons, into->n_reasons + from->n_reasons,
-					      sizeof(*into->reasons));
-		memcpy(into->reasons + into->n_reasons, from->reasons, from->n_reasons * sizeof(*from->reasons));
-		into->n_reasons += from->n_reasons;
-	}
-	health_raise(into, from->level);
-	free(from->reasons);
-	*from = (struct health_report){ 0 };
+	r->level = health_worse(r->level, level);
 }
 
 void health_report_clear(struct health_report *r)

@@ -51,12 +51,6 @@ struct health_report {
 void health_add(struct health_report *r, enum health level, const char *component,
 		const char *fmt, ...) _printf_(4, 5);
 
-/* health_raise() - raise @r's level without a reason of its own (one was added elsewhere). */
-void health_raise(struct health_report *r, enum health level);
-
-/* health_merge() - add @from's reasons to @into and take the worse level; @from is emptied. */
-void health_merge(struct health_report *into, struct health_report *from);
-
 /* health_report_clear() - free the reasons; the report is empty and ok again. */
 void health_report_clear(struct health_report *r);
 

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "lib/common.h"
+#include "lib/health.h"
 #include "lib/log.h"
 #include "lib/str.h"
 #include "lib/wgkey.h"
@@ -107,6 +108,30 @@ static void test_edit_distance(void **state)
 	assert_int_equal(edit_distance("", "abc"), 3);
 }
 
+/* Worse-of is a comparison with unknown worst; a finding raises the level, a note does not. */
+static void test_health_report(void **state)
+{
+	struct health_report r = { 0 };
+
+	(void)state;
+	assert_int_equal(health_worse(HEALTH_OK, HEALTH_DEGRADED), HEALTH_DEGRADED);
+	assert_int_equal(health_worse(HEALTH_CRITICAL, HEALTH_DEGRADED), HEALTH_CRITICAL);
+	assert_int_equal(health_worse(HEALTH_CRITICAL, HEALTH_UNKNOWN), HEALTH_UNKNOWN);
+	assert_string_equal(health_name(HEALTH_DEGRADED), "degraded");
+	health_add(&r, HEALTH_OK, "backup", "backup: a note %d", 1);
+	assert_int_equal(r.level, HEALTH_OK);
+	health_add(&r, HEALTH_CRITICAL, "tunnel", "tunnel down: %s", "no key");
+	health_add(&r, HEALTH_DEGRADED, "backup", "backup: stale");
+	assert_int_equal(r.level, HEALTH_CRITICAL);
+	assert_int_equal(r.n_reasons, 3);
+	assert_string_equal(r.reasons[1].text, "tunnel down: no key");
+	assert_string_equal(r.reasons[1].component, "tunnel");
+	assert_int_equal(r.reasons[2].level, HEALTH_DEGRADED);
+	health_report_clear(&r);
+	assert_int_equal(r.level, HEALTH_OK);
+	assert_int_equal(r.n_reasons, 0);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
@@ -116,6 +141,7 @@ int main(void)
 		cmocka_unit_test(test_log_quote),
 		cmocka_unit_test(test_log_line_format),
 		cmocka_unit_test(test_edit_distance),
+		cmocka_unit_test(test_health_report),
 	};
 
 	return cmocka_run_group_tests_name("lib", tests, NULL, NULL);

@@ -21,12 +21,18 @@
 
 typedef void ctl_handler_fn(struct daemon *d, const char *args, json_t *reply);
 
-/* A judged reply: @parts' level as "health" (ctl's exit status) and their reasons. */
-static void judged(json_t *reply, const struct node_snapshot *s, unsigned parts)
+/*
+ * A judged reply: @parts' level as "health" (ctl's exit status; also as
+ * "overall" in the replies that stand for the node or its database), and
+ * their reasons.
+ */
+static void judged(json_t *reply, const struct node_snapshot *s, unsigned parts, bool overall)
 {
 	json_t *reasons = json_array();
 	enum health h = snapshot_health(s, parts, reasons);
 
+	if (overall)
+		json_object_set_new(reply, "overall", json_string(health_name(h)));
 	json_object_set_new(reply, "reasons", reasons);
 	json_object_set_new(reply, "health", json_string(health_name(h)));
 }
@@ -51,8 +57,7 @@ static void ctl_status(struct daemon *d, const char *args, json_t *reply)
 	json_object_set_new(reply, "replication", render_replication(&s));
 	json_object_set_new(reply, "firewall", render_firewall(&s, true));
 	json_object_set_new(reply, "children", render_children(&s));
-	json_object_set_new(reply, "overall", json_string(health_name(snapshot_health(&s, SNAP_ALL, NULL))));
-	judged(reply, &s, SNAP_ALL);
+	judged(reply, &s, SNAP_ALL, true);
 	snapshot_clear(&s);
 }
 
@@ -65,7 +70,7 @@ static void ctl_tunnel(struct daemon *d, const char *args, json_t *reply)
 	json_object_set_new(reply, "node", json_string(s.self->name));
 	json_object_set_new(reply, "tunnel", render_tunnel(&s));
 	/* On the hub, fresh tunnels carry nothing while another firewall drops wg0 to wg0. */
-	judged(reply, &s, SNAP_BIT(SNAP_TUNNEL) | SNAP_BIT(SNAP_FIREWALL_FOREIGN));
+	judged(reply, &s, SNAP_BIT(SNAP_TUNNEL) | SNAP_BIT(SNAP_FIREWALL_FOREIGN), false);
 	snapshot_clear(&s);
 }
 
@@ -84,8 +89,7 @@ static void ctl_replication(struct daemon *d, const char *args, json_t *reply)
 	json_object_set_new(reply, "node", json_string(s.self->name));
 	json_object_set_new(reply, "postgres", render_postgres(&s));
 	json_object_set_new(reply, "replication", render_replication(&s));
-	json_object_set_new(reply, "overall", json_string(health_name(snapshot_health(&s, parts, NULL))));
-	judged(reply, &s, parts);
+	judged(reply, &s, parts, true);
 	snapshot_clear(&s);
 }
 
@@ -99,7 +103,7 @@ static void ctl_firewall(struct daemon *d, const char *args, json_t *reply)
 	snapshot_take(d, &s);
 	json_object_set_new(reply, "node", json_string(s.self->name));
 	json_object_set_new(reply, "firewall", render_firewall(&s, true));
-	judged(reply, &s, SNAP_BIT(SNAP_FIREWALL) | SNAP_BIT(SNAP_FIREWALL_FOREIGN));
+	judged(reply, &s, SNAP_BIT(SNAP_FIREWALL) | SNAP_BIT(SNAP_FIREWALL_FOREIGN), false);
 	snapshot_clear(&s);
 }
 
@@ -139,7 +143,7 @@ static void ctl_backups(struct daemon *d, const char *args, json_t *reply)
 	snapshot_take(d, &s);
 	json_object_set_new(reply, "node", json_string(s.self->name));
 	json_object_set_new(reply, "backup", s.hub ? json_null() : backup_listing(d, &s));
-	judged(reply, &s, SNAP_BIT(SNAP_BACKUP));
+	judged(reply, &s, SNAP_BIT(SNAP_BACKUP), false);
 	snapshot_clear(&s);
 }
 

@@ -6,7 +6,10 @@
  * is not); starts the supervised children; serves the control socket;
  * reloads on SIGHUP or `ctl reload` without ever dropping the running
  * configuration for a bad one; and on SIGTERM/SIGINT stops everything in
- * reverse order within the shutdown budget before it exits.
+ * reverse order within the shutdown budget before it exits. Under systemd
+ * (Type=notify) it says READY=1 once wg0 is up and the firewall applied,
+ * RELOADING=1/READY=1 around a reload, STOPPING=1, and pings the watchdog
+ * (lib/notify.h); without NOTIFY_SOCKET none of that happens.
  */
 #include "supervisor/daemon.h"
 #include "child/child.h"
@@ -88,7 +91,8 @@ static bool same_child(const struct child_spec *a, const struct child_spec *b)
 /*
  * Children never see the WireGuard private key or the replication password:
  * when they came in through environment variables, their environment is
- * ours without them.
+ * ours without them. Nor systemd's notify socket: Postgres (built with
+ * systemd support) would send its own READY=1 to it.
  */
 static bool is_var(const char *entry, const char *name)
 {
@@ -107,7 +111,8 @@ static void set_child_env(struct daemon *d)
 		n++;
 	env = xcalloc(n + 1, sizeof(*env));
 	for (size_t i = 0; i < n; i++) {
-		if (is_var(environ[i], s->keys.private_key_env) || is_var(environ[i], s->postgres.password_env))
+		if (is_var(environ[i], s->keys.private_key_env) || is_var(environ[i], s->postgres.password_env) ||
+		    notify_env_var(environ[i]))
 			continue;
 		env[k++] = environ[i];
 	}
@@ -188,7 +193,7 @@ static void apply_names(struct daemon *d)
 	}
 }
 
-int daemon_reload(struct daemon *d, json_t *errors)
+static int reload(struct daemon *d, json_t *errors)
 {
 	struct conf_diag diag = { 0 };
 	struct conf *next = NULL;
@@ -243,6 +248,25 @@ int daemon_reload(struct daemon *d, json_t *errors)
 	return 0;
 }
 
+int daemon_reload(struct daemon *d, json_t *errors)
+{
+	bool was_ready = d->ready;
+	int r;
+
+	/*
+	 * Reloading, then ready again, whether the file was taken or not (a
+	 * refused one leaves the running configuration in force). Before the
+	 * first READY=1 there is nothing to tell: that one comes when the
+	 * node is up.
+	 */
+	if (was_ready)
+		notify_reloading(d->notify);
+	r = reload(d, errors);
+	if (was_ready)
+		notify_ready(d->notify);
+	return r;
+}
+
 /* ---- signals ------------------------------------------------------------ */
 
 static void shutdown_done(void *data, int status)
@@ -259,6 +283,7 @@ static void begin_shutdown(struct daemon *d, const char *why)
 	if (child_set_shutting_down(d->children))
 		return;
 	log_info("supervisor", "shutting down reason=%s", why);
+	notify_stopping(d->notify);
 	child_set_shutdown(d->children, conf_self(d->conf)->settings.supervision.shutdown_budget_ms,
 			   shutdown_done, d);
 }
@@ -287,12 +312,32 @@ static void on_sighup(struct loop *loop, const struct signalfd_siginfo *si, void
 	(void)daemon_reload(data, NULL);
 }
 
+/*
+ * READY=1 for the service manager once wg0 is up (configured, whatever the
+ * handshakes) and our firewall table is in force: from then on the hub
+ * serves. A spoke's supervisor is PID 1 without a service manager; where
+ * one runs it, the same point counts. Sent once; reloads say it again.
+ */
+static void maybe_ready(struct daemon *d)
+{
+	if (d->ready || !d->overlay || !d->firewall || child_set_shutting_down(d->children))
+		return;
+	if (firewall_status(d->firewall)->state != FW_STATE_APPLIED ||
+	    overlay_status(d->overlay)->state == TUNNEL_DOWN)
+		return;
+	d->ready = true;
+	log_info("supervisor", "ready interface=%s firewall=applied notify=%s",
+		 overlay_status(d->overlay)->interface, notify_enabled(d->notify) ? "yes" : "no");
+	notify_ready(d->notify);
+}
+
 /* Postgres starts once the tunnel is fresh (pgwatch holds that gate). */
 static void on_tunnel(void *data, enum tunnel_state st)
 {
 	struct daemon *d = data;
 
 	pgwatch_tunnel(d->pgwatch, st == TUNNEL_FRESH);
+	maybe_ready(d);
 }
 
 /* Postgres also waits for the firewall: it never listens unprotected. */
@@ -301,6 +346,7 @@ static void on_firewall(void *data, enum fw_state st)
 	struct daemon *d = data;
 
 	pgwatch_firewall(d->pgwatch, st == FW_STATE_APPLIED, firewall_status(d->firewall)->last_error);
+	maybe_ready(d);
 }
 
 /* Backup runs need a Postgres that answers. */
@@ -347,6 +393,8 @@ static int setup(struct daemon *d)
 	if (!d->pid1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		log_warn("supervisor", "cannot become a child subreaper; orphans will not be reaped");
 	if ((r = loop_new(&d->loop)) < 0)
+		return r;
+	if ((r = notify_new(d->loop, &d->notify)) < 0)
 		return r;
 	if ((r = child_set_new(d->loop, &pol, &d->children)) < 0)
 		return r;
@@ -431,6 +479,7 @@ int daemon_run(const struct daemon_opts *opts)
 	backup_free(d.backup);
 	pgwatch_free(d.pgwatch);
 	firewall_free(d.firewall);
+	notify_free(d.notify);
 	child_set_free(d.children);
 	loop_free(d.loop);
 	conf_free(d.conf);

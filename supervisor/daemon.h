@@ -16,6 +16,7 @@
 #include "lib/common.h"
 #include "lib/health.h"
 #include "lib/loop.h"
+#include "lib/notify.h"
 #include "overlay/overlay.h"
 #include "pgwatch/pgwatch.h"
 #include "supervisor/supervisor.h"
@@ -44,6 +45,8 @@ struct daemon {
 	struct overlay *overlay;
 	struct pgwatch *pgwatch;
 	struct backup *backup;
+	struct notify *notify;     /* the service manager (systemd), if any */
+	bool ready;                /* READY=1 was sent: wg0 up, firewall applied */
 	char *self_exe;            /* this binary, for backup runs */
 	int exit_code;
 	struct conf_child *pending; /* changed children waiting for the old one to exit */

@@ -14,7 +14,8 @@
  * /replica (200 or 503, for load balancers), GET and HEAD only. The port is
  * public: requests are limited in size (16 KiB per connection), number
  * (256, of which 64 per client address) and time (10 s idle), and the
- * parser is libmicrohttpd's in strict mode.
+ * parser is libmicrohttpd's in strict mode. The same once-a-second
+ * snapshot gives systemd its STATUS= line (status_line(), lib/notify.h).
  */
 #include "supervisor/snapshot.h"
 #include "lib/common.h"
@@ -151,6 +152,12 @@ static void refresh(struct http *h)
 	self = snapshot_self_member(&snap);
 	lag = self && !isnan(self->replay_lag_bytes) ? (int64_t)self->replay_lag_bytes : -1;
 	status = json_response(status_document(&snap));
+	if (notify_enabled(h->d->notify)) { /* systemd's STATUS=, sent when it changed */
+		char *line = status_line(&snap);
+
+		notify_status(h->d->notify, line);
+		free(line);
+	}
 	snapshot_clear(&snap);
 
 	pthread_mutex_lock(&h->lock);

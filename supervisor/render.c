@@ -10,9 +10,11 @@
 #include "supervisor/snapshot.h"
 #include "child/child.h"
 #include "lib/loop.h"
+#include "lib/mem.h"
 #include "lib/proc.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -439,6 +441,35 @@ json_t *status_document(const struct node_snapshot *s)
 	set(doc, "overall", json_string(health_name(h)));
 	set(doc, "reasons", reasons);
 	return doc;
+}
+
+/* ---- the service manager's one line ------------------------------------------------- */
+
+char *status_line(const struct node_snapshot *s)
+{
+	json_t *reasons = json_array();
+	enum health h = snapshot_health(s, SNAP_ALL, reasons);
+	char *line = NULL;
+	size_t len = 0, i;
+	FILE *f = xmemstream(&line, &len);
+	json_t *r;
+
+	fprintf(f, "%s: tunnel %s (%zu/%zu peers fresh), firewall %s", health_name(h),
+		tunnel_state_name(s->tunnel->state), s->tunnel->n_fresh, s->peers_configured,
+		fw_state_name(s->fw.st->state));
+	if (s->pg.state != PG_STATE_NONE)
+		fprintf(f, ", postgres %s", pg_state_name(s->pg.state));
+	json_array_foreach(reasons, i, r)
+		fprintf(f, "; %s", json_string_value(r));
+	fclose(f);
+	json_decref(reasons);
+	/* One line, short enough for `systemctl status`. */
+	for (char *p = line; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	if (strlen(line) > STATUS_LINE_MAX)
+		memcpy(line + STATUS_LINE_MAX - 3, "...", 4);
+	return line;
 }
 
 /* ---- readiness for load balancers ------------------------------------------------- */

@@ -108,6 +108,17 @@ json_t *render_backup(const struct node_snapshot *s);
 json_t *render_children(const struct node_snapshot *s);
 /* status_document() - the public /status JSON (no secrets). Caller owns it. */
 json_t *status_document(const struct node_snapshot *s);
+/**
+ * status_line() - the node's health in one line, for the service manager's
+ * STATUS= (`systemctl status`): "ok: tunnel fresh (2/2 peers fresh),
+ * firewall applied", then ", postgres STATE" on a node that runs it, then
+ * every reason ("; tunnel: no handshake yet"); at most STATUS_LINE_MAX bytes.
+ * @s: the snapshot.
+ *
+ * Return: the line; caller frees.
+ */
+char *status_line(const struct node_snapshot *s);
+#define STATUS_LINE_MAX 400
 /* metrics_text() - Prometheus text (format 0.0.4) for @s. Caller frees. */
 char *metrics_text(const struct node_snapshot *s);
 /**

@@ -1,17 +1,27 @@
 // SPDX-License-Identifier: MIT
-/* lib/: key encoding and derivation, log quoting and line format, helpers. */
+/*
+ * lib/: key encoding and derivation, log quoting and line format, helpers,
+ * and the service manager's notifications (to a real datagram socket).
+ */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "lib/common.h"
 #include "lib/health.h"
 #include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/notify.h"
 #include "lib/str.h"
 #include "lib/wgkey.h"
 
@@ -132,6 +142,124 @@ static void test_health_report(void **state)
 	assert_int_equal(r.n_reasons, 0);
 }
 
+/* A socket in the place of systemd's: NOTIFY_SOCKET points at it. */
+static int notify_listener(char *path, size_t size)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	snprintf(path, size, "/tmp/sup-notify-test.%d", (int)getpid());
+	unlink(path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setenv("NOTIFY_SOCKET", path, 1);
+	return fd;
+}
+
+/* The next message, or "" when none is waiting. */
+static const char *next_msg(int fd)
+{
+	static char buf[1024];
+	ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+static void test_notify_messages(void **state)
+{
+	struct loop *loop = NULL;
+	struct notify *n = NULL;
+	unsigned long long usec = 0;
+	struct timespec ts;
+	char path[108];
+	int fd;
+
+	(void)state;
+	fd = notify_listener(path, sizeof(path));
+	unsetenv("WATCHDOG_USEC");
+	assert_int_equal(loop_new(&loop), 0);
+	assert_int_equal(notify_new(loop, &n), 0);
+	assert_true(notify_enabled(n));
+	assert_int_equal(notify_watchdog_ms(n), 0);
+	notify_ready(n);
+	assert_string_equal(next_msg(fd), "READY=1");
+	/* STATUS= only when it changed, one line of it */
+	notify_status(n, "ok: tunnel fresh\nsecond line");
+	assert_string_equal(next_msg(fd), "STATUS=ok: tunnel fresh");
+	notify_status(n, "ok: tunnel fresh");
+	assert_string_equal(next_msg(fd), "");
+	notify_status(n, "degraded: tunnel stale");
+	assert_string_equal(next_msg(fd), "STATUS=degraded: tunnel stale");
+	/* RELOADING=1 carries the monotonic clock (systemd >= 253 checks it) */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	notify_reloading(n);
+	assert_int_equal(sscanf(next_msg(fd), "RELOADING=1\nMONOTONIC_USEC=%llu", &usec), 1);
+	assert_true(usec >= (unsigned long long)ts.tv_sec * 1000000 + (unsigned long long)ts.tv_nsec / 1000);
+	assert_true(usec < (unsigned long long)ts.tv_sec * 1000000 + 5000000);
+	notify_stopping(n);
+	assert_string_equal(next_msg(fd), "STOPPING=1");
+	/* children must not inherit the socket or the watchdog */
+	assert_true(notify_env_var("NOTIFY_SOCKET=/run/systemd/notify"));
+	assert_true(notify_env_var("WATCHDOG_USEC=30000000"));
+	assert_true(notify_env_var("WATCHDOG_PID=1"));
+	assert_false(notify_env_var("NOTIFY_SOCKETS=x"));
+	assert_false(notify_env_var("PATH=/bin"));
+	notify_free(n);
+	loop_free(loop);
+	close(fd);
+	unlink(path);
+}
+
+/* WatchdogSec=: WATCHDOG=1 from a loop timer at half the interval; only for our own pid. */
+static void test_notify_watchdog(void **state)
+{
+	struct loop *loop = NULL;
+	struct notify *n = NULL;
+	char path[108], pid[16];
+	int fd, pings = 0;
+	uint64_t start;
+
+	(void)state;
+	fd = notify_listener(path, sizeof(path));
+	setenv("WATCHDOG_USEC", "40000", 1);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid() + 1);
+	setenv("WATCHDOG_PID", pid, 1); /* someone else's watchdog */
+	assert_int_equal(loop_new(&loop), 0);
+	assert_int_equal(notify_new(loop, &n), 0);
+	assert_int_equal(notify_watchdog_ms(n), 0);
+	notify_free(n);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	setenv("WATCHDOG_PID", pid, 1);
+	assert_int_equal(notify_new(loop, &n), 0);
+	assert_int_equal(notify_watchdog_ms(n), 20);
+	/* three pings, not sooner than three intervals (a loaded machine may be later) */
+	start = now_ms();
+	while (pings < 3 && now_ms() - start < 5000) {
+		(void)loop_run_once(loop, 100);
+		while (!strcmp(next_msg(fd), "WATCHDOG=1"))
+			pings++;
+	}
+	assert_true(pings >= 3);
+	assert_true(now_ms() - start >= 3 * 20 - 2);
+	notify_free(n);
+	/* no NOTIFY_SOCKET (a container, the lab): nothing at all */
+	unsetenv("NOTIFY_SOCKET");
+	assert_int_equal(notify_new(loop, &n), 0);
+	assert_false(notify_enabled(n));
+	assert_int_equal(notify_watchdog_ms(n), 0);
+	notify_ready(n);
+	notify_status(n, "ok");
+	assert_string_equal(next_msg(fd), "");
+	notify_free(n);
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	loop_free(loop);
+	close(fd);
+	unlink(path);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
@@ -142,6 +270,8 @@ int main(void)
 		cmocka_unit_test(test_log_line_format),
 		cmocka_unit_test(test_edit_distance),
 		cmocka_unit_test(test_health_report),
+		cmocka_unit_test(test_notify_messages),
+		cmocka_unit_test(test_notify_watchdog),
 	};
 
 	return cmocka_run_group_tests_name("lib", tests, NULL, NULL);

@@ -244,6 +244,36 @@ static void test_ready(void **state)
 	fixture_down(&f);
 }
 
+/* systemd's STATUS=: the verdict and the parts in one line, the reasons after, bounded. */
+static void test_status_line(void **state)
+{
+	struct fixture f;
+	char *line, big[600];
+
+	(void)state;
+	fixture_up(&f);
+	line = status_line(&f.s);
+	assert_string_equal(line, "ok: tunnel connecting (0/1 peers fresh), firewall failed, postgres running");
+	free(line);
+	health_add(&f.s.part[SNAP_TUNNEL], HEALTH_DEGRADED, "tunnel", "tunnel: no handshake yet");
+	health_add(&f.s.part[SNAP_FIREWALL], HEALTH_CRITICAL, "firewall", "firewall failed:\nno nf_tables");
+	line = status_line(&f.s);
+	assert_string_equal(line, "critical: tunnel connecting (0/1 peers fresh), firewall failed, postgres running; "
+			    "tunnel: no handshake yet; firewall failed: no nf_tables");
+	free(line);
+	/* the hub runs no Postgres: no word about it */
+	f.s.pg.state = PG_STATE_NONE;
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	health_add(&f.s.part[SNAP_NODE], HEALTH_DEGRADED, "config", "%s", big);
+	line = status_line(&f.s);
+	assert_int_equal(strlen(line), STATUS_LINE_MAX);
+	assert_null(strstr(line, "postgres"));
+	assert_string_equal(line + STATUS_LINE_MAX - 3, "...");
+	free(line);
+	fixture_down(&f);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
@@ -252,6 +282,7 @@ int main(void)
 		cmocka_unit_test(test_metrics_unknown_is_absent),
 		cmocka_unit_test(test_metrics_for_alerts),
 		cmocka_unit_test(test_ready),
+		cmocka_unit_test(test_status_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

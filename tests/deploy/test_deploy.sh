@@ -5,8 +5,10 @@
 # compose file and the bundles `cluster init` writes (YAML, capabilities,
 # only :8000 published, no literal secret, a stop grace period longer than
 # the shutdown budget, as check-config prints its default), the hub's
-# systemd unit (systemd-analyze verify, TimeoutStopSec above the budget) and
-# the hub set-up script (bash -n, shellcheck).
+# systemd unit (systemd-analyze verify, TimeoutStopSec above the budget,
+# Type=notify with a watchdog), the hub set-up script (bash -n, shellcheck),
+# and that both the set-up script and the spoke image install every library
+# the binary links.
 set -u
 SUP=$1 TESTS=$2 ROOT=$3
 . "$TESTS/tap.sh"
@@ -141,10 +143,34 @@ stop_s=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)s\{0,1\}$/\1/p' "$ROOT/deploy/hub/s
 [ -n "$stop_s" ] && [ "$stop_s" -ge $((budget + 2)) ] &&
 	tap_ok "hub unit: TimeoutStopSec=$stop_s is 2 s above the $budget s shutdown budget" ||
 	tap_fail "hub unit: TimeoutStopSec 2 s above the $budget s shutdown budget" "TimeoutStopSec=$stop_s"
+unit=$ROOT/deploy/hub/supervisor.service
+wd=$(sed -n 's/^WatchdogSec=\([0-9]*\)s\{0,1\}$/\1/p' "$unit")
+grep -q '^Type=notify$' "$unit" && grep -q '^NotifyAccess=main$' "$unit" && [ -n "$wd" ] && [ "$wd" -ge 2 ] &&
+	grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$unit" &&
+	tap_ok "hub unit: Type=notify (main process only), WatchdogSec=$wd, reload by SIGHUP" ||
+	tap_fail "hub unit: Type=notify, NotifyAccess=main, WatchdogSec, ExecReload by SIGHUP" "WatchdogSec=$wd"
 grep -q '^Restart=always' "$ROOT/deploy/hub/supervisor.service" && grep -q '^CapabilityBoundingSet=CAP_NET_ADMIN' "$ROOT/deploy/hub/supervisor.service" &&
 	grep -q '^NoNewPrivileges=yes' "$ROOT/deploy/hub/supervisor.service" && grep -q '^RestartPreventExitStatus=78' "$ROOT/deploy/hub/supervisor.service" &&
 	tap_ok "hub unit: restarts, NET_ADMIN only, no new privileges, a configuration error (78) is not restarted" ||
 	tap_fail "hub unit policy"
+# Every library the binary links by name (its NEEDED entries, not a sanitizer's)
+# comes from a package the hub's set-up installs and the spoke image's runtime
+# stage installs (libc6 is always there). A t64 name counts as the plain one.
+arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+linked=$(readelf -d "$SUP" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | grep -v -E '^lib(a|ub|l|t)san\.' |
+	while read -r lib; do dpkg -S "*/$arch/$lib" 2>/dev/null | head -1 | sed 's/:.*//'; done | sort -u | grep -v -x libc6)
+hub_pkgs=$(sed -n '/^packages=(/,/)$/p' "$ROOT/deploy/hub/setup-hub.sh" | tr -d '()' | sed 's/packages=//' | tr -s ' \t' '\n\n')
+img_pkgs=$(sed -n '/^FROM debian:bookworm-slim$/,$p' "$ROOT/deploy/spoke/Dockerfile" | sed -n '/apt-get install/,/rm -rf/p' |
+	tr -s ' \t\\' '\n\n\n')
+missing=""
+for p in $linked; do
+	grep -q -x -E "${p%t64}(t64)?" <<<"$hub_pkgs" || missing+=" $p(setup-hub.sh)"
+	grep -q -x -E "${p%t64}(t64)?" <<<"$img_pkgs" || missing+=" $p(Dockerfile)"
+done
+[ -n "$linked" ] && [ -z "$missing" ] &&
+	tap_ok "every library the binary links is installed by setup-hub.sh and the spoke image: $(echo $linked)" ||
+	tap_fail "every library the binary links is installed by setup-hub.sh and the spoke image" \
+		"linked: $(echo $linked)" "missing:$missing"
 out=$(bash -n "$ROOT/deploy/hub/setup-hub.sh" 2>&1 && shellcheck -S warning "$ROOT/deploy/hub/setup-hub.sh" 2>&1)
 [ -z "$out" ] && tap_ok "setup-hub.sh: bash -n and shellcheck clean" || tap_fail "setup-hub.sh lint" "$out"
 tap_done

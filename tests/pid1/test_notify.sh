@@ -75,7 +75,8 @@ HUB_PUB=$("$SUP" pubkey < "$work/hub.key")
 write_conf() {
 	cat > "$work/$1.conf" <<EOF
 cluster = { network = "10.88.0.0/24"; };
-hub = { name = "hub"; overlay_ip = "10.88.0.1"; endpoint = "192.0.2.1:51820"; public_key = "$HUB_PUB"; };
+hub = { name = "hub"; overlay_ip = "10.88.0.1"; endpoint = "192.0.2.1:51820"; public_key = "$HUB_PUB";
+        children = ( { name = "sleeper"; command = [ "/bin/sleep", "1000" ]; } ); };
 spokes = ( { name = "spoke-a"; overlay_ip = "10.88.0.11"; postgres = "primary";
              public_key = "M3i9WQyag4lUF0QfLXkiDK/gXA6kGGUBHiOxdgohQWA="; } );
 keys = { private_key_file = "$2"; };
@@ -149,15 +150,15 @@ n0=$(count hub 'WATCHDOG=1'); sleep 2.2; n1=$(count hub 'WATCHDOG=1')
 [ $((n1 - n0)) -ge 3 ] && [ $((n1 - n0)) -le 6 ] &&
 	tap_ok "WATCHDOG=1 every half of WATCHDOG_USEC (1 s): $((n1 - n0)) in 2.2 s" ||
 	tap_fail "WATCHDOG=1 every half of WATCHDOG_USEC" "$((n1 - n0)) in 2.2 s" "$(show hub)"
-wgpid=$(pgrep -P "$SUP_PID" -x wireguard-go | head -1)
-if [ -n "$wgpid" ]; then
-	leaked=$(tr '\0' '\n' < "/proc/$wgpid/environ" | grep -E '^(NOTIFY_SOCKET|WATCHDOG_USEC|WATCHDOG_PID)=')
-	[ -z "$leaked" ] && tap_ok "children (wireguard-go) inherit neither NOTIFY_SOCKET nor the watchdog" ||
-		tap_fail "children inherit neither NOTIFY_SOCKET nor the watchdog" "$leaked"
-else
-	# a kernel with WireGuard has no wireguard-go: look at a backup-free child instead
-	tap_fail "children inherit neither NOTIFY_SOCKET nor the watchdog" "no wireguard-go child to look at"
-fi
+# A child from the cluster file, and wireguard-go when the kernel has no WireGuard.
+kids=$(pgrep -P "$SUP_PID" -x 'sleep|wireguard-go')
+leaked=""
+for k in $kids; do
+	leaked+=$(tr '\0' ' ' < "/proc/$k/environ" | grep -o -E '(NOTIFY_SOCKET|WATCHDOG_USEC|WATCHDOG_PID)=[^ ]*' | tr '\n' ' ')
+done
+[ -n "$kids" ] && [ -z "$leaked" ] &&
+	tap_ok "children ($(pgrep -P "$SUP_PID" -l | awk '{ print $2 }' | sort | tr '\n' ' ')) inherit neither NOTIFY_SOCKET nor the watchdog" ||
+	tap_fail "children inherit neither NOTIFY_SOCKET nor the watchdog" "children: ${kids:-none}" "$leaked"
 
 # ---- 2. reloads: RELOADING=1 with MONOTONIC_USEC, then READY=1 -----------------
 # reloaded NAME N: the N-th RELOADING=1 came with our monotonic clock at the

@@ -18,7 +18,7 @@ SUP=$1 TESTS=$2 NO_NFTABLES=${3:-}
 
 work=$(mktemp -d /tmp/sup-notify.XXXXXX)
 chmod 755 "$work"
-SUP_PID= LISTENER=
+SUP_PID='' LISTENER=''
 cleanup() {
 	[ -n "$SUP_PID" ] && kill -KILL "$SUP_PID" 2>/dev/null
 	[ -n "$LISTENER" ] && kill "$LISTENER" 2>/dev/null
@@ -112,8 +112,8 @@ stop() {
 
 # wait_for NAME REGEX [SECONDS]: until a message matches (grep -E on the message part).
 wait_for() {
-	local i
-	for i in $(seq $((${3:-15} * 10))); do
+
+	for _ in $(seq $((${3:-15} * 10))); do
 		msgs "$1" | grep -q -E "$2" && return 0
 		sleep 0.1
 	done

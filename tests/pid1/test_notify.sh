@@ -112,7 +112,6 @@ stop() {
 
 # wait_for NAME REGEX [SECONDS]: until a message matches (grep -E on the message part).
 wait_for() {
-
 	for _ in $(seq $((${3:-15} * 10))); do
 		msgs "$1" | grep -q -E "$2" && return 0
 		sleep 0.1

@@ -61,6 +61,9 @@ struct peer_memory {
 	int64_t last_handshake_ms; /* for display (wall clock); survives a re-arm, which resets the device's */
 	uint64_t handshake_mono_ms; /* now_ms() of that handshake; 0: never */
 	char endpoint_set[80];   /* the endpoint we last configured, if any */
+	bool has_seen_endpoint;  /* hub: where the device last saw this spoke */
+	struct sockaddr_storage seen_endpoint;
+	bool poked;              /* hub: re-added with a keepalive to handshake at once; clear it */
 };
 
 struct overlay {
@@ -236,6 +239,7 @@ static void copy_peer(struct wg_peer *dst, const struct wg_peer *src, uint32_t f
 
 struct diff_counts {
 	unsigned added, removed, updated;
+	unsigned poked, unpoked;  /* hub: re-added peers made to handshake, and their keepalive cleared */
 	bool key;
 	bool port;
 };
@@ -268,13 +272,43 @@ static void diff_device(struct overlay *ov, const struct wg_device *want,
 		if (h)
 			kept[h - have->peers] = true;
 		if (!h) {
+			struct wg_peer *p = wg_device_add_peer(chg);
+
 			/* A peer (re)added has no session: what we remembered is void. */
 			m->last_handshake_ms = 0;
 			m->device_hs_ms = 0;
 			m->handshake_mono_ms = 0;
 			m->endpoint_set[0] = '\0';
-			copy_peer(wg_device_add_peer(chg), w, WG_PEER_REPLACE_IPS);
+			copy_peer(p, w, WG_PEER_REPLACE_IPS);
 			n->added++;
+			/*
+			 * The hub lost a spoke it had seen (its peer removed, wg0
+			 * deleted): the spoke's session is gone here but not on the
+			 * spoke, which would keep sending into it until its next
+			 * rekey (up to 2 minutes) and read fresh meanwhile. Re-added
+			 * at the address it was seen at with a keepalive, the peer
+			 * handshakes at once (WireGuard sends a keepalive when one is
+			 * set on a running device, or when the device comes up); the
+			 * hub keeps no keepalive, so the next pass clears it.
+			 */
+			if (!w->has_keepalive && m->has_seen_endpoint) {
+				p->has_endpoint = true;
+				p->endpoint = m->seen_endpoint;
+				p->has_keepalive = true;
+				p->keepalive = ov->conf->cluster.keepalive ? ov->conf->cluster.keepalive : 25;
+				m->poked = true;
+				n->poked++;
+			}
+		} else if (m->poked && !w->has_keepalive) {
+			struct wg_peer *p = wg_device_add_peer(chg);
+
+			memcpy(p->public_key, w->public_key, WG_KEY_LEN);
+			p->flags = WG_PEER_UPDATE_ONLY;
+			p->has_keepalive = true;
+			p->keepalive = 0;
+			m->poked = false;
+			n->unpoked++;
+			continue;
 		} else if (!same_allowed(w, h) || (w->has_keepalive && h->keepalive != w->keepalive) ||
 			   ep_changed || (w->has_endpoint && !h->has_endpoint)) {
 			copy_peer(wg_device_add_peer(chg), w, WG_PEER_REPLACE_IPS | WG_PEER_UPDATE_ONLY);
@@ -297,6 +331,29 @@ static void diff_device(struct overlay *ov, const struct wg_device *want,
 }
 
 /* ---- one pass ------------------------------------------------------------- */
+
+/*
+ * The device's private key was replaced (a rotation, or a key set by hand
+ * undone): WireGuard expires every peer's session with it (the kernel's
+ * wg_noise_expire_current_peer_keypairs(), wireguard-go's
+ * ExpireCurrentKeypairs()) but keeps reporting the old handshake time, so
+ * what we remember of those sessions is void: every peer is "connecting"
+ * until a new handshake. A spoke re-arms its hub peer at once; otherwise
+ * nothing is sent until the next keepalive (up to 25 s), while the old
+ * handshake time would still read fresh.
+ */
+static void key_replaced(struct overlay *ov, const struct wg_device *want)
+{
+	for (size_t i = 0; i < want->n_peers; i++) {
+		struct peer_memory *m = memory_of(ov, want->peers[i].public_key);
+
+		/* device_hs_ms stays: the device's old value is not a new handshake */
+		m->handshake_mono_ms = 0;
+		m->last_handshake_ms = 0;
+	}
+	if (conf_self(ov->conf)->kind == CONF_NODE_SPOKE)
+		ov->rearm_now = true;
+}
 
 static void repaired(struct overlay *ov, const char *what)
 {
@@ -624,8 +681,11 @@ static void judge(struct overlay *ov, const struct wg_device *want, const struct
 				       now_wall, now, since);
 			ps->rx_bytes = h->rx_bytes;
 			ps->tx_bytes = h->tx_bytes;
-			if (h->has_endpoint)
+			if (h->has_endpoint) {
 				wg_endpoint_str(&h->endpoint, ps->endpoint, sizeof(ps->endpoint));
+				m->seen_endpoint = h->endpoint;
+				m->has_seen_endpoint = true;
+			}
 		}
 		ps->last_handshake = m->last_handshake_ms / 1000;
 		ps->last_handshake_ms = m->last_handshake_ms;
@@ -728,11 +788,19 @@ static void reconcile(struct overlay *ov)
 			set_down(ov, "cannot configure %s: %s", iface, strerror(-r));
 			goto out;
 		}
-		if (ov->applied_generation != ov->conf_generation || !ov->configured_once)
+		if (n.poked)
+			log_info("overlay", "re-added peers sent a keepalive to handshake at their last address peers=%u",
+				 n.poked);
+		/* (not when only the keepalives of the last pass's poked peers were cleared) */
+		bool changed = n.key || n.port || n.added || n.removed || n.updated;
+
+		if (changed && (ov->applied_generation != ov->conf_generation || !ov->configured_once))
 			log_info("overlay", "configured interface=%s peers_added=%u peers_removed=%u peers_updated=%u key=%s",
 				 iface, n.added, n.removed, n.updated, n.key ? "set" : "kept");
-		else if (!ov->rearm_now) /* a new hub address is not a repair */
+		else if (changed && !ov->rearm_now) /* a new hub address is not a repair */
 			repaired(ov, n.key ? "device" : "peers");
+		if (n.key && have.has_private_key)
+			key_replaced(ov, &want);
 	}
 	ensure_ip_stack(ov, ifindex);
 	judge(ov, &want, &have);

@@ -32,11 +32,12 @@ CACHE=${VM_CACHE:-/var/cache/sup-vm}
 MIRROR=${VM_MIRROR:-http://deb.debian.org/debian}
 # What the VM's root filesystem holds: systemd as an init, the runtime of
 # the supervisor (as deploy/hub/setup-hub.sh installs it on Debian 12) and
-# the tools the tests use. No Postgres: the VM tests are about the kernel's
-# WireGuard and systemd.
+# the tools the tests use (python3 for tests/lab/helpers.sh's JSON queries,
+# socat for TCP over the overlay). No Postgres: the VM tests are about the
+# kernel's WireGuard and systemd.
 PACKAGES="systemd systemd-sysv dbus kmod procps iproute2 nftables wireguard-tools curl jq
 	libconfig9 libsodium23 libpq5 libmnl0 libnftnl11 libmicrohttpd12 libjansson4 libsystemd0
-	libcurl4 util-linux coreutils bash"
+	libcurl4 util-linux coreutils bash python3 socat"
 # Kernel module trees the tests need (wireguard, veth, nf_tables and their
 # crypto and library dependencies); the rest of the 91 MB is left out.
 MODULE_DIRS="kernel/net kernel/crypto kernel/lib kernel/arch kernel/drivers/net"

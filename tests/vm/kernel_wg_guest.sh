@@ -13,10 +13,6 @@
 # No Postgres in the VM: spoke-a is the primary of the cluster file and
 # reports its Postgres as failing (no binaries); spoke-b and spoke-c run none.
 set -u
-# PID 1 (vm-init) exports no PATH: ip netns exec would find no nft.
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-# nor /dev/fd (udev makes it): bash's <(...) needs it
-[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 SUP=/vm/supervisor TESTS=/vm/tests
 . "$TESTS/tap.sh"
 . "$TESTS/lab/helpers.sh"

@@ -130,6 +130,9 @@ vm_init() {
 	mount -t tmpfs tmpfs /run
 	mount -t tmpfs tmpfs /tmp
 	mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+	# what udev and a login would give a test: /dev/fd for <(...), a PATH
+	ln -sf /proc/self/fd /dev/fd
+	export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 	ip link set lo up
 	exec </dev/null >/dev/ttyS0 2>&1
 	echo "vm-init: kernel $(uname -r), $(nproc) CPUs"

@@ -148,6 +148,29 @@ grep -q "stop_grace_period 10s (default) not 2 s above the ${budget} s shutdown 
 	tap_ok "the compose check catches a grace period below the budget" ||
 	tap_fail "the compose check catches a grace period below the budget" "$out"
 
+# The example cluster file (the image's cluster.conf.example): each node's secrets from where
+# its deployment puts them: a spoke's from the variables compose sets, the hub's key from a
+# file (its unit sets no secret variable). The replication password once came from a file
+# no spoke container has.
+compose_env=$(python3 -c 'import sys, yaml
+print(" ".join(sorted({k for s in yaml.safe_load(open(sys.argv[1]))["services"].values() for k in (s.get("environment") or {})})))' \
+	"$ROOT/deploy/spoke/docker-compose.yml")
+bad=""
+for n in hub spoke-a spoke-b spoke-c; do
+	plan=$("$SUP" check-config -c "$ROOT/deploy/examples/cluster.conf" -n $n 2>/dev/null)
+	key=$(sed -n 's/^private key from //p' <<<"$plan")
+	pass=$(sed -n 's/^  replication password from //p' <<<"$plan")
+	if [ $n = hub ]; then
+		case $key in "file "*) ;; *) bad="$bad [hub: private key from $key]" ;; esac
+		continue
+	fi
+	for src in "$key" "$pass"; do
+		case " $compose_env " in *" ${src#environment variable } "*) ;; *) bad="$bad [$n: ${src:-no source}]" ;; esac
+	done
+done
+[ -z "$bad" ] && tap_ok "example cluster file: spokes read their key and password from compose's environment ($compose_env), the hub its key file" ||
+	tap_fail "example cluster file: secrets from where the deployment puts them" "$bad (compose sets: $compose_env)"
+
 # the bundles `cluster init` writes
 (cd "$work" && "$SUP" cluster init -c "$work/cluster.conf" --hub-key "$work/hub.key" \
 	--endpoint 203.0.113.10:51820 --spokes spoke-a,spoke-b --bundle "$work/b" >/dev/null 2>&1)

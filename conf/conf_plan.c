@@ -74,6 +74,11 @@ static void print_postgres(const struct conf *c, FILE *f)
 	}
 	fprintf(f, ", listen %s:%u only, data %s, run as %s\n", conf_ip_str(me->overlay_ip, ip),
 		pg->port, pg->data_dir, pg->user);
+	/* Deployment checks read this line: the container must be given that secret. */
+	if (pg->password_env)
+		fprintf(f, "  replication password from environment variable %s\n", pg->password_env);
+	else
+		fprintf(f, "  replication password from file %s\n", pg->password_file);
 	if (me->pg_role == CONF_PG_REPLICA) {
 		const struct conf_node *up = &c->nodes[me->upstream];
 

@@ -328,10 +328,16 @@ static int collect_acks(struct batch *bt, struct fw_apply_result *res)
 			if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_pid != bt->sock->portid)
 				continue;
 			if (nlh->nlmsg_seq < bt->first_seq || idx >= bt->n) {
-				/* The batch frame itself was refused: no nf_tables here. */
+				/*
+				 * The batch frame itself was refused: no nf_tables
+				 * here, or (EPERM) no CAP_NET_ADMIN, as in a
+				 * container not granted it.
+				 */
 				snprintf(res->error, sizeof(res->error),
-					 "the kernel refused the batch: %s (no nf_tables?)",
-					 strerror(err->error < 0 && err->error > -4096 ? -err->error : EPROTO));
+					 "the kernel refused the batch: %s (%s)",
+					 strerror(err->error < 0 && err->error > -4096 ? -err->error : EPROTO),
+					 err->error == -EPERM ?
+					 "no CAP_NET_ADMIN? a container needs cap_add NET_ADMIN" : "no nf_tables?");
 				return err->error == -EOPNOTSUPP ? FW_E_UNSUPPORTED : FW_E_REJECTED;
 			}
 			acked++;

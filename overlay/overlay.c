@@ -29,6 +29,7 @@
 #include <signal.h>
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -79,6 +80,7 @@ struct overlay {
 	uint8_t private_key[WG_KEY_LEN];
 	char key_file[256], key_env[128]; /* where the key came from (copies) */
 	char key_error[240];
+	char wggo_error[160];             /* wireguard-go's last error while wg0 is missing */
 	bool configured_once;
 	bool link_missing;
 	uint64_t connecting_since;
@@ -416,6 +418,43 @@ static bool load_key(struct overlay *ov)
 	return true;
 }
 
+const char *wggo_error_message(const char *line)
+{
+	const char *p;
+
+	if (strncmp(line, "ERROR: ", 7) != 0)
+		return NULL;
+	p = line + 7;
+	if (*p == '(') { /* the interface */
+		const char *end = strstr(p, ") ");
+
+		if (end)
+			p = end + 2;
+	}
+	for (int i = 0; i < 2; i++) { /* its logger's date and time, "2026/12/01 04:49:01" */
+		size_t word = strcspn(p, " ");
+
+		if (!isdigit((unsigned char)*p) || strcspn(p, "/:") >= word || p[word] != ' ')
+			break;
+		p += word + 1;
+	}
+	return *p ? p : NULL;
+}
+
+/*
+ * wireguard-go says why it cannot create the link only on its output: keep
+ * its last error while the link is missing, for the tunnel's reason.
+ */
+static bool on_wggo_output(const char *line, void *data)
+{
+	struct overlay *ov = data;
+	const char *msg = wggo_error_message(line);
+
+	if (msg && ov->link_missing)
+		snprintf(ov->wggo_error, sizeof(ov->wggo_error), "%s", msg);
+	return false; /* logged as usual */
+}
+
 static const char *wireguard_go_path(void)
 {
 	static const char *const paths[] = { "/usr/bin/wireguard-go", "/usr/local/bin/wireguard-go",
@@ -453,6 +492,8 @@ static int choose_backend(struct overlay *ov)
 		.stop = { { SIGTERM, 3000 } },
 		.n_stop = 1,
 		.owner = "overlay",
+		.on_output = on_wggo_output,
+		.data = ov,
 	};
 	int r = child_add(ov->children, &spec, NULL);
 
@@ -474,13 +515,18 @@ static unsigned ensure_link(struct overlay *ov)
 
 	if (ifindex) {
 		ov->link_missing = false;
+		ov->wggo_error[0] = '\0';
 		return ifindex;
 	}
 	if (!ov->link_missing && ov->configured_once)
 		repaired(ov, "link");
 	ov->link_missing = true;
 	if (strcmp(ov->backend->name, "kernel") != 0) {
-		set_down(ov, "waiting for wireguard-go to create %s", iface);
+		/* its own words, e.g. no /dev/net/tun or no CAP_NET_ADMIN in a container */
+		if (ov->wggo_error[0])
+			set_down(ov, "wireguard-go cannot create %s: %s", iface, ov->wggo_error);
+		else
+			set_down(ov, "waiting for wireguard-go to create %s", iface);
 		return 0;
 	}
 	r = rtnl_link_create(ov->rtnl, iface, "wireguard");

@@ -53,6 +53,15 @@ int wg_nl_build_set(char *buf, size_t size, uint16_t family, unsigned seq, const
 
 /* wg_uapi.c */
 struct wg_backend *wg_uapi_backend(void);
+/**
+ * wggo_error_message() - the message of one of wireguard-go's error lines.
+ * @line: a line it printed, e.g. "ERROR: (wg0) 2026/12/01 04:49:01 Failed
+ *        to create TUN device: operation not permitted".
+ *
+ * Return: a pointer into @line at the message ("Failed to ..."), or NULL
+ * when it is not an error line.
+ */
+const char *wggo_error_message(const char *line);
 bool wg_parse_endpoint(const char *s, struct sockaddr_storage *ss);
 const char *wg_endpoint_str(const struct sockaddr_storage *ss, char *buf, size_t size);
 

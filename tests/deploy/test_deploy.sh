@@ -29,7 +29,11 @@ ins = [(l.split(None, 1)[0].upper(), l.split(None, 1)[1] if len(l.split(None, 1)
 known = {"FROM", "RUN", "COPY", "ENV", "ARG", "WORKDIR", "VOLUME", "EXPOSE", "STOPSIGNAL", "HEALTHCHECK",
          "ENTRYPOINT", "CMD", "LABEL", "USER"}
 problems = [f"unknown instruction {i}" for i, _ in ins if i not in known]
-froms = [a for i, a in ins if i == "FROM"]
+# ARGs before the first FROM parameterise the FROMs (BASE: build-image.sh's own base)
+first_from = next((k for k, (i, _) in enumerate(ins) if i == "FROM"), len(ins))
+args = dict((a.split("=", 1) + [""])[:2] for i, a in ins[:first_from] if i == "ARG")
+expand = lambda v: re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), v)
+froms = [expand(a) for i, a in ins if i == "FROM"]
 if not froms or not froms[-1].startswith("debian:bookworm"):
     problems.append("the runtime stage is not Debian bookworm")
 entry = [a for i, a in ins if i == "ENTRYPOINT"]
@@ -59,6 +63,27 @@ PY
 )
 [ "$out" = ok ] && tap_ok "Dockerfile: bookworm, exec-form ENTRYPOINT = the lab's \`supervisor $lab_cmd\`, STOPSIGNAL, HEALTHCHECK /healthz, packages, no secret" ||
 	tap_fail "Dockerfile checks" "$out"
+
+# ---- .dockerignore: the build context is the sources ------------------------------------------
+# COPY . . would otherwise copy a host's build directories (objects for the host's
+# libraries, and a meson build dir the image's build trips over) and .git
+# (a worktree's .git is a file naming a path the build cannot see).
+out=$(python3 - "$ROOT" <<'PY'
+import fnmatch, sys
+root = sys.argv[1]
+try:
+    pats = [l.strip().strip("/") for l in open(root + "/.dockerignore") if l.strip() and not l.startswith("#")]
+except OSError:
+    print("no .dockerignore"); sys.exit()
+excluded = lambda p: any(fnmatch.fnmatchcase(p, q) for q in pats)
+problems = [p + " is sent" for p in (".git", "build", "build-asan", "build-fuzz") if not excluded(p)]
+problems += [p + " is left out" for p in ("meson.build", "deploy/examples", "deploy/spoke", "supervisor", "lib")
+             if excluded(p)]
+print("; ".join(problems) or "ok")
+PY
+)
+[ "$out" = ok ] && tap_ok ".dockerignore: no .git, no build directories; the sources the image builds from are sent" ||
+	tap_fail ".dockerignore leaves the build context the sources" "$out"
 
 # ---- compose files ------------------------------------------------------------------------
 # The shutdown budget's default, as the binary has it (check-config prints it); what stops
@@ -124,6 +149,29 @@ out=$(check_compose "$work/short.yml")
 grep -q "stop_grace_period 10s (default) not 2 s above the ${budget} s shutdown budget" <<<"$out" &&
 	tap_ok "the compose check catches a grace period below the budget" ||
 	tap_fail "the compose check catches a grace period below the budget" "$out"
+
+# The example cluster file (the image's cluster.conf.example): each node's secrets from where
+# its deployment puts them: a spoke's from the variables compose sets, the hub's key from a
+# file (its unit sets no secret variable). The replication password once came from a file
+# no spoke container has.
+compose_env=$(python3 -c 'import sys, yaml
+print(" ".join(sorted({k for s in yaml.safe_load(open(sys.argv[1]))["services"].values() for k in (s.get("environment") or {})})))' \
+	"$ROOT/deploy/spoke/docker-compose.yml")
+bad=""
+for n in hub spoke-a spoke-b spoke-c; do
+	plan=$("$SUP" check-config -c "$ROOT/deploy/examples/cluster.conf" -n $n 2>/dev/null)
+	key=$(sed -n 's/^private key from //p' <<<"$plan")
+	pass=$(sed -n 's/^  replication password from //p' <<<"$plan")
+	if [ $n = hub ]; then
+		case $key in "file "*) ;; *) bad="$bad [hub: private key from $key]" ;; esac
+		continue
+	fi
+	for src in "$key" "$pass"; do
+		case " $compose_env " in *" ${src#environment variable } "*) ;; *) bad="$bad [$n: ${src:-no source}]" ;; esac
+	done
+done
+[ -z "$bad" ] && tap_ok "example cluster file: spokes read their key and password from compose's environment ($compose_env), the hub its key file" ||
+	tap_fail "example cluster file: secrets from where the deployment puts them" "$bad (compose sets: $compose_env)"
 
 # the bundles `cluster init` writes
 (cd "$work" && "$SUP" cluster init -c "$work/cluster.conf" --hub-key "$work/hub.key" \

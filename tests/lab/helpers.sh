@@ -43,6 +43,11 @@ no_sanitizer_reports() {
 			"$(grep -h -E -A8 'Sanitizer|runtime error' $reports | head -40)"
 }
 
+# node_pgrep NODE ARGS..., node_pkill NODE ARGS...: pgrep/pkill over NODE's
+# processes (its PID namespace), run from here: a spoke image has no procps.
+node_pgrep() { local n=$1; shift; pgrep --ns "$("$LAB" pid "$n")" --nslist pid "$@"; }
+node_pkill() { local n=$1; shift; pkill --ns "$("$LAB" pid "$n")" --nslist pid "$@"; }
+
 # ---- JSON answers -------------------------------------------------------------
 # Each helper below prints print(EXPR): EXPR is a Python expression with d bound
 # to the parsed JSON, printed as Python does (None, True, ['a'], 'a b' for

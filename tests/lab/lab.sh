@@ -26,7 +26,10 @@
 # (nodes whose supervisor runs under libfaketime: write an offset such as
 # "-3h" to NODE's faketime file to step its wall clock), LAB_HUB_ENDPOINT
 # (the hub's endpoint in the cluster file; a name needs LAB_DIR/NODE/hosts,
-# which `start` bind-mounts over the node's /etc/hosts).
+# which `start` bind-mounts over the node's /etc/hosts), LAB_IMAGE (the spokes
+# run from this spoke image as its compose service makes them, LAB_COMPOSE:
+# tests/lab/image.sh; their cluster file reads the key and the password from
+# the environment, as on Dstack).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LAB=${LAB_DIR:-/tmp/sup-lab}
@@ -41,6 +44,8 @@ MOUNTS="etc:/etc/supervisor run:/run/supervisor wireguard:/var/run/wireguard bac
 
 FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 die() { echo "lab: $*" >&2; exit 1; }
+# shellcheck source=tests/lab/image.sh
+. "$ROOT/tests/lab/image.sh"
 
 need_root() {
 	[ "$(id -u)" -eq 0 ] || die "must run as root: it creates network, PID and mount namespaces"
@@ -54,6 +59,8 @@ need_root() {
 sup_pid() {
 	local outer
 	outer=$(cat "$LAB/$1/outer.pid" 2>/dev/null) || return 1
+	# from an image: PID 1 is whatever its ENTRYPOINT is
+	if image_node "$1"; then pgrep -P "$outer" | head -1; return; fi
 	pgrep -P "$outer" -x supervisor | head -1
 }
 
@@ -62,7 +69,7 @@ write_conf() {
 	{
 		echo "cluster = { network = \"10.88.0.0/24\"; fresh_handshake = ${LAB_FRESH:-180}; keepalive = ${LAB_KEEPALIVE:-25}; };"
 		echo "hub = { name = \"hub\"; overlay_ip = \"10.88.0.1\"; endpoint = \"${LAB_HUB_ENDPOINT:-192.0.2.1:51820}\";"
-		echo "        public_key = \"$(cat "$LAB/hub/pub")\"; };"
+		echo "        public_key = \"$(cat "$LAB/hub/pub")\";$(image_mode && echo ' keys = { private_key_file = "/etc/supervisor/wg.key"; };') };"
 		echo "spokes = ("
 		local sep=""
 		for n in spoke-a spoke-b spoke-c; do
@@ -74,7 +81,13 @@ write_conf() {
 		done
 		echo
 		echo ");"
-		echo "keys = { private_key_file = \"/etc/supervisor/wg.key\"; };"
+		if image_mode; then
+			# as on Dstack; the hub keeps its key file (its own group overrides)
+			echo "keys = { private_key_env = \"WG_PRIVATE_KEY\"; };"
+			echo "postgres = { password_env = \"REPLICATION_PASSWORD\"; };"
+		else
+			echo "keys = { private_key_file = \"/etc/supervisor/wg.key\"; };"
+		fi
 		echo "${LAB_EXTRA:-}"
 	} > "$conf"
 	for n in $NODES; do cp "$conf" "$LAB/$n/etc/cluster.conf"; done
@@ -109,6 +122,7 @@ attach_node() {
 
 start_node() {
 	local n=$1 d=$LAB/$1 binds=""
+	if image_node "$n"; then image_start "$n"; return; fi
 	for m in $MOUNTS; do
 		local src=${m%%:*} dst=${m#*:}
 		mkdir -p "$d/$src" "$dst"
@@ -137,6 +151,7 @@ wait_sockets() {
 	for n in "$@"; do
 		for _ in $(seq 100); do
 			[ -S "$LAB/$n/run/ctl.sock" ] && continue 2
+			image_node "$n" && image_ready "$n" && continue 2
 			sleep 0.05
 		done
 		die "$n did not start; see $LAB/$n/supervisor.log"
@@ -145,6 +160,7 @@ wait_sockets() {
 
 stop_node() { # stop_node NODE SIGNAL
 	local pid outer
+	if image_node "$1"; then image_stop "$@"; return; fi
 	outer=$(cat "$LAB/$1/outer.pid" 2>/dev/null) || return 0
 	pid=$(sup_pid "$1")
 	[ -n "$pid" ] && kill "-$2" "$pid" 2>/dev/null
@@ -169,7 +185,9 @@ cmd_down() {
 		fi
 	done
 	# a test's own mounts under the lab (a loop-mounted disk), left by an interrupted run
+	# (and the spokes' overlays, in image mode)
 	findmnt -rn -o TARGET 2>/dev/null | grep "^$LAB/" | sort -r | xargs -r -n1 umount -l
+	image_down
 	rm -rf "$LAB"
 }
 
@@ -178,6 +196,7 @@ cmd_up() {
 	cmd_down
 	mkdir -p "$LAB"
 	chmod 700 "$LAB"
+	if image_mode; then image_up; fi
 	umask 077
 	for n in $NODES; do
 		mkdir -p "$LAB/$n/etc"
@@ -212,6 +231,7 @@ cmd_add_node() {
 cmd_exec() {
 	local n=$1; shift
 	local pid
+	if image_node "$n"; then image_exec "$n" "$@"; return; fi
 	pid=$(sup_pid "$n") || die "$n is not running"
 	[ -n "$pid" ] || die "$n is not running"
 	nsenter -t "$pid" --mount --net --pid -- "$@"
@@ -221,7 +241,8 @@ case "${1:-}" in
 up) cmd_up ;;
 down) need_root; cmd_down ;;
 exec) shift; [ $# -ge 2 ] || die "usage: lab.sh exec NODE CMD..."; cmd_exec "$@" ;;
-ctl) shift; [ $# -ge 2 ] || die "usage: lab.sh ctl NODE ARGS..."; n=$1; shift; cmd_exec "$n" "$SUP" ctl "$@" ;;
+ctl) shift; [ $# -ge 2 ] || die "usage: lab.sh ctl NODE ARGS..."; n=$1; shift
+	if image_node "$n"; then cmd_exec "$n" "$(image_entrypoint)" ctl "$@"; else cmd_exec "$n" "$SUP" ctl "$@"; fi ;;
 start) need_root; start_node "$2"; wait_sockets "$2" ;;
 stop) stop_node "$2" TERM ;;
 kill) stop_node "$2" KILL ;;

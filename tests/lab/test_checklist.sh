@@ -4,7 +4,9 @@
 # fears: the hub down for 60 s under a steady write load, and kill -9 of
 # each kind of child (wireguard-go, postgres, a backup run) on each spoke.
 # LAB_RECORD_DIR=DIR (unset in CI) records /metrics through the outage for
-# deploy/monitoring/plot.sh (README, "Monitoring").
+# deploy/monitoring/plot.sh (README, "Monitoring"). With LAB_IMAGE, the
+# spokes run from the spoke image (test_image.sh): what runs inside a spoke
+# is the image's (no procps there: processes are found from here).
 set -u
 SUP=$1 TESTS=$2 ROOT=$3
 . "$TESTS/tap.sh"
@@ -87,7 +89,7 @@ done
 	tap_fail "§8.4 /status on each spoke" "$bad"
 
 # ---- names (spec §7 option B) ---------------------------------------------------------------------
-h=$(grep -E "^10\.88\.0\.(1|11|12|13) " "$LAB_DIR/spoke-b/etc/hosts" | tr -s ' ' | tr '\n' ';')
+h=$("$LAB" exec spoke-b grep -E "^10\.88\.0\.(1|11|12|13) " /etc/supervisor/hosts | tr -s ' ' | tr '\n' ';')
 [ "$h" = "10.88.0.1 hub.vpn;10.88.0.11 spoke-a.vpn pg-primary.vpn;10.88.0.12 spoke-b.vpn;10.88.0.13 spoke-c.vpn;" ] &&
 	tap_ok "names.hosts_file: each node keeps a block with NAME.vpn and pg-primary.vpn" ||
 	tap_fail "split-horizon names block" "$h"
@@ -166,7 +168,7 @@ fi
 # ---- faults: kill -9 of each child type on each spoke ------------------------------------------------
 for n in $SPOKES; do
 	w0=$(child_restarts $n wireguard-go) p0=$(child_restarts $n postgres)
-	"$LAB" exec $n pkill -KILL -x wireguard-go
+	node_pkill $n -KILL -x wireguard-go
 	"$LAB" exec $n sh -c 'kill -KILL $(head -1 /var/lib/postgresql/data/postmaster.pid)'
 	back() { [ "$(child_restarts $n wireguard-go)" -gt "$w0" ] && [ "$(child_restarts $n postgres)" -gt "$p0" ] &&
 		"$LAB" ctl $n status >/dev/null 2>&1; }
@@ -180,8 +182,8 @@ wait_until 60000 streaming >/dev/null
 for n in $SPOKES; do
 	f0=$(ctl_json $n backups "d['backup']['failed_runs']")
 	"$LAB" ctl $n backup-now >/dev/null
-	wait_until 5000 "$LAB" exec $n pgrep -f "supervisor backup run" >/dev/null
-	"$LAB" exec $n pkill -KILL -f "supervisor backup run"
+	# find and kill in one step, often: a small database's run is over in a moment
+	for _ in $(seq 250); do node_pkill $n -KILL -f "supervisor backup run" && break; sleep 0.02; done
 	failed_counted() { [ "$(ctl_json $n backups "d['backup']['failed_runs']")" -gt "$f0" ]; }
 	ok_again() { "$LAB" ctl $n backup-now >/dev/null 2>&1 && sleep 3 && [ "$(ctl_json $n backups "d['backup']['state']")" = ok ]; }
 	if wait_until 20000 failed_counted >/dev/null && wait_until 60000 ok_again >/dev/null; then

@@ -744,6 +744,23 @@ static void test_hosts_block_and_merge(void **state)
 	conf_free(c);
 }
 
+/* wireguard-go's reason for no wg0 (a container without /dev/net/tun or NET_ADMIN), as it prints it */
+static void test_wggo_error_message(void **state)
+{
+	(void)state;
+	assert_string_equal(wggo_error_message("ERROR: (wg0) 2026/12/01 04:49:01 Failed to create TUN device: "
+					       "operation not permitted"),
+			    "Failed to create TUN device: operation not permitted");
+	assert_string_equal(wggo_error_message("ERROR: (wg0) 2026/12/01 04:49:01.123456 UAPI listen error: x"),
+			    "UAPI listen error: x");
+	assert_string_equal(wggo_error_message("ERROR: Failed to create TUN device: no such file or directory"),
+			    "Failed to create TUN device: no such file or directory");
+	assert_string_equal(wggo_error_message("ERROR: (wg0) 42 peers"), "42 peers");
+	assert_null(wggo_error_message("INFO: (wg0) 2026/12/01 04:49:01 Device started"));
+	assert_null(wggo_error_message("┌──────────────────────────────┐"));
+	assert_null(wggo_error_message("ERROR: (wg0) 2026/12/01 04:49:01 "));
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
@@ -757,6 +774,7 @@ int main(void)
 		cmocka_unit_test(test_netlink_build_set_cuts),
 		cmocka_unit_test(test_netlink_large_dump),
 		cmocka_unit_test(test_hosts_block_and_merge),
+		cmocka_unit_test(test_wggo_error_message),
 	};
 
 	return cmocka_run_group_tests_name("overlay", tests, NULL, NULL);

@@ -208,7 +208,7 @@ arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarc
 linked=$(readelf -d "$SUP" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | grep -v -E '^lib(a|ub|l|t)san\.' |
 	while read -r lib; do dpkg -S "*/$arch/$lib" 2>/dev/null | head -1 | sed 's/:.*//'; done | sort -u | grep -v -x libc6)
 hub_pkgs=$(sed -n '/^packages=(/,/)$/p' "$ROOT/deploy/hub/setup-hub.sh" | tr -d '()' | sed 's/packages=//' | tr -s ' \t' '\n\n')
-img_pkgs=$(sed -n '/^FROM debian:bookworm-slim$/,$p' "$ROOT/deploy/spoke/Dockerfile" | sed -n '/apt-get install/,/rm -rf/p' |
+img_pkgs=$(tac "$ROOT/deploy/spoke/Dockerfile" | sed -n '1,/^FROM /p' | tac | sed -n '/apt-get install/,/rm -rf/p' |
 	tr -s ' \t\\' '\n\n\n')
 missing=""
 for p in $linked; do

@@ -30,7 +30,7 @@ trap "rm -rf '$work'" EXIT
 # The tests' shell pieces the guest uses: tap.sh and the lab.
 mkdir -p "$work/tests/lab"
 cp "$TESTS/tap.sh" "$work/tests/"
-cp "$TESTS/lab/lab.sh" "$TESTS/lab/helpers.sh" "$work/tests/lab/"
+cp "$TESTS"/lab/*.sh "$work/tests/lab/"
 
 # The first run fetches the kernel and builds the root filesystem: not timed with the boot.
 t0=$(date +%s%3N)

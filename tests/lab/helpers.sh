@@ -29,8 +29,10 @@ need_root() {
 # fixed): wait for whoever holds it. Held until this shell exits; lab.sh
 # closes it for the nodes it starts.
 lab_lock() {
+	[ -n "${LAB_LOCKED:-}" ] && return # reopening fd 9 would let go of it
 	exec 9>>/run/sup-lab.lock
 	flock 9
+	LAB_LOCKED=1
 }
 
 # no_sanitizer_reports [WHAT]: one TAP line: no ASan/UBSan/LSan report in

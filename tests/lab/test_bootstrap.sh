@@ -20,6 +20,7 @@ need_root
 
 link_of() { ctl_json spoke-a replication "[r for r in d['replication']['members'] if r['name']=='$1'][0].get('link')"; }
 streaming() { [ "$(link_of "$1")" = streaming ]; }
+not_streaming() { ! streaming "$1"; }
 pg_state() { ctl_json "$1" replication "d['postgres']['state']"; }
 running() { [ "$(pg_state "$1")" = running ]; }
 redone() { ctl_json "$1" replication "d['postgres']['bootstraps_redone']"; }
@@ -94,6 +95,9 @@ size=$(psql_on spoke-a "SELECT pg_size_pretty(sum(pg_database_size(datname))) FR
 # staged, and check that it comes back streaming with every row by itself.
 interrupted() {
 	local n=$1 what=$2 how=$3 el t0 samples=$LAB_DIR/samples-$1-$3
+	# NODE was stopped streaming just before: the primary's view (probed once a
+	# second) may say so for a moment more; sample the new clone only
+	wait_until 15000 not_streaming "$n" >/dev/null
 	sample "$n" "$samples" &
 	local sampler=$!
 	"$LAB" start "$n"

@@ -184,9 +184,17 @@ cmd_run() {
 	return "$status"
 }
 
+# lab_lock: building the root filesystem and running QEMU under TCG take
+# both cores; the lab's end-to-end tests measure timings. One at a time: take
+# the lab's lock (tests/lab/helpers.sh), held until this script exits.
+lab_lock() {
+	exec 9>>/run/sup-lab.lock
+	flock 9
+}
+
 case "${1:-}" in
 kernel) cmd_kernel ;;
-rootfs) cmd_rootfs ;;
-run) shift; cmd_run "$@" ;;
+rootfs) lab_lock; cmd_rootfs ;;
+run) shift; lab_lock; cmd_run "$@" ;;
 *) sed -n '3,28p' "$0" | sed 's/^# \{0,1\}//'; exit 64 ;;
 esac

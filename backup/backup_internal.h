@@ -46,6 +46,21 @@ void catalog_carry_verdicts(json_t *backups, const json_t *old);
 /* catalog_newest_good() - the newest good entry of a scan, or NULL (borrowed). */
 json_t *catalog_newest_good(const json_t *backups);
 
+/**
+ * catalog_run_is_newer() - whether the catalog's last run is later than the daemon's own.
+ * @cat: catalog.json's last_run record, or NULL.
+ * @cat_seen_ms: now_ms() when that record first appeared in the catalog.
+ * @own: the last run the daemon saw end, or NULL.
+ * @own_seen_ms: now_ms() when the daemon recorded it.
+ *
+ * Records carry finished_at in whole seconds: a run started by hand can end
+ * in the same second as the daemon's own (a refusal takes milliseconds), and
+ * then the one that appeared later is the later run.
+ *
+ * Return: true to report @cat.
+ */
+bool catalog_run_is_newer(const json_t *cat, uint64_t cat_seen_ms, const json_t *own, uint64_t own_seen_ms);
+
 /* Where a node's backups live: DIR/NODE. Caller frees. */
 char *backup_node_dir(const struct conf *conf);
 

@@ -344,3 +344,16 @@ json_t *catalog_newest_good(const json_t *backups)
 	}
 	return NULL;
 }
+
+bool catalog_run_is_newer(const json_t *cat, uint64_t cat_seen_ms, const json_t *own, uint64_t own_seen_ms)
+{
+	json_int_t cat_t, own_t;
+
+	if (!cat)
+		return false;
+	if (!own)
+		return true;
+	cat_t = json_integer_value(json_object_get(cat, "finished_at"));
+	own_t = json_integer_value(json_object_get(own, "finished_at"));
+	return cat_t > own_t || (cat_t == own_t && cat_seen_ms > own_seen_ms);
+}

@@ -54,7 +54,9 @@ struct backup {
 	json_t *catalog;               /* the last catalog.json read */
 	struct timespec catalog_mtime;
 	ino_t catalog_ino;
+	uint64_t catalog_run_ms;       /* now_ms() when the catalog's last_run changed */
 	json_t *last_run;              /* the last backup run as the daemon saw it end */
+	uint64_t last_run_ms;          /* now_ms() when last_run was set */
 	char *refused;                 /* the last run that could not start, and why */
 	unsigned runs, failed_runs;
 };
@@ -78,6 +80,8 @@ static void read_catalog(struct backup *b)
 	doc = json_load_file(path, 0, NULL);
 	if (!doc)
 		return; /* unreadable: keep what we had */
+	if (!json_equal(json_object_get(doc, "last_run"), json_object_get(b->catalog, "last_run")))
+		b->catalog_run_ms = now_ms();
 	json_decref(b->catalog);
 	b->catalog = doc;
 	b->catalog_mtime = st.st_mtim;
@@ -102,6 +106,7 @@ static void set_last_run(struct backup *b, bool ok, const char *error)
 				"kind", b->running_mode == BACKUP_MODE_RUN ? "run" : "verify",
 				"started_at", (json_int_t)b->run_started_at,
 				"finished_at", (json_int_t)time(NULL), "ok", ok, "error", error);
+	b->last_run_ms = now_ms();
 }
 
 /* The catalog's record of the run that just ended, if it wrote one. */
@@ -137,6 +142,7 @@ static void on_run_exit(struct child *c, int status, void *data)
 		if (b->running_mode == BACKUP_MODE_RUN) {
 			json_decref(b->last_run);
 			b->last_run = json_deep_copy(rec);
+			b->last_run_ms = now_ms();
 			if (b->timed_out)
 				json_object_set_new(b->last_run, "error", json_string(why));
 		}
@@ -356,12 +362,7 @@ static const json_t *latest_run(const struct backup *b)
 {
 	const json_t *cat = json_object_get(b->catalog, "last_run");
 
-	if (!b->last_run)
-		return cat;
-	if (cat && json_integer_value(json_object_get(cat, "finished_at")) >
-		   json_integer_value(json_object_get(b->last_run, "finished_at")))
-		return cat;
-	return b->last_run;
+	return catalog_run_is_newer(cat, b->catalog_run_ms, b->last_run, b->last_run_ms) ? cat : b->last_run;
 }
 
 static bool last_run_failed(const struct backup *b)

@@ -12,6 +12,7 @@
 #include <errno.h>
 
 #include "backup/backup.h"
+#include "backup/backup_internal.h"
 
 /* UTC seconds for Y-M-D h:m:s (timegm: no time zone, no DST). */
 static int64_t utc(int y, int mo, int d, int h, int mi, int s)
@@ -476,6 +477,32 @@ static void test_pgbackrest_info(void **state)
 	assert_int_equal(backup_pgbackrest_info("{\"status\":1}", &info), -EINVAL);
 }
 
+/*
+ * A run started by hand that ends in the same second as the daemon's own
+ * (a precheck refusal takes milliseconds) is the later one when it appeared
+ * later: finished_at alone is a tie, and the daemon kept reporting its own.
+ */
+static void test_catalog_run_is_newer(void **state)
+{
+	json_t *own = json_pack("{s:s, s:I, s:b}", "id", "own", "finished_at", (json_int_t)1000, "ok", 0);
+	json_t *same_s = json_pack("{s:s, s:I, s:b}", "id", "hand", "finished_at", (json_int_t)1000, "ok", 0);
+	json_t *later = json_pack("{s:s, s:I, s:b}", "id", "hand", "finished_at", (json_int_t)1001, "ok", 1);
+	json_t *older = json_pack("{s:s, s:I, s:b}", "id", "old", "finished_at", (json_int_t)999, "ok", 1);
+
+	(void)state;
+	assert_true(catalog_run_is_newer(same_s, 5001, own, 5000));  /* the field fault */
+	assert_false(catalog_run_is_newer(same_s, 5000, own, 5001)); /* ours came later */
+	assert_false(catalog_run_is_newer(same_s, 5000, own, 5000)); /* read as ours ended: ours */
+	assert_true(catalog_run_is_newer(later, 1, own, 5000));
+	assert_false(catalog_run_is_newer(older, 9000, own, 5000));
+	assert_true(catalog_run_is_newer(older, 1, NULL, 0));
+	assert_false(catalog_run_is_newer(NULL, 9000, own, 5000));
+	json_decref(own);
+	json_decref(same_s);
+	json_decref(later);
+	json_decref(older);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
@@ -495,6 +522,7 @@ int main(void)
 		cmocka_unit_test(test_manifest_as_of),
 		cmocka_unit_test(test_pgbackrest_verify),
 		cmocka_unit_test(test_pgbackrest_info),
+		cmocka_unit_test(test_catalog_run_is_newer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -92,6 +92,7 @@ int cmd_check_config(const struct cli_command *cmd, int argc, char **argv)
 	const char *path = conf_default_path(), *node = NULL;
 	struct conf *c = NULL;
 	bool matches = false;
+	char why[1024];
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "c:n:", opts, NULL)) != -1) {
@@ -116,6 +117,9 @@ int cmd_check_config(const struct cli_command *cmd, int argc, char **argv)
 		conf_free(c);
 		return r;
 	}
+	/* Valid but fragile: said, like a missing key, without failing the check. */
+	if (conf_ha_warning(c, why, sizeof(why)))
+		fprintf(stderr, "warning: %s\n", why);
 	printf("configuration OK\n");
 	conf_print_plan(c, stdout);
 	print_firewall_plan(c);

@@ -39,6 +39,13 @@ enum conf_pg_role {
 	CONF_PG_REPLICA,
 };
 
+/* High availability (issue 18): who may decide a failover. */
+enum conf_ha_mode {
+	CONF_HA_OFF,       /* today's static roles: the file says who is primary */
+	CONF_HA_MANUAL,    /* the leader lives in etcd; failovers only on request */
+	CONF_HA_AUTOMATIC, /* as manual, and candidates race for a lost leader's lease */
+};
+
 enum conf_backup_method {
 	CONF_BACKUP_PG_DUMP,
 	CONF_BACKUP_PGBACKREST,
@@ -145,7 +152,14 @@ struct conf_node {
 	uint8_t public_key[WG_KEY_LEN];
 	const char *public_key_b64;
 	enum conf_pg_role pg_role;
-	int upstream;                   /* index into conf.nodes, or -1 */
+	/*
+	 * Index into conf.nodes, or -1. With ha on, a replica without an
+	 * upstream gets the bootstrap primary: where it first clones from.
+	 */
+	int upstream;
+	/* May be promoted (Patroni's nofailover, inverted): true by default on
+	 * Postgres spokes, false elsewhere. Only counts with ha on. */
+	bool failover;
 	struct conf_hostport endpoint;  /* hub only */
 	const struct conf_cidr *ssh_from; /* hub only; may be empty */
 	size_t n_ssh_from;
@@ -160,7 +174,27 @@ struct conf_flow {
 	int from, to;    /* indexes into conf.nodes (always spokes) */
 	uint8_t proto;   /* IPPROTO_TCP or IPPROTO_UDP */
 	uint16_t port;
-	int line;
+	int line;        /* of the acl entry; of the ha group when derived */
+	bool derived;    /* added by the ha group, not written in the acl */
+};
+
+/*
+ * The ha group. The file names only the bootstrap primary: once the
+ * cluster runs, the current leader lives in etcd, whose members are the
+ * Postgres spokes (etcd peers on the overlay IP, clients on loopback).
+ */
+struct conf_ha {
+	enum conf_ha_mode mode;
+	int bootstrap_primary;      /* index into conf.nodes of the "primary" spoke; -1 when off */
+	uint32_t ttl_s;             /* leader lease, seconds */
+	uint32_t loop_wait_s;       /* HA loop period, seconds */
+	uint32_t retry_timeout_s;   /* store and Postgres operations, seconds */
+	uint64_t maximum_lag_on_failover; /* bytes; a candidate further behind is not promoted */
+	const char *etcd_bin;       /* absolute path of the etcd binary */
+	const char *data_dir;       /* etcd's data directory */
+	uint16_t client_port;       /* TCP, on 127.0.0.1 only */
+	uint16_t peer_port;         /* TCP, on the overlay IP */
+	int line;                   /* of the ha group; 0 when absent */
 };
 
 struct conf {
@@ -178,6 +212,7 @@ struct conf {
 	bool has_acl;                  /* false: spokes trust each other fully */
 	const struct conf_flow *flows;
 	size_t n_flows;
+	struct conf_ha ha;
 	int self;                      /* index of this node in nodes[] */
 	void *priv;                    /* storage owned by the struct */
 };
@@ -246,6 +281,52 @@ static inline const struct conf_node *conf_hub(const struct conf *c)
 /* conf_primary() - the spoke whose postgres role is primary, or NULL. */
 const struct conf_node *conf_primary(const struct conf *c);
 
+/* conf_ha_on() - whether the ha group is on (mode "manual" or "automatic"). */
+static inline bool conf_ha_on(const struct conf *c)
+{
+	return c->ha.mode != CONF_HA_OFF;
+}
+
+/**
+ * conf_node_candidate() - may @n be promoted by a failover or switchover?
+ * @c: the configuration.
+ * @n: one of @c's nodes.
+ *
+ * Return: true for a Postgres spoke without failover = false, ha on.
+ */
+bool conf_node_candidate(const struct conf *c, const struct conf_node *n);
+
+/**
+ * conf_ha_member() - is @n a member of the etcd cluster?
+ * @c: the configuration.
+ * @n: one of @c's nodes.
+ *
+ * Every Postgres spoke is, candidate or not, so that a replica that may not
+ * be promoted still counts towards etcd's majority. Return: false with ha off.
+ */
+bool conf_ha_member(const struct conf *c, const struct conf_node *n);
+
+/**
+ * conf_ha_members() - the etcd members, in nodes[] order.
+ * @c: the configuration.
+ * @out: receives up to @max of them; may be NULL when @max is 0.
+ * @max: room in @out.
+ *
+ * Return: the number of members (0 with ha off), even when above @max.
+ */
+size_t conf_ha_members(const struct conf *c, const struct conf_node **out, size_t max);
+
+/**
+ * conf_ha_warning() - what is valid but fragile in the ha group.
+ * @c: the configuration.
+ * @buf: receives one line, "FILE:LINE: ha: ..." with a hint.
+ * @size: size of @buf.
+ *
+ * With fewer than 3 etcd members, losing one stops elections: etcd needs a
+ * majority. Return: true when @buf was filled.
+ */
+bool conf_ha_warning(const struct conf *c, char *buf, size_t size);
+
 /*
  * Paths derived from the configuration, each decided here only. The run
  * directory is control.socket's directory: the control socket, Postgres'
@@ -281,6 +362,7 @@ void conf_print_plan(const struct conf *conf, FILE *f);
 /* Names for display. */
 const char *conf_pg_role_name(enum conf_pg_role role);
 const char *conf_backup_method_name(enum conf_backup_method m);
+const char *conf_ha_mode_name(enum conf_ha_mode mode);
 /* conf_ip_str() - dotted quad of @a in a static-free caller buffer. */
 const char *conf_ip_str(struct in_addr a, char buf[16]);
 

@@ -42,6 +42,14 @@ struct raw_child {
 	int argv_line, env_line, after_line;
 };
 
+/* The ha group while loading: the final group plus its keys' lines. */
+struct raw_ha {
+	struct conf_ha ha;
+	int mode_line;
+	int client_port_line;
+	int peer_port_line;
+};
+
 /* A node while loading: the final node plus what only loading needs. */
 struct raw_node {
 	struct conf_node node;
@@ -51,6 +59,7 @@ struct raw_node {
 	int pg_role_line;
 	int ip_line;
 	int name_line;
+	int failover_line;         /* 0: failover not written, take the default */
 	struct conf_cidr *ssh_from;
 	size_t n_ssh_from;
 	struct raw_child *children;
@@ -71,6 +80,7 @@ struct load_ctx {
 	size_t n_nodes;
 	struct raw_acl *acls;
 	size_t n_acls;
+	struct raw_ha ha;
 };
 
 /* conf_util.c */
@@ -91,6 +101,13 @@ void parse_root(struct load_ctx *ctx, const config_setting_t *root);
 /* conf_validate.c */
 void validate_cluster(struct load_ctx *ctx, const config_setting_t *root);
 int select_node(struct load_ctx *ctx, const char *node, const config_setting_t *root);
+
+/* conf_ha.c: the ha group's checks across nodes, and the flows it derives. */
+void ha_set_defaults(struct conf_ha *ha);
+void ha_finish(struct load_ctx *ctx, const config_setting_t *s, const char *path, void *target);
+void check_ha(struct load_ctx *ctx);
+size_t ha_flows_max(const struct load_ctx *ctx);
+void ha_add_flows(struct load_ctx *ctx, struct conf_flow *flows, size_t *n);
 
 /* conf_parse.c: "a.b.c.d/n" (host bits are the caller's concern). */
 bool conf_parse_cidr(const char *s, struct conf_cidr *out);

@@ -19,6 +19,7 @@
 #include <ctype.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,7 @@ enum vtype {
 	VT_IFNAME,
 	VT_UINT,      /* integer in [min, max], stored as uint32_t */
 	VT_U16,       /* integer in [min, max], stored as uint16_t */
+	VT_U64,       /* integer in [min, max] (libconfig's 64-bit L suffix too), as uint64_t */
 	VT_MTU,       /* "auto" (stored as 0) or an integer in [min, max], as uint16_t */
 	VT_IPV4,
 	VT_CIDR,
@@ -76,6 +78,7 @@ struct group_spec {
 
 static const char *const pg_roles[] = { "none", "primary", "replica", NULL };
 static const char *const backup_methods[] = { "pg_dump", "pgbackrest", NULL };
+static const char *const ha_modes[] = { "off", "manual", "automatic", NULL };
 
 /* ---- value parsers ----------------------------------------------------- */
 
@@ -99,6 +102,7 @@ static int wanted_type(enum vtype t)
 	switch (t) {
 	case VT_UINT:
 	case VT_U16:
+	case VT_U64:
 	case VT_SECONDS:
 		return CONFIG_TYPE_INT;
 	case VT_BOOL:
@@ -430,6 +434,7 @@ static void parse_value(struct load_ctx *ctx, const config_setting_t *s, const c
 		return;
 	case VT_UINT:
 	case VT_U16:
+	case VT_U64:
 	case VT_SECONDS: {
 		long long v = config_setting_get_int64(s);
 
@@ -439,6 +444,8 @@ static void parse_value(struct load_ctx *ctx, const config_setting_t *s, const c
 		}
 		if (k->type == VT_U16)
 			*(uint16_t *)dst = (uint16_t)v;
+		else if (k->type == VT_U64)
+			*(uint64_t *)dst = (uint64_t)v;
 		else if (k->type == VT_SECONDS)
 			*(uint32_t *)dst = (uint32_t)v * 1000;
 		else
@@ -802,6 +809,8 @@ static const struct key_spec hub_keys[] = {
 	KEYX("postgres", VT_FORBIDDEN, 0, .hint = "the hub runs no database; set postgres on spokes"),
 	KEYX("backup", VT_FORBIDDEN, 0, .hint = "the hub runs no database, so it has no backups"),
 	KEYX("upstream", VT_FORBIDDEN, 0, .hint = "the hub runs no database"),
+	KEYX("failover", VT_FORBIDDEN, 0,
+	    .hint = "the hub runs no database; failover = false goes on a Postgres spoke"),
 };
 static const struct group_spec hub_group = { hub_keys, ARRAY_SIZE(hub_keys), NULL, NULL };
 
@@ -822,6 +831,7 @@ static const struct key_spec spoke_keys[] = {
 	    .line_offset = NODE(ip_line)),
 	KEYX("public_key", VT_WGKEY, NODE(node.public_key_b64), .required = true),
 	KEYX("upstream", VT_NAME, NODE(upstream_name), .line_offset = NODE(upstream_line)),
+	KEYX("failover", VT_BOOL, NODE(node.failover), .line_offset = NODE(failover_line)),
 	OVERRIDE("keys", keys, keys_group),
 	KEYX("postgres", VT_ROLE_OR_GROUP, 0, .sub = &spoke_postgres_group),
 	OVERRIDE("backup", backup, backup_group),
@@ -855,6 +865,30 @@ static const struct key_spec acl_keys[] = {
 	KEY("udp", VT_PORTS, ACL(udp)),
 };
 static const struct group_spec acl_group = { acl_keys, ARRAY_SIZE(acl_keys), NULL, acl_finish };
+
+/*
+ * High availability. Only the checks within the group are made here (and
+ * whatever the mode, so a group kept with mode = "off" stays valid); those
+ * against the nodes are in conf_ha.c.
+ */
+#define HA(f) offsetof(struct raw_ha, f)
+static const struct key_spec ha_keys[] = {
+	KEYX("mode", VT_ENUM, HA(ha.mode), .choices = ha_modes, .line_offset = HA(mode_line)),
+	KEYX("ttl", VT_UINT, HA(ha.ttl_s), .min = 10, .max = 300),
+	KEYX("loop_wait", VT_UINT, HA(ha.loop_wait_s), .min = 1, .max = 300),
+	KEYX("retry_timeout", VT_UINT, HA(ha.retry_timeout_s), .min = 1, .max = 300),
+	KEYX("maximum_lag_on_failover", VT_U64, HA(ha.maximum_lag_on_failover), .min = 0,
+	     .max = INT64_MAX),
+	KEY("etcd", VT_PATH, HA(ha.etcd_bin)),
+	KEY("data_dir", VT_PATH, HA(ha.data_dir)),
+	KEYX("client_port", VT_U16, HA(ha.client_port), .min = 1, .max = 65535,
+	     .line_offset = HA(client_port_line)),
+	KEYX("peer_port", VT_U16, HA(ha.peer_port), .min = 1, .max = 65535,
+	     .line_offset = HA(peer_port_line)),
+	KEYX("bootstrap_primary", VT_FORBIDDEN, 0,
+	     .hint = "the bootstrap primary is the spoke with postgres = \"primary\""),
+};
+static const struct group_spec ha_group = { ha_keys, ARRAY_SIZE(ha_keys), NULL, ha_finish };
 
 /* ---- the root ---------------------------------------------------------- */
 
@@ -942,7 +976,7 @@ static const struct {
 	{ "supervisor", &supervisor_group, SET(supervision) },
 };
 
-static const char *const root_names[] = { "cluster", "hub", "spokes", "acl" };
+static const char *const root_names[] = { "cluster", "hub", "spokes", "acl", "ha" };
 
 static bool is_root_name(const char *name)
 {
@@ -959,6 +993,7 @@ static void report_unknown_root(struct load_ctx *ctx, const config_setting_t *s)
 {
 	static const struct key_spec all[] = {
 		{ .name = "cluster" }, { .name = "hub" }, { .name = "spokes" }, { .name = "acl" },
+		{ .name = "ha" },
 		{ .name = "keys" }, { .name = "postgres" }, { .name = "backup" },
 		{ .name = "status" }, { .name = "control" }, { .name = "names" }, { .name = "log" },
 		{ .name = "supervisor" },
@@ -980,6 +1015,7 @@ void parse_root(struct load_ctx *ctx, const config_setting_t *root)
 	c->cluster.fresh_handshake_s = 180;
 	c->cluster.mtu = 0; /* "auto": from the path to the hub */
 	settings_set_defaults(&ctx->defaults);
+	ha_set_defaults(&ctx->ha.ha);
 
 	for (int i = 0; i < config_setting_length(root); i++) {
 		s = config_setting_get_elem(root, (unsigned)i);
@@ -1029,6 +1065,15 @@ void parse_root(struct load_ctx *ctx, const config_setting_t *root)
 		parse_list(ctx, s, "spokes", each_spoke);
 		if (ctx->n_nodes == 1 && config_setting_is_list(s))
 			diag_at(ctx, s, "spokes: the list is empty (hint: add at least one spoke)");
+	}
+
+	s = config_setting_get_member(root, "ha");
+	if (s && !config_setting_is_group(s)) {
+		diag_at(ctx, s, "ha: must be a group { mode = ...; ... }, not %s",
+			type_name(config_setting_type(s)));
+	} else if (s) {
+		ctx->ha.ha.line = config_setting_source_line(s);
+		parse_group(ctx, s, "ha", &ha_group, &ctx->ha);
 	}
 
 	s = config_setting_get_member(root, "acl");

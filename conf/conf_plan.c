@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
  * The node's plan as check-config prints it: what this node is, which
- * WireGuard peers it gets, its Postgres role, and the ACL flows that
- * concern it. Only public keys are printed.
+ * WireGuard peers it gets, its Postgres role, the ha group, and the ACL
+ * flows that concern it. Only public keys are printed.
  */
 #include "conf/conf_internal.h"
 #include "lib/log.h"
 
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <string.h>
 
@@ -35,8 +36,9 @@ static void print_flows(const struct conf *c, FILE *f)
 		else
 			continue;
 		any = true;
-		fprintf(f, "  %s %-12s -> %-12s %s/%u\n", dir, c->nodes[fl->from].name,
-			c->nodes[fl->to].name, fl->proto == IPPROTO_TCP ? "tcp" : "udp", fl->port);
+		fprintf(f, "  %s %-12s -> %-12s %s/%u%s\n", dir, c->nodes[fl->from].name,
+			c->nodes[fl->to].name, fl->proto == IPPROTO_TCP ? "tcp" : "udp", fl->port,
+			fl->derived ? "  (derived: ha)" : "");
 	}
 	if (!any)
 		fprintf(f, "  (no flow concerns this node: nothing from other spokes is accepted)\n");
@@ -91,6 +93,45 @@ static void print_postgres(const struct conf *c, FILE *f)
 				conf_ip_str(c->nodes[i].overlay_ip, ip));
 }
 
+/* The same on every node: each runs the HA loop, and the hub only watches. */
+static void print_ha(const struct conf *c, FILE *f)
+{
+	const struct conf_ha *ha = &c->ha;
+	size_t n = conf_ha_members(c, NULL, 0);
+	const char *sep = "";
+	char ip[16];
+
+	if (!conf_ha_on(c)) {
+		fprintf(f, "ha: off\n");
+		return;
+	}
+	fprintf(f, "ha: %s, bootstrap primary %s (once the cluster runs, the leader lives in etcd)\n",
+		conf_ha_mode_name(ha->mode), c->nodes[ha->bootstrap_primary].name);
+	fprintf(f, "  candidates:");
+	for (size_t i = 0; i < c->n_nodes; i++)
+		if (conf_node_candidate(c, &c->nodes[i]))
+			fprintf(f, " %s", c->nodes[i].name);
+	fprintf(f, "\n");
+	for (size_t i = 0; i < c->n_nodes; i++) {
+		if (!conf_ha_member(c, &c->nodes[i]) || c->nodes[i].failover)
+			continue;
+		fprintf(f, "%s%s", *sep ? sep : "  not candidates (failover = false): ", c->nodes[i].name);
+		sep = ", ";
+	}
+	if (*sep)
+		fprintf(f, "\n");
+	fprintf(f, "  etcd members: %zu, a majority is %zu (elections survive losing %zu)\n", n,
+		n / 2 + 1, n - (n / 2 + 1));
+	for (size_t i = 0; i < c->n_nodes; i++)
+		if (conf_ha_member(c, &c->nodes[i]))
+			fprintf(f, "    %-12s peer http://%s:%u\n", c->nodes[i].name,
+				conf_ip_str(c->nodes[i].overlay_ip, ip), ha->peer_port);
+	fprintf(f, "  etcd client http://127.0.0.1:%u, binary %s, data %s\n", ha->client_port,
+		ha->etcd_bin, ha->data_dir);
+	fprintf(f, "  ttl %us, loop_wait %us, retry_timeout %us, maximum_lag_on_failover %" PRIu64 " bytes\n",
+		ha->ttl_s, ha->loop_wait_s, ha->retry_timeout_s, ha->maximum_lag_on_failover);
+}
+
 void conf_print_plan(const struct conf *c, FILE *f)
 {
 	const struct conf_node *me = conf_self(c);
@@ -135,6 +176,7 @@ void conf_print_plan(const struct conf *c, FILE *f)
 			fprintf(f, " %s/%u", conf_ip_str(me->ssh_from[i].addr, ip), me->ssh_from[i].prefix);
 		fprintf(f, "\n");
 	}
+	print_ha(c, f);
 	fprintf(f, "acl flows:\n");
 	print_flows(c, f);
 	fprintf(f, "status http://%s:%u/status, control socket %s, log level %s\n",

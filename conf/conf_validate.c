@@ -2,7 +2,8 @@
 /*
  * Checks across values: unique names, addresses and keys, addresses inside
  * the overlay network, the replication topology (exactly one primary, every
- * replica's upstream chain ending at it) and ACL names. Each check reports
+ * replica's upstream chain ending at it), ACL names and, in conf_ha.c, the
+ * ha group against the nodes. Each check reports
  * at the line of the value that breaks it and goes on, so one run lists
  * every problem.
  */
@@ -106,7 +107,8 @@ static void check_addresses(struct load_ctx *ctx)
 	}
 }
 
-static void resolve_upstreams(struct load_ctx *ctx)
+/* @primary: the primary's index, or -1 when there is none (already reported). */
+static void resolve_upstreams(struct load_ctx *ctx, int primary)
 {
 	char known[512];
 
@@ -116,6 +118,14 @@ static void resolve_upstreams(struct load_ctx *ctx)
 		int up;
 
 		if (!rn->upstream_name) {
+			/*
+			 * With ha on the leader changes at run time and every replica
+			 * follows it: the file's primary is only where it first clones.
+			 */
+			if (rn->node.pg_role == CONF_PG_REPLICA && ctx->ha.ha.mode != CONF_HA_OFF) {
+				rn->node.upstream = primary;
+				continue;
+			}
 			if (rn->node.pg_role == CONF_PG_REPLICA)
 				diag_add(ctx, NULL, rn->pg_role_line ? rn->pg_role_line : rn->node.line,
 					 "%s: replica %s has no upstream (hint: add upstream = \"<name of the primary>\")",
@@ -171,7 +181,7 @@ static void check_topology(struct load_ctx *ctx)
 		diag_add(ctx, NULL, ctx->spokes_line,
 			 "spokes: no spoke is the postgres primary (hint: set postgres = \"primary\" on exactly one spoke)");
 
-	resolve_upstreams(ctx);
+	resolve_upstreams(ctx, primary);
 
 	/* Every replica's chain of upstreams must end at the primary. */
 	for (size_t i = 1; i < ctx->n_nodes; i++) {
@@ -221,7 +231,7 @@ static void add_flow(struct conf_flow *flows, size_t *n, int from, int to, uint8
 {
 	if (from == to)
 		return; /* a spoke's traffic to itself never crosses wg0 */
-	flows[(*n)++] = (struct conf_flow){ from, to, proto, port, line };
+	flows[(*n)++] = (struct conf_flow){ from, to, proto, port, line, false };
 }
 
 static int flow_cmp(const void *a, const void *b)
@@ -236,6 +246,9 @@ static int flow_cmp(const void *a, const void *b)
 		return x->proto < y->proto ? -1 : 1;
 	if (x->port != y->port)
 		return x->port < y->port ? -1 : 1;
+	/* A flow both written and derived is kept as written: the user's line. */
+	if (x->derived != y->derived)
+		return x->derived ? 1 : -1;
 	return x->line < y->line ? -1 : x->line > y->line;
 }
 
@@ -273,6 +286,7 @@ static void expand_acls(struct load_ctx *ctx)
 
 		cap += a->from.n * a->to.n * (a->tcp.n + a->udp.n);
 	}
+	cap += ha_flows_max(ctx);
 	flows = store_alloc(ctx->store, sizeof(*flows) * (cap ? cap : 1));
 	for (size_t i = 0; i < ctx->n_acls; i++) {
 		const struct raw_acl *a = &ctx->acls[i];
@@ -296,6 +310,7 @@ static void expand_acls(struct load_ctx *ctx)
 			}
 		}
 	}
+	ha_add_flows(ctx, flows, &n);
 	ctx->conf->flows = flows;
 	ctx->conf->n_flows = unique_flows(flows, n);
 }
@@ -386,6 +401,7 @@ void validate_cluster(struct load_ctx *ctx, const config_setting_t *root)
 	if (ctx->have_network)
 		check_addresses(ctx);
 	check_topology(ctx);
+	check_ha(ctx);
 	expand_acls(ctx);
 }
 

@@ -39,6 +39,51 @@ else
 	tap_fail "plan of spoke-b shows its nftables table with a hash of that text" "hash=$hash" "$table"
 fi
 
+# The ha group: its section of the plan, the flows it derives marked as such
+# and in the firewall, a warning (not an error) with only two etcd members.
+grep -qx "ha: off" <<<"$out" && tap_ok "plan without an ha group says ha: off" ||
+	tap_fail "plan without an ha group says ha: off" "$out"
+HA=$TESTS/conf/valid
+out=$("$SUP" check-config -c "$HA/ha.conf" -n spoke-c 2>"$tmp/err"); rc=$?
+if [ $rc -eq 0 ] &&
+   grep -qx "ha: automatic, bootstrap primary spoke-a (once the cluster runs, the leader lives in etcd)" <<<"$out" &&
+   grep -qx "  candidates: spoke-a spoke-b spoke-c" <<<"$out" &&
+   grep -qx "  etcd members: 3, a majority is 2 (elections survive losing 1)" <<<"$out" &&
+   grep -qx "    spoke-b      peer http://10.88.0.12:2380" <<<"$out" &&
+   grep -q "^  etcd client http://127.0.0.1:12379, binary /opt/etcd/bin/etcd, data /srv/etcd$" <<<"$out" &&
+   grep -qx "  ttl 40s, loop_wait 5s, retry_timeout 15s, maximum_lag_on_failover 5000000000 bytes" <<<"$out" &&
+   grep -qx "  in  spoke-b      -> spoke-c      tcp/5432  (derived: ha)" <<<"$out" &&
+   grep -qx "  in  spoke-a      -> spoke-c      tcp/2380  (derived: ha)" <<<"$out" &&
+   grep -qx "  in  spoke-a      -> spoke-c      tcp/5432" <<<"$out" &&
+   grep -q '10.88.0.12 . 5432' <<<"$out" && grep -q '10.88.0.11 . 2380' <<<"$out" &&
+   ! grep -q "etcd members" "$tmp/err"; then
+	tap_ok "check-config of an ha file: its section, derived flows marked and in the firewall"
+else
+	tap_fail "check-config of an ha file: its section, derived flows marked and in the firewall" "rc=$rc" "$out" "$(cat "$tmp/err")"
+fi
+out=$("$SUP" check-config -c "$HA/ha_nofailover.conf" -n spoke-a 2>/dev/null); rc=$?
+if [ $rc -eq 0 ] && grep -qx "  candidates: spoke-a spoke-b" <<<"$out" &&
+   grep -qx "  not candidates (failover = false): spoke-c" <<<"$out" &&
+   grep -qx "    spoke-c      peer http://10.88.0.13:2380" <<<"$out"; then
+	tap_ok "check-config names the spokes with failover = false, still etcd members"
+else
+	tap_fail "check-config names the spokes with failover = false, still etcd members" "rc=$rc" "$out"
+fi
+"$SUP" check-config -c "$HA/ha_two.conf" -n spoke-a >"$tmp/out" 2>"$tmp/err"; rc=$?
+if [ $rc -eq 0 ] && grep -qx "configuration OK" "$tmp/out" &&
+   grep -q "^warning: $HA/ha_two.conf:13: ha: only 2 etcd members (spoke-a, spoke-b): etcd needs a majority" "$tmp/err"; then
+	tap_ok "two etcd members: a warning with FILE:LINE, exit 0"
+else
+	tap_fail "two etcd members: a warning with FILE:LINE, exit 0" "rc=$rc" "$(cat "$tmp/err")"
+fi
+"$SUP" check-config -c "$TESTS/conf/invalid/ha_candidates.conf" -n spoke-a >"$tmp/out" 2>"$tmp/err"; rc=$?
+if [ $rc -eq 78 ] && ! grep -q "configuration OK" "$tmp/out" &&
+   grep -q "^$TESTS/conf/invalid/ha_candidates.conf:12: ha.mode: \"manual\" needs at least 2 failover candidates" "$tmp/err"; then
+	tap_ok "an ha file with one candidate exits 78 with FILE:LINE"
+else
+	tap_fail "an ha file with one candidate exits 78 with FILE:LINE" "rc=$rc" "$(cat "$tmp/err")"
+fi
+
 # Every invalid file: exit 78 and each expected FILE:LINE: message on stderr.
 for f in "$TESTS"/conf/invalid/*.conf; do
 	name=$(basename "$f")

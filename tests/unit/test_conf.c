@@ -325,6 +325,234 @@ static void test_children(void **state)
 	conf_free(c);
 }
 
+/* ---- the ha group ------------------------------------------------------ */
+
+static const struct conf_flow *find_flow(const struct conf *c, const char *from, const char *to,
+					 uint16_t port)
+{
+	for (size_t i = 0; i < c->n_flows; i++) {
+		const struct conf_flow *f = &c->flows[i];
+
+		if (strcmp(c->nodes[f->from].name, from) == 0 && strcmp(c->nodes[f->to].name, to) == 0 &&
+		    f->proto == IPPROTO_TCP && f->port == port)
+			return f;
+	}
+	return NULL;
+}
+
+static void assert_flows_unique(const struct conf *c)
+{
+	for (size_t i = 0; i < c->n_flows; i++)
+		for (size_t j = 0; j < i; j++) {
+			const struct conf_flow *x = &c->flows[i], *y = &c->flows[j];
+
+			if (x->from == y->from && x->to == y->to && x->proto == y->proto &&
+			    x->port == y->port)
+				fail_msg("flow %s -> %s %u twice", c->nodes[x->from].name,
+					 c->nodes[x->to].name, x->port);
+		}
+}
+
+/* No ha group: off, Patroni's defaults, nothing derived, today's roles. */
+static void test_ha_absent(void **state)
+{
+	struct conf *c = load_ok("valid/minimal.conf", "spoke-a");
+	const struct conf_node *a = &c->nodes[node_index(c, "spoke-a")];
+	char why[512];
+
+	(void)state;
+	assert_false(conf_ha_on(c));
+	assert_int_equal(c->ha.mode, CONF_HA_OFF);
+	assert_string_equal(conf_ha_mode_name(c->ha.mode), "off");
+	assert_int_equal(c->ha.bootstrap_primary, -1);
+	assert_int_equal(c->ha.line, 0);
+	assert_int_equal(c->ha.ttl_s, 30);
+	assert_int_equal(c->ha.loop_wait_s, 10);
+	assert_int_equal(c->ha.retry_timeout_s, 10);
+	assert_int_equal(c->ha.maximum_lag_on_failover, 1048576);
+	assert_string_equal(c->ha.etcd_bin, "/usr/bin/etcd");
+	assert_string_equal(c->ha.data_dir, "/var/lib/supervisor/etcd");
+	assert_int_equal(c->ha.client_port, 2379);
+	assert_int_equal(c->ha.peer_port, 2380);
+	assert_true(a->failover); /* the default on a Postgres spoke */
+	assert_false(conf_hub(c)->failover);
+	assert_false(conf_node_candidate(c, a));
+	assert_int_equal(conf_ha_members(c, NULL, 0), 0);
+	assert_false(conf_ha_warning(c, why, sizeof(why)));
+	conf_free(c);
+}
+
+/* Every key parsed, the 64-bit L suffix, and an upstream left out. */
+static void test_ha_full(void **state)
+{
+	struct conf *c = load_ok("valid/ha.conf", "spoke-c");
+	const struct conf_node *m[4];
+	int a = node_index(c, "spoke-a");
+	char why[512];
+
+	(void)state;
+	assert_true(conf_ha_on(c));
+	assert_int_equal(c->ha.mode, CONF_HA_AUTOMATIC);
+	assert_string_equal(conf_ha_mode_name(c->ha.mode), "automatic");
+	assert_int_equal(c->ha.bootstrap_primary, a);
+	assert_int_equal(c->ha.line, 18);
+	assert_int_equal(c->ha.ttl_s, 40);
+	assert_int_equal(c->ha.loop_wait_s, 5);
+	assert_int_equal(c->ha.retry_timeout_s, 15);
+	assert_true(c->ha.maximum_lag_on_failover == 5000000000ULL);
+	assert_string_equal(c->ha.etcd_bin, "/opt/etcd/bin/etcd");
+	assert_string_equal(c->ha.data_dir, "/srv/etcd");
+	assert_int_equal(c->ha.client_port, 12379);
+	assert_int_equal(c->ha.peer_port, 2380);
+	/* spoke-c wrote no upstream: it clones from the bootstrap primary */
+	assert_int_equal(conf_self(c)->upstream, a);
+	assert_int_equal(c->nodes[node_index(c, "spoke-b")].upstream, a);
+	assert_int_equal(conf_ha_members(c, m, ARRAY_SIZE(m)), 3);
+	assert_string_equal(m[0]->name, "spoke-a");
+	assert_string_equal(m[1]->name, "spoke-b");
+	assert_string_equal(m[2]->name, "spoke-c");
+	for (size_t i = 1; i < c->n_nodes; i++)
+		assert_true(conf_node_candidate(c, &c->nodes[i]));
+	assert_false(conf_node_candidate(c, conf_hub(c)));
+	assert_false(conf_ha_member(c, conf_hub(c)));
+	assert_false(conf_ha_warning(c, why, sizeof(why)));
+	conf_free(c);
+}
+
+/*
+ * The example's acl opens only spoke-a <-> spoke-b, spoke-c on 5432. After
+ * a switchover to spoke-b, spoke-c must follow it: the ha group derives
+ * c -> b and b -> c on 5432 and every etcd peer pair on 2380; the four
+ * written flows stay as written, once each.
+ */
+static void test_ha_derived_flows(void **state)
+{
+	static const char *const pg[] = { "spoke-a", "spoke-b", "spoke-c" };
+	static const char *const written[][2] = {
+		{ "spoke-b", "spoke-a" }, { "spoke-c", "spoke-a" },
+		{ "spoke-a", "spoke-b" }, { "spoke-a", "spoke-c" },
+	};
+	struct conf *c = load_ok("valid/ha.conf", "spoke-c");
+	const struct conf_flow *f;
+
+	(void)state;
+	assert_int_equal(c->n_flows, 4 + 2 + 6);
+	assert_flows_unique(c);
+	for (size_t i = 0; i < ARRAY_SIZE(written); i++) {
+		f = find_flow(c, written[i][0], written[i][1], 5432);
+		assert_non_null(f);
+		assert_false(f->derived);
+		assert_true(f->line > 29); /* the acl's, after the ha group's */
+	}
+	f = find_flow(c, "spoke-c", "spoke-b", 5432);
+	assert_non_null(f);
+	assert_true(f->derived);
+	assert_int_equal(f->line, 18);
+	f = find_flow(c, "spoke-b", "spoke-c", 5432);
+	assert_non_null(f);
+	assert_true(f->derived);
+	for (size_t i = 0; i < ARRAY_SIZE(pg); i++)
+		for (size_t j = 0; j < ARRAY_SIZE(pg); j++) {
+			if (i == j) {
+				assert_null(find_flow(c, pg[i], pg[j], 2380));
+				continue;
+			}
+			f = find_flow(c, pg[i], pg[j], 2380);
+			assert_non_null(f);
+			assert_true(f->derived);
+			assert_int_equal(f->line, 18);
+		}
+	for (size_t i = 0; i < c->n_flows; i++)
+		assert_int_equal(c->flows[i].proto, IPPROTO_TCP);
+	conf_free(c);
+}
+
+/*
+ * failover = false: still an etcd member, follows any candidate, but no
+ * one follows it. Derived 5432 flows go to each candidate's own port.
+ */
+static void test_ha_failover_false(void **state)
+{
+	struct conf *c = load_ok("valid/ha_nofailover.conf", "spoke-a");
+	const struct conf_node *sc = &c->nodes[node_index(c, "spoke-c")];
+	const struct conf_node *sd = &c->nodes[node_index(c, "spoke-d")];
+	const struct conf_flow *f;
+
+	(void)state;
+	assert_int_equal(c->ha.mode, CONF_HA_MANUAL);
+	assert_false(sc->failover);
+	assert_false(conf_node_candidate(c, sc));
+	assert_true(conf_ha_member(c, sc));
+	assert_false(sd->failover); /* no database: never a candidate */
+	assert_false(conf_ha_member(c, sd));
+	assert_true(conf_node_candidate(c, &c->nodes[node_index(c, "spoke-b")]));
+	assert_int_equal(conf_ha_members(c, NULL, 0), 3);
+	assert_string_equal(c->nodes[sc->upstream].name, "spoke-b");
+	/* 3 written + a,c -> b on 5433 + 6 etcd pairs */
+	assert_int_equal(c->n_flows, 3 + 2 + 6);
+	assert_flows_unique(c);
+	f = find_flow(c, "spoke-a", "spoke-b", 5433);
+	assert_non_null(f);
+	assert_true(f->derived);
+	f = find_flow(c, "spoke-c", "spoke-b", 5433);
+	assert_non_null(f);
+	assert_true(f->derived);
+	assert_null(find_flow(c, "spoke-a", "spoke-b", 5432));
+	assert_null(find_flow(c, "spoke-b", "spoke-c", 5432));
+	assert_null(find_flow(c, "spoke-a", "spoke-c", 5432));
+	assert_non_null(find_flow(c, "spoke-a", "spoke-c", 2380));
+	assert_non_null(find_flow(c, "spoke-c", "spoke-a", 2380));
+	for (size_t i = 0; i < c->n_flows; i++) {
+		const struct conf_flow *fl = &c->flows[i];
+
+		if (fl->derived)
+			assert_true(&c->nodes[fl->from] != sd && &c->nodes[fl->to] != sd);
+		if (&c->nodes[fl->to] == sc && fl->port != 2380)
+			assert_false(fl->derived);
+	}
+	conf_free(c);
+}
+
+/* Without an acl spokes trust each other fully: nothing is derived. Two members warn. */
+static void test_ha_no_acl(void **state)
+{
+	struct conf *c = load_ok("valid/ha_two.conf", "spoke-b");
+	_cleanup_free_ char *path = xasprintf("%s/valid/ha_two.conf", data_dir());
+	_cleanup_free_ char *want = NULL;
+	char why[1024];
+
+	(void)state;
+	assert_true(conf_ha_on(c));
+	assert_false(c->has_acl);
+	assert_int_equal(c->n_flows, 0);
+	assert_string_equal(c->nodes[conf_self(c)->upstream].name, "spoke-a");
+	assert_false(c->nodes[node_index(c, "spoke-c")].failover);
+	assert_int_equal(conf_ha_members(c, NULL, 0), 2);
+	assert_true(conf_ha_warning(c, why, sizeof(why)));
+	want = xasprintf("%s:13: ha: only 2 etcd members (spoke-a, spoke-b): etcd needs a majority",
+			 path);
+	assert_true(strncmp(why, want, strlen(want)) == 0);
+	conf_free(c);
+}
+
+/* mode = "off" with every other key written: valid, unused, nothing derived. */
+static void test_ha_off(void **state)
+{
+	struct conf *c = load_ok("valid/ha_off.conf", "spoke-b");
+	const struct conf_node *a = &c->nodes[node_index(c, "spoke-a")];
+
+	(void)state;
+	assert_false(conf_ha_on(c));
+	assert_int_equal(c->ha.bootstrap_primary, -1);
+	assert_int_equal(c->ha.line, 13);
+	assert_int_equal(c->ha.maximum_lag_on_failover, 0);
+	assert_false(a->failover);
+	assert_false(conf_node_candidate(c, &c->nodes[node_index(c, "spoke-b")]));
+	assert_int_equal(c->n_flows, 1);
+	assert_false(c->flows[0].derived);
+	conf_free(c);
+}
+
 static void test_node_from_environment(void **state)
 {
 	struct conf *c;
@@ -490,6 +718,12 @@ int main(void)
 		cmocka_unit_test(test_acl_mesh),
 		cmocka_unit_test(test_cascade),
 		cmocka_unit_test(test_children),
+		cmocka_unit_test(test_ha_absent),
+		cmocka_unit_test(test_ha_full),
+		cmocka_unit_test(test_ha_derived_flows),
+		cmocka_unit_test(test_ha_failover_false),
+		cmocka_unit_test(test_ha_no_acl),
+		cmocka_unit_test(test_ha_off),
 		cmocka_unit_test(test_node_from_environment),
 		cmocka_unit_test(test_schedules),
 		cmocka_unit_test(test_missing_file),

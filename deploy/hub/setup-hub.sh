@@ -43,7 +43,7 @@ echo "setup-hub: packages"
 # libraries in the 64-bit time_t transition (libmicrohttpd12t64); Debian 12
 # has the plain names. Each is taken under the name the archive offers.
 packages=(nftables iproute2 wireguard-tools curl libsystemd0
-	libconfig9 libsodium23 libpq5 libmnl0 libnftnl11 libmicrohttpd12 libjansson4)
+	libconfig9 libsodium23 libpq5 libmnl0 libnftnl11 libmicrohttpd12 libjansson4 libcurl4)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 offered() { apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'; }
 export DEBIAN_FRONTEND=noninteractive

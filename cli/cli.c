@@ -15,7 +15,7 @@ static const struct cli_command commands[] = {
 	{ "check-config", cmd_check_config, "[-c FILE] [-n NODE]",
 	  "validate the cluster file and print this node's plan", NULL },
 	{ "ctl", cmd_ctl, "[-s SOCKET] COMMAND [--json] [--no-wait]",
-	  "ask the running daemon: status, replication, tunnel, firewall, backups, backup-now, reinit, reload",
+	  "ask the running daemon: status, replication, tunnel, firewall, backups, backup-now, reinit, reload, ha, switchover, failover",
 	  "  status        health, children and every reason (exit 0 ok, 1 degraded, 2 critical, 3 unknown)\n"
 	  "  replication   each spoke's Postgres and replication row; a clone's progress\n"
 	  "  tunnel        WireGuard peers: state, handshake age, endpoint, bytes\n"
@@ -24,7 +24,14 @@ static const struct cli_command commands[] = {
 	  "  reinit        on a replica: stop Postgres, move its data directory aside (kept, never\n"
 	  "                deleted), clone again from the upstream; follows the clone until it\n"
 	  "                streams (--no-wait: return at once). Refused on the primary\n"
-	  "  reload        re-read the cluster file (a bad one keeps the running configuration)\n" },
+	  "  reload        re-read the cluster file (a bad one keeps the running configuration)\n"
+	  "  ha            high availability: mode, leader, epoch, lease, members, candidates, history\n"
+	  "  switchover [--to NODE] [--dry-run]\n"
+	  "                hand the primary role to NODE (default: the most advanced eligible\n"
+	  "                candidate) with no committed transaction lost; follows it to the end\n"
+	  "  failover --to NODE [--allow-data-loss]\n"
+	  "                the primary is gone (its lease expired): make NODE the primary; says\n"
+	  "                what may be lost and refuses a lagging NODE without --allow-data-loss\n" },
 	{ "cluster", cmd_cluster, "init|add-spoke|remove-spoke|rotate-key [NAME] [OPTIONS]",
 	  "edit the cluster file: the spec's runbooks (hub key, spokes, keys, bundles)",
 	  "  init --endpoint HOST:PORT --spokes A,B,C [--ssh-from CIDR]... [--network CIDR] [--hub-key FILE]\n"

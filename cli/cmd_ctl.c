@@ -5,7 +5,7 @@
  * Nagios-style health the reply carries: 0 ok, 1 degraded, 2 critical,
  * 3 unknown (also: the daemon could not be asked).
  */
-#include "cli/cli.h"
+#include "cli/ctl_internal.h"
 #include "lib/common.h"
 #include "lib/health.h"
 #include "lib/loop.h"
@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REPLY_MAX (4 << 20)
+#define REPLY_MAX CTL_REPLY_MAX
 
 static const char *socket_path(const char *opt_socket, const char *conf_path, const char *node)
 {
@@ -47,7 +47,7 @@ static const char *socket_path(const char *opt_socket, const char *conf_path, co
  * object, or another version of the control protocol (a daemon from
  * another build), whose fields this client would misread.
  */
-static json_t *read_reply(const char *text)
+json_t *ctl_read_reply(const char *text)
 {
 	json_error_t jerr;
 	json_t *reply = json_loads(text, 0, &jerr), *v;
@@ -460,7 +460,7 @@ static int follow_reinit(const char *path)
 
 		sleep(1);
 		if (unix_request(path, "replication\n", 30, REPLY_MAX, NULL, &text) < 0 ||
-		    !(reply = read_reply(text))) {
+		    !(reply = ctl_read_reply(text))) {
 			fprintf(stderr, "supervisor ctl reinit: lost the daemon at %s; the reinit goes on there\n", path);
 			return HEALTH_UNKNOWN;
 		}
@@ -509,6 +509,9 @@ static const struct {
 	{ "tunnel", print_tunnel },
 	{ "firewall", print_firewall },
 	{ "reload", print_reload },
+	{ "ha", print_ha },
+	{ "switchover", print_ha_request },
+	{ "failover", print_ha_request },
 };
 
 static enum health reply_health(json_t *reply)
@@ -529,11 +532,16 @@ int cmd_ctl(const struct cli_command *cmd, int argc, char **argv)
 		{ "node", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "no-wait", no_argument, NULL, 'W' },
+		/* switchover and failover's own options, passed on in the request */
+		{ "to", required_argument, NULL, 'T' },
+		{ "dry-run", no_argument, NULL, 'D' },
+		{ "allow-data-loss", no_argument, NULL, 'A' },
 		{ 0 },
 	};
 	const char *opt_socket = NULL, *conf_path = conf_default_path(), *node = NULL, *path;
 	char request[CONTROL_REQUEST_MAX], *text = NULL;
 	bool raw = false, wait = true;
+	char ha_opts[CONF_NAME_MAX + 48] = "";
 	json_t *reply;
 	int opt, r;
 
@@ -544,6 +552,15 @@ int cmd_ctl(const struct cli_command *cmd, int argc, char **argv)
 		case 'n': node = optarg; break;
 		case 'j': raw = true; break;
 		case 'W': wait = false; break;
+		case 'T':
+			if (strlen(optarg) > CONF_NAME_MAX || strchr(optarg, ' ')) {
+				fprintf(stderr, "supervisor ctl: --to: not a node name\n");
+				return EXIT_USAGE;
+			}
+			snprintf(ha_opts + strlen(ha_opts), sizeof(ha_opts) - strlen(ha_opts), " --to %s", optarg);
+			break;
+		case 'D': strcat(ha_opts, " --dry-run"); break;
+		case 'A': strcat(ha_opts, " --allow-data-loss"); break;
 		default:
 			cli_command_usage(cmd, stderr);
 			return EXIT_USAGE;
@@ -560,8 +577,14 @@ int cmd_ctl(const struct cli_command *cmd, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 		strcat(request, argv[i]);
-		strcat(request, i + 1 < argc ? " " : "\n");
+		strcat(request, i + 1 < argc ? " " : "");
 	}
+	if (strlen(request) + strlen(ha_opts) + 2 >= sizeof(request)) {
+		fprintf(stderr, "supervisor ctl: request too long\n");
+		return EXIT_USAGE;
+	}
+	strcat(request, ha_opts);
+	strcat(request, "\n");
 	path = socket_path(opt_socket, conf_path, node);
 	r = unix_request(path, request, 30, REPLY_MAX, NULL, &text);
 	if (r < 0) {
@@ -570,7 +593,7 @@ int cmd_ctl(const struct cli_command *cmd, int argc, char **argv)
 			" (is `supervisor run` running on this node?)" : "");
 		return HEALTH_UNKNOWN;
 	}
-	reply = read_reply(text);
+	reply = ctl_read_reply(text);
 	if (!reply) {
 		free(text);
 		return HEALTH_UNKNOWN;
@@ -607,6 +630,8 @@ int cmd_ctl(const struct cli_command *cmd, int argc, char **argv)
 	else if (!raw && wait && json_is_true(json_object_get(reply, "started")) &&
 		 !strcmp(str_or(json_object_get(reply, "command"), ""), "reinit"))
 		r = follow_reinit(path);
+	else if (!raw && wait && json_is_true(json_object_get(reply, "requested")))
+		r = follow_ha_request(path, reply);
 	else
 		r = (int)reply_health(reply);
 	json_decref(reply);

@@ -366,6 +366,16 @@ const char *conf_ha_mode_name(enum conf_ha_mode mode);
 /* conf_ip_str() - dotted quad of @a in a static-free caller buffer. */
 const char *conf_ip_str(struct in_addr a, char buf[16]);
 
+/**
+ * conf_with_leader() - the configuration as seen with @leader as primary.
+ * @base: the cluster file's configuration; it must outlive the view (the
+ *        view borrows every string, flow and child from it).
+ * @leader: index into nodes[] of the current leader, or -1 (roles as in the file).
+ * Every other Postgres spoke becomes a replica whose upstream is @leader.
+ * Return: a new configuration (free it with conf_free() before @base).
+ */
+struct conf *conf_with_leader(const struct conf *base, int leader);
+
 /* Writing cluster files (`supervisor cluster`): conf/conf_edit.h. */
 
 #endif

@@ -45,6 +45,7 @@ const char *pg_state_name(enum pg_state st)
 	case PG_STATE_NONE: return "none";
 	case PG_STATE_WAITING_FOR_TUNNEL: return "waiting_for_tunnel";
 	case PG_STATE_WAITING_FOR_FIREWALL: return "waiting_for_firewall";
+	case PG_STATE_WAITING_FOR_LEADER: return "waiting_for_leader";
 	case PG_STATE_BOOTSTRAPPING: return "bootstrapping";
 	case PG_STATE_STARTING: return "starting";
 	case PG_STATE_RUNNING: return "running";
@@ -97,6 +98,7 @@ static void fail_and_retry(struct pgwatch *pw, const char *fmt, ...)
 }
 
 static void reinit_continue(struct pgwatch *pw);
+static void restart_continue(struct pgwatch *pw);
 
 static void on_retry(struct loop_source *src, void *data)
 {
@@ -107,7 +109,9 @@ static void on_retry(struct loop_source *src, void *data)
 		return;
 	if (pw->reinit_pending)
 		reinit_continue(pw);
-	else
+	else if (pw->restart_pending)
+		restart_continue(pw);
+	else if (!pw->held)
 		bootstrap_or_start(pw);
 }
 
@@ -287,6 +291,9 @@ int pgwatch_write_config(struct pgwatch *pw)
 /* ---- steps ------------------------------------------------------------------ */
 
 static void add_postgres(struct pgwatch *pw);
+static void run_rewind(struct pgwatch *pw);
+static void stop_for_restart(struct pgwatch *pw, const char *why);
+static void maybe_start(struct pgwatch *pw);
 static void identity_checked(struct pgwatch *pw, int verdict, uint64_t upstream);
 static void configure_and_start(struct pgwatch *pw);
 
@@ -393,7 +400,11 @@ static void on_bootstrap_exit(struct child *c, int status, void *data)
 		return;
 	}
 	child_remove(c);
-	if (!cleanup) {
+	if (strcmp(name, "pg_rewind") == 0) {
+		log_info("pgwatch", "pg_rewind done: starting as a standby of the leader");
+		pw->rewound = true;
+		pw->cloned = true; /* pg_rewind checked the system identifier against its source */
+	} else if (!cleanup) {
 		if ((r = commit_bootstrap(pw)) < 0) {
 			fail_and_retry(pw, "%s exited 0 but its result cannot be moved into %s: %s", name,
 				       pgconf(pw)->data_dir,
@@ -506,6 +517,10 @@ static void bootstrap_or_start(struct pgwatch *pw)
 	struct passwd *p = getpwnam(pg->user);
 	int r;
 
+	if (pw->held) {
+		set_state(pw, PG_STATE_WAITING_FOR_LEADER, "%s", pw->held_why);
+		return;
+	}
 	if (!p) {
 		fail_and_retry(pw, "no such OS user %s (postgres.user)", pg->user);
 		return;
@@ -575,6 +590,20 @@ static void bootstrap_or_start(struct pgwatch *pw)
 		return;
 	}
 	/*
+	 * High availability: a directory last run as a primary that must now
+	 * follow the leader may hold WAL the leader never had (a failover) or
+	 * not (a clean switchover); pg_rewind tells the two apart and undoes
+	 * the first ("no rewind required" otherwise).
+	 */
+	if (me->pg_role == CONF_PG_REPLICA && conf_ha_on(pw->conf) && !pw->rewound) {
+		struct pg_control ctl;
+
+		if (pg_control_read(pg->data_dir, &ctl) == 0 && pg_control_was_primary(&ctl)) {
+			run_rewind(pw);
+			return;
+		}
+	}
+	/*
 	 * A replica on a directory it did not just clone: is it the upstream's
 	 * cluster? Asked before anything in it is written.
 	 */
@@ -638,8 +667,8 @@ static void on_postgres_exit(struct child *c, int status, void *data)
 
 	(void)c;
 	pw->setup_done = false;
-	if (pw->reinit_pending)
-		return; /* stopped on purpose; reinit_continue() goes on */
+	if (pw->reinit_pending || pw->restart_pending)
+		return; /* stopped on purpose; reinit_continue() or restart_continue() goes on */
 	set_state(pw, PG_STATE_STOPPED, "postmaster exited (%s %d)", WIFEXITED(status) ? "exit" : "signal",
 		  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 	pw->setup_done = false;
@@ -774,6 +803,89 @@ static void add_postgres(struct pgwatch *pw)
 	probe_fast(pw, true);
 }
 
+/* ---- high availability: stop, rewind, start in the new role -------------------- */
+
+/* pg_rewind from the leader, in place (the directory stays; only diverged blocks change). */
+static void run_rewind(struct pgwatch *pw)
+{
+	const struct conf_node *me = conf_self(pw->conf), *up = &pw->conf->nodes[me->upstream];
+	const struct conf_postgres *pg = pgconf(pw);
+	_cleanup_free_ char *bin = xasprintf("%s/pg_rewind", pg->bin_dir);
+	char ip[16];
+	/* The replication role has pg_rewind's four grants (probe.c); its password is in the passfile. */
+	_cleanup_free_ char *source = xasprintf("--source-server=host=%s port=%u user=%s dbname=postgres "
+						"connect_timeout=5 application_name=%s/rewind",
+						conf_ip_str(up->overlay_ip, ip), up->settings.postgres.port,
+						pg->replication_user, me->name);
+	const char *argv[] = { bin, "-D", pg->data_dir, source, "--progress", NULL };
+
+	log_info("pgwatch", "this directory was last a primary: pg_rewind from the leader %s", up->name);
+	run_bootstrap(pw, "pg_rewind", argv);
+}
+
+/* Stop Postgres (its stop plan: checkpoint, fast, immediate), then restart_continue(). */
+static void stop_for_restart(struct pgwatch *pw, const char *why)
+{
+	struct child *pg = child_find(pw->children, PG_CHILD_NAME);
+
+	pw->restart_pending = true;
+	pw->bootstrapped = false; /* no probes until it runs again */
+	role_cancel(pw);
+	if (pg)
+		child_remove(pg); /* before the state changes: the checkpoint wants "running" */
+	json_decref(pw->last);
+	pw->last = NULL;
+	set_state(pw, PG_STATE_WAITING_FOR_LEADER, "%s", why);
+	loop_timer_arm(pw->retry, 100, 0);
+}
+
+static void restart_continue(struct pgwatch *pw)
+{
+	if (child_find(pw->children, PG_CHILD_NAME) || !no_old_backends(NULL, pw)) {
+		loop_timer_arm(pw->retry, 200, 0);
+		return;
+	}
+	pw->restart_pending = false;
+	if (pw->held) {
+		set_state(pw, PG_STATE_WAITING_FOR_LEADER, "%s", pw->held_why);
+		return;
+	}
+	pw->retry_ms = RETRY_MIN_MS;
+	bootstrap_or_start(pw);
+}
+
+void pgwatch_hold(struct pgwatch *pw, bool hold, const char *why)
+{
+	bool was = pw->held;
+
+	if (hold)
+		snprintf(pw->held_why, sizeof(pw->held_why), "%s", why ? why : "held");
+	pw->held = hold;
+	if (pw->state == PG_STATE_NONE || hold == was)
+		return;
+	if (hold) {
+		loop_timer_disarm(pw->retry);
+		identity_check_cancel(pw);
+		if (child_find(pw->children, PG_CHILD_NAME))
+			stop_for_restart(pw, pw->held_why);
+		else if (pw->state != PG_STATE_BOOTSTRAPPING)
+			set_state(pw, PG_STATE_WAITING_FOR_LEADER, "%s", pw->held_why);
+		return;
+	}
+	if (!pw->started) {
+		maybe_start(pw);
+		return;
+	}
+	if (!pw->restart_pending && !child_find(pw->children, PG_CHILD_NAME) &&
+	    pw->state == PG_STATE_WAITING_FOR_LEADER)
+		bootstrap_or_start(pw);
+}
+
+bool pgwatch_stopped(const struct pgwatch *pw)
+{
+	return pw->held && !pw->restart_pending && !child_find(pw->children, PG_CHILD_NAME);
+}
+
 /* ---- public ------------------------------------------------------------------- */
 
 static void set_paths(struct pgwatch *pw)
@@ -797,6 +909,7 @@ int pgwatch_new(struct loop *loop, struct child_set *children, const struct conf
 	if (links)
 		pw->links = *links;
 	pw->retry_ms = RETRY_MIN_MS;
+	pw->role_applied = conf_self(conf)->pg_role;
 	set_paths(pw);
 	pw->state = conf_self(conf)->pg_role == CONF_PG_NONE || conf_self(conf)->kind == CONF_NODE_HUB ?
 		    PG_STATE_NONE : PG_STATE_WAITING_FOR_TUNNEL;
@@ -814,6 +927,7 @@ struct pgwatch *pgwatch_free(struct pgwatch *pw)
 		return NULL;
 	probe_stop(pw);
 	stop_cancel(pw);
+	role_cancel(pw);
 	identity_check_cancel(pw);
 	loop_remove(pw->retry);
 	json_decref(pw->last);
@@ -831,6 +945,10 @@ static void maybe_start(struct pgwatch *pw)
 	if (!pw->firewall_applied) {
 		set_state(pw, PG_STATE_WAITING_FOR_FIREWALL, "%s",
 			  pw->firewall_why[0] ? pw->firewall_why : "not applied yet");
+		return;
+	}
+	if (pw->held) {
+		set_state(pw, PG_STATE_WAITING_FOR_LEADER, "%s", pw->held_why);
 		return;
 	}
 	/* The first start is for good; a later stale tunnel or failed re-apply stops nothing. */
@@ -860,9 +978,20 @@ void pgwatch_set_conf(struct pgwatch *pw, const struct conf *conf)
 {
 	struct child *pg;
 
+	enum conf_pg_role was = pw->role_applied;
+
 	pw->conf = conf;
 	set_paths(pw);
 	stop_set_conf(pw); /* the shutdown budget may have changed */
+	role_set_conf(pw);
+	pw->role_applied = conf_self(conf)->pg_role;
+	if (was == CONF_PG_PRIMARY && pw->role_applied == CONF_PG_REPLICA) {
+		/* Demoted by the store: stop, then come back through pg_rewind as a standby. */
+		pw->rewound = false;
+		if (pw->bootstrapped)
+			stop_for_restart(pw, "demoting: another node holds the leader key");
+		return;
+	}
 	if (!pw->bootstrapped)
 		return;
 	/* hba and replication settings follow the file; Postgres rereads them on SIGHUP. */

@@ -27,6 +27,7 @@ enum pg_state {
 	PG_STATE_NONE,               /* this node runs no Postgres */
 	PG_STATE_WAITING_FOR_TUNNEL, /* not started: the hub handshake was never fresh */
 	PG_STATE_WAITING_FOR_FIREWALL, /* not started: our nftables table is not in force */
+	PG_STATE_WAITING_FOR_LEADER, /* held by high availability: no leader known, or demoting */
 	PG_STATE_BOOTSTRAPPING,      /* initdb or pg_basebackup running */
 	PG_STATE_STARTING,           /* postmaster started, not accepting yet */
 	PG_STATE_RUNNING,            /* accepting connections, probes answer */
@@ -95,6 +96,19 @@ void pgwatch_firewall(struct pgwatch *pw, bool applied, const char *why);
  * moved aside).
  */
 int pgwatch_reinit(struct pgwatch *pw, char *aside, size_t size, const char **why);
+
+/**
+ * pgwatch_hold() - keep Postgres stopped (high availability), or let it run.
+ * @pw: the watcher.
+ * @hold: true: stop Postgres if it runs (checkpoint, fast shutdown) and do
+ *        not start it; false: start it as the current configuration says.
+ * @why: shown as the reason while held (copied).
+ * Holding before the first start is the boot gate: with high availability
+ * Postgres waits until the store has named a leader.
+ */
+void pgwatch_hold(struct pgwatch *pw, bool hold, const char *why);
+/* pgwatch_stopped() - held, and no postmaster or backend of it is left. */
+bool pgwatch_stopped(const struct pgwatch *pw);
 
 enum pg_state pgwatch_state(const struct pgwatch *pw);
 const char *pg_state_name(enum pg_state st);
@@ -227,6 +241,39 @@ void pgwatch_health(const struct pg_report *r, const struct conf *conf, struct h
  * Return: @buf.
  */
 const char *pg_clone_text(const struct pg_clone *clone, char *buf, size_t size);
+/* pg_control's DBState (src/include/catalog/pg_control.h). */
+enum pg_db_state {
+	PG_DB_STARTUP,
+	PG_DB_SHUTDOWNED,
+	PG_DB_SHUTDOWNED_IN_RECOVERY,
+	PG_DB_SHUTDOWNING,
+	PG_DB_IN_CRASH_RECOVERY,
+	PG_DB_IN_ARCHIVE_RECOVERY,
+	PG_DB_IN_PRODUCTION,
+};
+
+/* What high availability reads from a stopped data directory's pg_control. */
+struct pg_control {
+	uint64_t sysid;
+	enum pg_db_state state;
+	uint64_t checkpoint_lsn;   /* the latest checkpoint record (a clean stop: the shutdown one) */
+	uint32_t timeline;
+};
+
+/**
+ * pg_control_read() - read @data_dir/global/pg_control (pgwatch/role.c).
+ * @data_dir: the data directory.
+ * @out: filled on success.
+ * Return: 0, -errno when it cannot be opened, -EIO when it is short.
+ */
+int pg_control_read(const char *data_dir, struct pg_control *out);
+/* pg_control_was_primary() - the directory was last run as a primary (not a standby). */
+bool pg_control_was_primary(const struct pg_control *c);
+/* pg_lsn_text() - "16/B374D848". Return: @buf. */
+const char *pg_lsn_text(uint64_t lsn, char *buf, size_t size);
+/* pg_lsn_parse() - parse "16/B374D848". Return: 0 or -EINVAL. */
+int pg_lsn_parse(const char *s, uint64_t *out);
+
 /* Pure helpers (pgwatch/files.c), unit-tested. */
 /* pg_hba_text() - the generated pg_hba for this node. Caller frees. */
 char *pg_hba_text(const struct conf *conf, const char *local_extra);

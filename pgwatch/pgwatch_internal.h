@@ -81,6 +81,15 @@ struct pgwatch {
 	struct pg_session *ckpt;
 	struct child *ckpt_child;        /* waiting for it; NULL when none is in flight */
 	uint64_t ckpt_started_ms;
+	/* high availability (role.c, lifecycle.c) */
+	bool held;                       /* pgwatch_hold(): keep Postgres stopped */
+	char held_why[200];
+	bool restart_pending;            /* stopping Postgres, to start it again in its new role */
+	bool rewound;                    /* pg_rewind ran on this directory in this run */
+	enum conf_pg_role role_applied;  /* the role Postgres was last configured for */
+	struct pg_session *role_session; /* pg_promote() or dropping slots, in flight */
+	char role_what[80], role_done_what[80], role_sql[256];
+	uint64_t role_started_ms;
 };
 
 /*
@@ -132,6 +141,11 @@ void replica_track(struct pgwatch *pw);
 void stop_fill_spec(struct pgwatch *pw, struct child_spec *spec);
 void stop_set_conf(struct pgwatch *pw);
 void stop_cancel(struct pgwatch *pw);
+
+/* role.c: what a role set by high availability asks for once Postgres answers. */
+void role_after_probe(struct pgwatch *pw);
+void role_set_conf(struct pgwatch *pw);
+void role_cancel(struct pgwatch *pw);
 
 /* lifecycle.c */
 #define PG_STAGE_NAME ".supervisor-bootstrap"

@@ -135,7 +135,7 @@ static const char *downstream_slots_sql(const struct pgwatch *pw, char *buf, siz
 static int send_setup(struct pgwatch *pw)
 {
 	const struct conf_postgres *pg = &conf_self(pw->conf)->settings.postgres;
-	char slots[2048];
+	char slots[2048], rewind[600] = "";
 	char *verifier = PQencryptPasswordConn(pg_session_conn(pw->probe), pw->password, pg->replication_user,
 					       "scram-sha-256");
 	_cleanup_free_ char *sql = NULL;
@@ -144,14 +144,26 @@ static int send_setup(struct pgwatch *pw)
 	if (!verifier)
 		return -EINVAL;
 	downstream_slots_sql(pw, slots, sizeof(slots));
+	/*
+	 * With high availability a former primary comes back through pg_rewind,
+	 * connecting as the replication role: the four functions it calls
+	 * (pg_rewind docs; without them: patroni#3685).
+	 */
+	if (conf_ha_on(pw->conf))
+		snprintf(rewind, sizeof(rewind),
+			 "GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO \"%s\";"
+			 "GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO \"%s\";"
+			 "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO \"%s\";"
+			 "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO \"%s\";",
+			 pg->replication_user, pg->replication_user, pg->replication_user, pg->replication_user);
 	/* Names are checked identifiers ([A-Za-z_][A-Za-z0-9_]*), slots [a-z0-9_]. */
 	sql = xasprintf("DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN "
 			"CREATE ROLE \"%s\" WITH REPLICATION LOGIN; END IF; END$$;"
 			"ALTER ROLE \"%s\" WITH REPLICATION LOGIN PASSWORD '%s';"
 			"SELECT count(pg_create_physical_replication_slot(s, true)) FROM unnest(ARRAY[%s]::text[]) s "
-			"WHERE s NOT IN (SELECT slot_name FROM pg_replication_slots);",
+			"WHERE s NOT IN (SELECT slot_name FROM pg_replication_slots);%s",
 			pg->replication_user, pg->replication_user, pg->replication_user, verifier,
-			slots[0] ? slots : "");
+			slots[0] ? slots : "", rewind);
 	PQfreemem(verifier);
 	r = pg_session_send(pw->probe, sql);
 	explicit_zero(sql, strlen(sql));
@@ -209,6 +221,7 @@ static void probe_done(void *data, struct pg_session *s, const char *error)
 	pw->failures = 0;
 	pw->probe_error[0] = '\0';
 	lifecycle_probe_ok(pw);
+	role_after_probe(pw);
 	json_decref(pw->bound);
 	pw->bound = listen_check(conf_self(pw->conf)->settings.postgres.port);
 	if (!json_is_true(json_object_get(pw->last, "in_recovery")) && !pw->setup_done &&

@@ -396,6 +396,9 @@ void pgwatch_health(const struct pg_report *r, const struct conf *conf, struct h
 		health_add(out, HEALTH_CRITICAL, "postgres", "postgres: not started until the firewall is in force: %s",
 			   r->reason);
 		return;
+	case PG_STATE_WAITING_FOR_LEADER:
+		health_add(out, HEALTH_DEGRADED, "postgres", "postgres: held by high availability: %s", r->reason);
+		return;
 	case PG_STATE_BOOTSTRAPPING:
 	case PG_STATE_STARTING:
 		if (r->clone.active)

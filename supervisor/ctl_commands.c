@@ -205,6 +205,9 @@ static const struct {
 	{ "backups", ctl_backups },
 	{ "backup-now", ctl_backup_now },
 	{ "reinit", ctl_reinit },
+	{ "ha", ctl_ha },
+	{ "switchover", ctl_switchover },
+	{ "failover", ctl_failover },
 };
 
 json_t *control_dispatch(struct daemon *d, const char *line)

@@ -193,6 +193,32 @@ static void apply_names(struct daemon *d)
 	}
 }
 
+static void set_modules_conf(struct daemon *d)
+{
+	overlay_set_conf(d->overlay, d->conf);
+	pgwatch_set_conf(d->pgwatch, d->conf);
+	backup_set_conf(d->backup, d->conf);
+	apply_names(d);
+	firewall_set_conf(d->firewall, d->conf);
+}
+
+/*
+ * The store named a new leader: every module now sees the cluster file
+ * with it as the primary (pgwatch promotes, demotes or follows; the hosts
+ * block's pg-primary name moves; backups follow the role).
+ */
+static void on_leader(void *data, int leader)
+{
+	struct daemon *d = data;
+	struct conf *old = d->conf;
+
+	if (!d->file_conf)
+		return;
+	d->conf = conf_with_leader(d->file_conf, leader);
+	set_modules_conf(d);
+	conf_free(old);
+}
+
 static int reload(struct daemon *d, json_t *errors)
 {
 	struct conf_diag diag = { 0 };
@@ -225,14 +251,22 @@ static int reload(struct daemon *d, json_t *errors)
 	if (strcmp(conf_self(next)->settings.status_listen.host, conf_self(d->conf)->settings.status_listen.host) != 0 ||
 	    conf_self(next)->settings.status_listen.port != conf_self(d->conf)->settings.status_listen.port)
 		log_warnx("supervisor", "status.listen changed; it takes effect at the next start");
-	conf_free(d->conf);
-	d->conf = next;
-	/* Nothing runs between these two lines: the overlay never sees freed memory. */
-	overlay_set_conf(d->overlay, d->conf);
-	pgwatch_set_conf(d->pgwatch, d->conf);
-	backup_set_conf(d->backup, d->conf);
-	apply_names(d);
-	firewall_set_conf(d->firewall, d->conf);
+	struct conf *old = d->conf, *old_file = d->file_conf;
+
+	/* With HA the modules see the new file as the current leader has it. */
+	if (d->file_conf) {
+		d->file_conf = next;
+		d->conf = conf_with_leader(next, ha_leader(d->ha));
+	} else {
+		if (conf_ha_on(next))
+			log_warnx("supervisor", "ha.mode was turned on; it takes effect at the next start");
+		d->conf = next;
+	}
+	set_modules_conf(d);
+	ha_set_conf(d->ha, d->file_conf ? d->file_conf : d->conf);
+	/* Freed only now: no module ever holds a freed configuration. */
+	conf_free(old);
+	conf_free(old_file);
 	d->reloads++;
 	d->conf_loaded_ms = (uint64_t)time(NULL) * 1000;
 	free(d->last_reload_error);
@@ -337,6 +371,7 @@ static void on_tunnel(void *data, enum tunnel_state st)
 	struct daemon *d = data;
 
 	pgwatch_tunnel(d->pgwatch, st == TUNNEL_FRESH);
+	ha_tunnel(d->ha, st == TUNNEL_FRESH);
 	maybe_ready(d);
 }
 
@@ -359,6 +394,7 @@ static bool postgres_ready(void *data, const char **why)
 		return true;
 	*why = st == PG_STATE_WAITING_FOR_TUNNEL ? "Postgres is waiting for the tunnel"
 	     : st == PG_STATE_WAITING_FOR_FIREWALL ? "Postgres is waiting for the firewall"
+	     : st == PG_STATE_WAITING_FOR_LEADER ? "Postgres is held by high availability"
 	     : st == PG_STATE_BOOTSTRAPPING ? "Postgres is still being bootstrapped"
 	     : st == PG_STATE_STARTING ? "Postgres is starting"
 	     : st == PG_STATE_UNRESPONSIVE ? "Postgres does not answer"
@@ -405,6 +441,15 @@ static int setup(struct daemon *d)
 	if ((r = loop_add_signal(d->loop, SIGCHLD, on_sigchld, d)) < 0 ||
 	    (r = loop_add_signal(d->loop, SIGHUP, on_sighup, d)) < 0)
 		return r;
+	/*
+	 * High availability: the modules see the file with the leader the
+	 * store names (none yet: roles as in the file, Postgres held).
+	 */
+	if (conf_ha_on(d->conf) && me->kind == CONF_NODE_SPOKE && me->pg_role != CONF_PG_NONE) {
+		d->file_conf = d->conf;
+		d->conf = conf_with_leader(d->file_conf, -1);
+		me = conf_self(d->conf);
+	}
 	/* First the control socket: a second supervisor on this node stops here. */
 	r = control_open(d, &d->control);
 	if (r < 0)
@@ -420,6 +465,9 @@ static int setup(struct daemon *d)
 		if ((r = pgwatch_new(d->loop, d->children, d->conf, &links, &d->pgwatch)) < 0)
 			return r;
 	}
+	if ((r = ha_new(d->loop, d->children, d->file_conf ? d->file_conf : d->conf, d->pgwatch, on_leader, d,
+			&d->ha)) < 0)
+		return r;
 	firewall_on_change(d->firewall, on_firewall, d);
 	on_firewall(d, firewall_status(d->firewall)->state);
 	if ((r = overlay_new(d->loop, d->children, d->conf, &d->overlay)) < 0)
@@ -477,12 +525,14 @@ int daemon_run(const struct daemon_opts *opts)
 	control_close(d.control);
 	overlay_free(d.overlay);
 	backup_free(d.backup);
+	ha_free(d.ha);
 	pgwatch_free(d.pgwatch);
 	firewall_free(d.firewall);
 	notify_free(d.notify);
 	child_set_free(d.children);
 	loop_free(d.loop);
 	conf_free(d.conf);
+	conf_free(d.file_conf);
 	free(d.pending);
 	free(d.last_reload_error);
 	free(d.node);

@@ -13,6 +13,7 @@
 #include "child/child.h"
 #include "conf/conf.h"
 #include "firewall/firewall.h"
+#include "ha/ha.h"
 #include "lib/common.h"
 #include "lib/health.h"
 #include "lib/loop.h"
@@ -30,7 +31,8 @@ struct http;
 struct daemon {
 	struct loop *loop;
 	struct child_set *children;
-	struct conf *conf;
+	struct conf *conf;         /* what the modules see: with HA, the file seen with the current leader */
+	struct conf *file_conf;    /* with HA: the cluster file's own; NULL otherwise */
 	const char *conf_path;
 	char *node;                /* as given (-n/env/hostname) */
 	bool verbose;
@@ -45,6 +47,7 @@ struct daemon {
 	struct overlay *overlay;
 	struct pgwatch *pgwatch;
 	struct backup *backup;
+	struct ha *ha;             /* high availability (inert when ha.mode is off) */
 	struct notify *notify;     /* the service manager (systemd), if any */
 	bool ready;                /* READY=1 was sent: wg0 up, firewall applied */
 	char *self_exe;            /* this binary, for backup runs */
@@ -61,6 +64,11 @@ struct daemon {
  * Return: 0, or CONF_E_INVALID with the old configuration still in force.
  */
 int daemon_reload(struct daemon *d, json_t *errors);
+
+/* High availability's control commands (ctl_ha.c). */
+void ctl_ha(struct daemon *d, const char *args, json_t *reply);
+void ctl_switchover(struct daemon *d, const char *args, json_t *reply);
+void ctl_failover(struct daemon *d, const char *args, json_t *reply);
 
 /* control_open() - listen on control.socket (0600, stale socket replaced). Return: 0 or -errno. */
 int control_open(struct daemon *d, struct control **out) _must_check_;

@@ -336,6 +336,32 @@ static void backup_metrics(struct out *o, const struct node_snapshot *s)
 	}
 }
 
+/* High availability: only on nodes that take part. */
+static void ha_metrics(struct out *o, const struct node_snapshot *s)
+{
+	const json_t *ha = s->ha, *lease = json_object_get(ha, "lease_remaining_s");
+
+	if (!s->ha_enabled)
+		return;
+	family(o, "supervisor_ha_is_leader", "gauge", "1 when this node holds the leader key under a live lease.");
+	sample(o, "supervisor_ha_is_leader", s->ha_is_leader ? 1 : 0, NULL);
+	family(o, "supervisor_ha_epoch", "gauge", "The leader key's revision: changes with every new leader.");
+	sample(o, "supervisor_ha_epoch", (double)json_integer_value(json_object_get(ha, "epoch")), NULL);
+	family(o, "supervisor_ha_lease_remaining_seconds", "gauge",
+	       "Seconds this node's store lease has left (absent: no lease).");
+	if (json_is_number(lease))
+		sample(o, "supervisor_ha_lease_remaining_seconds", json_number_value(lease), NULL);
+	family(o, "supervisor_ha_leader_changes_total", "counter", "Leader changes this node has applied since it started.");
+	sample(o, "supervisor_ha_leader_changes_total",
+	       (double)json_integer_value(json_object_get(ha, "leader_changes")), NULL);
+	family(o, "supervisor_ha_store_reachable", "gauge", "1 when the last read of the store (etcd) answered.");
+	sample(o, "supervisor_ha_store_reachable",
+	       json_is_true(json_object_get(json_object_get(ha, "store"), "reachable")) ? 1 : 0, NULL);
+	family(o, "supervisor_ha_leader", "gauge", "1 for the node the store names leader (none: no leader).");
+	if (json_is_string(json_object_get(ha, "leader")))
+		sample(o, "supervisor_ha_leader", 1, "leader", json_string_value(json_object_get(ha, "leader")), NULL);
+}
+
 char *metrics_text(const struct node_snapshot *s)
 {
 	struct out o = { 0 };
@@ -347,6 +373,7 @@ char *metrics_text(const struct node_snapshot *s)
 	tunnel_metrics(&o, s);
 	postgres_metrics(&o, s);
 	backup_metrics(&o, s);
+	ha_metrics(&o, s);
 	if (fclose(o.f) != 0)
 		fatalx("http", "out of memory");
 	return text;

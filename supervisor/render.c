@@ -438,6 +438,7 @@ json_t *status_document(const struct node_snapshot *s)
 	set(doc, "replication", render_replication(s));
 	set(doc, "backup", render_backup(s));
 	set(doc, "firewall", render_firewall(s, false));
+	set(doc, "ha", json_incref(s->ha));
 	set(doc, "overall", json_string(health_name(h)));
 	set(doc, "reasons", reasons);
 	return doc;
@@ -484,6 +485,12 @@ bool snapshot_ready(const struct node_snapshot *s, enum conf_pg_role role, json_
 		if (why)
 			json_array_append_new(why, json_pack("s+", "not a ", name));
 		return false;
+	}
+	/* With HA, only the holder of the leader key under a live lease is the primary. */
+	if (role == CONF_PG_PRIMARY && s->ha_enabled && !s->ha_is_leader) {
+		if (why)
+			json_array_append_new(why, json_string("does not hold the leader key under a live lease"));
+		ok = false;
 	}
 	if (s->pg.state != PG_STATE_RUNNING) {
 		if (why)

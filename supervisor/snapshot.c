@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,6 +77,22 @@ static void node_health(const struct node_snapshot *s, struct health_report *out
 		health_add(out, HEALTH_DEGRADED, "config", "%s", s->last_reload_error);
 }
 
+/* High availability's findings belong with Postgres': they decide its role. */
+static void ha_health(const struct node_snapshot *s, struct health_report *out)
+{
+	const char *state = json_string_value(json_object_get(s->ha, "state"));
+	const char *reason = json_string_value(json_object_get(s->ha, "reason"));
+
+	if (!s->ha_enabled || !state)
+		return;
+	if (!json_is_true(json_object_get(json_object_get(s->ha, "store"), "reachable")))
+		health_add(out, HEALTH_DEGRADED, "ha", "ha: the store (etcd) does not answer; roles stay as they are");
+	else if (!strcmp(state, "leaderless"))
+		health_add(out, HEALTH_CRITICAL, "ha", "ha: %s", reason ? reason : "no leader");
+	else if (strcmp(state, "leader") != 0 && strcmp(state, "follower") != 0)
+		health_add(out, HEALTH_DEGRADED, "ha", "ha: %s: %s", state, reason ? reason : "");
+}
+
 void snapshot_take(struct daemon *d, struct node_snapshot *s)
 {
 	const struct conf_node *me = conf_self(d->conf);
@@ -102,10 +119,14 @@ void snapshot_take(struct daemon *d, struct node_snapshot *s)
 	s->max_replica_lag_s = s->pg.state != PG_STATE_NONE ? me->settings.backup.max_replica_lag_s : NAN;
 	s->backup_max_age_s = s->backup.enabled ? s->backup.max_age_s : NAN;
 	take_children(d, s);
+	s->ha = ha_status(d->ha);
+	s->ha_enabled = ha_enabled(d->ha);
+	s->ha_is_leader = ha_is_leader(d->ha);
 
 	children_health(s, &s->part[SNAP_CHILDREN]);
 	overlay_health(s->tunnel, &s->part[SNAP_TUNNEL]);
 	pgwatch_health(&s->pg, s->conf, &s->part[SNAP_POSTGRES]);
+	ha_health(s, &s->part[SNAP_POSTGRES]);
 	firewall_health(&s->fw, &s->part[SNAP_FIREWALL]);
 	firewall_foreign_health(&s->fw, &s->part[SNAP_FIREWALL_FOREIGN]);
 	backup_health(&s->backup, &s->part[SNAP_BACKUP]);
@@ -131,6 +152,7 @@ void snapshot_clear(struct node_snapshot *s)
 {
 	pg_report_clear(&s->pg);
 	backup_report_clear(&s->backup);
+	json_decref(s->ha);
 	free(s->children);
 	for (size_t i = 0; i < SNAP_PARTS; i++)
 		health_report_clear(&s->part[i]);

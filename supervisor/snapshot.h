@@ -72,6 +72,8 @@ struct node_snapshot {
 	double fresh_handshake_s;            /* cluster.fresh_handshake */
 	double max_replica_lag_s;            /* backup.max_replica_lag: a node running Postgres */
 	double backup_max_age_s;             /* backup.max_age: a node with backups */
+	json_t *ha;                          /* ha_status(): owned; {"mode": "off"} when off */
+	bool ha_enabled, ha_is_leader;
 	struct health_report part[SNAP_PARTS];
 };
 

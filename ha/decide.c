@@ -62,6 +62,8 @@ static void txn_done(void *data, const struct etcd_result *r)
 		log_warnx("ha", "store transaction failed error=%s", r->error);
 	else if (!r->succeeded)
 		log_info("ha", "store transaction lost a race: someone changed the key first");
+	else
+		ha_poll_now(ha); /* act on what it changed without waiting for the next tick */
 }
 
 /*
@@ -151,6 +153,7 @@ static void demote_step(struct ha *ha, const char *to)
 	    pg_control_read(conf_self(ha->conf)->settings.postgres.data_dir, &ctl) == 0) {
 		ha->stopped_lsn = ctl.checkpoint_lsn;
 		pg_lsn_text(ctl.checkpoint_lsn, ha->stopped_lsn_text, sizeof(ha->stopped_lsn_text));
+		ha_poll_now(ha); /* publish the checkpoint at once: the primary is down until it is taken */
 		log_info("ha", "switchover: postgres stopped cleanly=%s shutdown_checkpoint=%s",
 			 ctl.state == PG_DB_SHUTDOWNED ? "yes" : "no", pg_lsn_text(ctl.checkpoint_lsn, lsn, sizeof(lsn)));
 	}
@@ -241,8 +244,10 @@ void ha_decide(struct ha *ha)
 
 	if (!ha->store_ok) {
 		/* Manual mode: roles stay as they are; nobody can change them without the store either. */
-		ha_set_state(ha, ha->applied_leader < 0 ? "starting" : ha->state,
-			     "the store does not answer (%s); roles unchanged", ha->store_error);
+		char state[sizeof(ha->state)];
+
+		snprintf(state, sizeof(state), "%s", ha->applied_leader < 0 ? "starting" : ha->state);
+		ha_set_state(ha, state, "the store does not answer (%s); roles unchanged", ha->store_error);
 		return;
 	}
 	if (ha->leader_name[0] && strcmp(ha->leader_name, me) != 0) {

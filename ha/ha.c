@@ -29,7 +29,7 @@
 #include <time.h>
 
 #define TICK_MS 1000
-#define SWITCHOVER_TIMEOUT_MS 60000
+#define TICK_FAST_MS 250
 
 static int64_t wall_ms(void)
 {
@@ -151,6 +151,26 @@ bool ha_lease_valid(const struct ha *ha)
 
 /* ---- the member record ------------------------------------------------------------ */
 
+/* A rejoin by pg_rewind: where the timelines parted and what this node's own WAL lost. */
+static void rewind_record(struct ha *ha, json_t *m)
+{
+	const struct pg_rewind_note *rw = pgwatch_last_rewind(ha->pg);
+	char lsn[32];
+	json_t *o;
+
+	if (!rw->started)
+		return;
+	o = json_pack("{s:I, s:b, s:b}", "at", (json_int_t)rw->at, "required", !rw->none_required,
+		      "fell_back_to_clone", rw->failed);
+	if (rw->diverged_lsn) {
+		json_object_set_new(o, "diverged_at", json_string(pg_lsn_text(rw->diverged_lsn, lsn, sizeof(lsn))));
+		json_object_set_new(o, "discarded_bytes", json_integer((json_int_t)rw->discarded_bytes));
+	}
+	if (rw->aside[0])
+		json_object_set_new(o, "wal_kept_at", json_string(rw->aside));
+	json_object_set_new(m, "last_rewind", o);
+}
+
 static json_t *member_record(struct ha *ha)
 {
 	struct pg_report r;
@@ -178,6 +198,7 @@ static json_t *member_record(struct ha *ha)
 	}
 	if (ha->stopped_lsn)
 		json_object_set_new(m, "stopped_lsn", json_string(ha->stopped_lsn_text));
+	rewind_record(ha, m);
 	pg_report_clear(&r);
 	return m;
 }
@@ -304,11 +325,20 @@ static void read_tick(struct ha *ha)
 static void on_tick(struct loop_source *src, void *data)
 {
 	struct ha *ha = data;
-	struct pg_report r;
 
 	(void)src;
 	if (!ha->etcd)
 		return;
+	/* A handover in progress is watched four times a second: writes wait for it. */
+	loop_timer_arm(ha->tick, ha->switchover || ha->demote_started_ms ? TICK_FAST_MS : TICK_MS,
+		       ha->switchover || ha->demote_started_ms ? TICK_FAST_MS : TICK_MS);
+	ha_poll_now(ha);
+}
+
+void ha_poll_now(struct ha *ha)
+{
+	struct pg_report r;
+
 	pgwatch_report(ha->pg, &r);
 	snprintf(ha->optime_text, sizeof(ha->optime_text), "%s",
 		 r.probed && r.in_recovery == PG_TRI_FALSE && r.flush_lsn ? r.flush_lsn : "");

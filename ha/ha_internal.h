@@ -58,6 +58,8 @@ const struct conf_node *ha_self(const struct ha *ha);
 int ha_node_index(const struct ha *ha, const char *name);
 bool ha_lease_valid(const struct ha *ha);
 void ha_optime_done(void *data, const struct etcd_result *r);
+/* ha_poll_now() - publish and read now (after a change this node made). */
+void ha_poll_now(struct ha *ha);
 
 /* decide.c: after each read of the store. */
 void ha_decide(struct ha *ha);

@@ -93,6 +93,13 @@ char *pg_settings_text(const struct conf *c, const char *passfile, const char *a
 		   "wal_sender_timeout = '20s'\n"
 		   "wal_receiver_timeout = '20s'\n"
 		   "cluster_name = '%s'\n", me->name);
+	/*
+	 * A former primary rejoins through pg_rewind, which reads its own WAL
+	 * back to the last checkpoint before the timelines parted: keep that
+	 * much on every node that may be primary.
+	 */
+	if (conf_ha_on(c))
+		fprintf(f, "wal_keep_size = '512MB'\n");
 	if (me->pg_role == CONF_PG_REPLICA && me->upstream >= 0) {
 		const struct conf_node *up = &c->nodes[me->upstream];
 

@@ -292,6 +292,9 @@ int pgwatch_write_config(struct pgwatch *pw)
 
 static void add_postgres(struct pgwatch *pw);
 static void run_rewind(struct pgwatch *pw);
+static void rewind_done(struct pgwatch *pw);
+static void rewind_failed(struct pgwatch *pw);
+static bool on_rewind_output(const char *line, void *data);
 static void stop_for_restart(struct pgwatch *pw, const char *why);
 static void maybe_start(struct pgwatch *pw);
 static void identity_checked(struct pgwatch *pw, int verdict, uint64_t upstream);
@@ -387,6 +390,12 @@ static void on_bootstrap_exit(struct child *c, int status, void *data)
 	int r;
 
 	pw->clone.active = false;
+	if ((!WIFEXITED(status) || WEXITSTATUS(status) != 0) && strcmp(name, "pg_rewind") == 0 &&
+	    !child_set_shutting_down(pw->children)) {
+		child_remove(c);
+		rewind_failed(pw);
+		return;
+	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		if (child_set_shutting_down(pw->children))
 			log_info("pgwatch", "bootstrap step stopped for shutdown, redone at the next start step=%s",
@@ -401,7 +410,7 @@ static void on_bootstrap_exit(struct child *c, int status, void *data)
 	}
 	child_remove(c);
 	if (strcmp(name, "pg_rewind") == 0) {
-		log_info("pgwatch", "pg_rewind done: starting as a standby of the leader");
+		rewind_done(pw);
 		pw->rewound = true;
 		pw->cloned = true; /* pg_rewind checked the system identifier against its source */
 	} else if (!cleanup) {
@@ -456,7 +465,7 @@ static void run_bootstrap(struct pgwatch *pw, const char *name, const char *cons
 		.owner = PG_OWNER,
 		.start_gate = no_old_backends,
 		.on_exit = on_bootstrap_exit,
-		.on_output = clone ? on_clone_output : NULL,
+		.on_output = clone ? on_clone_output : strcmp(name, "pg_rewind") == 0 ? on_rewind_output : NULL,
 		.data = pw,
 	};
 
@@ -595,10 +604,16 @@ static void bootstrap_or_start(struct pgwatch *pw)
 	 * not (a clean switchover); pg_rewind tells the two apart and undoes
 	 * the first ("no rewind required" otherwise).
 	 */
-	if (me->pg_role == CONF_PG_REPLICA && conf_ha_on(pw->conf) && !pw->rewound) {
+	if (me->pg_role == CONF_PG_REPLICA && conf_ha_on(pw->conf) && !pw->rewound && !pw->cloned) {
+		_cleanup_free_ char *label = xasprintf("%s/backup_label", pg->data_dir);
 		struct pg_control ctl;
 
-		if (pg_control_read(pg->data_dir, &ctl) == 0 && pg_control_was_primary(&ctl)) {
+		/*
+		 * A clone not yet started has the primary's "in production" in its
+		 * pg_control too, and a backup_label: it was never run, never rewound.
+		 */
+		if (access(label, F_OK) != 0 && pg_control_read(pg->data_dir, &ctl) == 0 &&
+		    pg_control_was_primary(&ctl)) {
 			run_rewind(pw);
 			return;
 		}
@@ -805,22 +820,97 @@ static void add_postgres(struct pgwatch *pw)
 
 /* ---- high availability: stop, rewind, start in the new role -------------------- */
 
-/* pg_rewind from the leader, in place (the directory stays; only diverged blocks change). */
+/* "servers diverged at WAL location 0/50286F0 on timeline 1", or "no rewind required". */
+static bool on_rewind_output(const char *line, void *data)
+{
+	struct pgwatch *pw = data;
+	const char *p = strstr(line, "diverged at WAL location ");
+	char lsn[32];
+
+	if (p && sscanf(p + strlen("diverged at WAL location "), "%31s", lsn) == 1)
+		(void)pg_lsn_parse(lsn, &pw->rewind.diverged_lsn);
+	if (strstr(line, "no rewind required"))
+		pw->rewind.none_required = true;
+	return false; /* logged as usual */
+}
+
+/*
+ * pg_rewind from the leader, in place: a dry run first; only when the
+ * directory really diverged is its pg_wal copied aside (DATA.diverged-TS,
+ * for pg_waldump: the transactions it held are about to be discarded),
+ * then the rewind proper.
+ */
 static void run_rewind(struct pgwatch *pw)
 {
 	const struct conf_node *me = conf_self(pw->conf), *up = &pw->conf->nodes[me->upstream];
 	const struct conf_postgres *pg = pgconf(pw);
 	_cleanup_free_ char *bin = xasprintf("%s/pg_rewind", pg->bin_dir);
-	char ip[16];
+	char ip[16], stamp[32];
+	struct pg_control ctl;
+	struct timespec ts;
+	struct tm tm;
 	/* The replication role has pg_rewind's four grants (probe.c); its password is in the passfile. */
 	_cleanup_free_ char *source = xasprintf("--source-server=host=%s port=%u user=%s dbname=postgres "
 						"connect_timeout=5 application_name=%s/rewind",
 						conf_ip_str(up->overlay_ip, ip), up->settings.postgres.port,
 						pg->replication_user, me->name);
-	const char *argv[] = { bin, "-D", pg->data_dir, source, "--progress", NULL };
+	static const char script[] =
+		"a=$1 d=$2; shift 2\n"
+		"out=$(\"$@\" --dry-run 2>&1); rc=$?; printf '%s\\n' \"$out\"; [ $rc = 0 ] || exit $rc\n"
+		"case $out in *'no rewind required'*) exit 0 ;; esac\n"
+		"mkdir -m 700 \"$a\" && cp -a \"$d/pg_wal\" \"$a/\" || { echo \"cannot copy pg_wal to $a\"; exit 1; }\n"
+		"echo \"pg_wal copied aside to $a before the rewind\"\n"
+		"exec \"$@\"\n";
+	const char *argv[] = { "/bin/sh", "-c", script, "sh", pw->rewind.aside, pg->data_dir, bin, "-D",
+			       pg->data_dir, source, "--progress", NULL };
 
+	clock_gettime(CLOCK_REALTIME, &ts);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", gmtime_r(&ts.tv_sec, &tm));
+	pw->rewind = (struct pg_rewind_note){ .started = true, .at = ts.tv_sec };
+	snprintf(pw->rewind.aside, sizeof(pw->rewind.aside), "%s.diverged-%s", pg->data_dir, stamp);
+	if (pg_control_read(pg->data_dir, &ctl) == 0)
+		pw->rewind.end_lsn = ctl.checkpoint_lsn;
 	log_info("pgwatch", "this directory was last a primary: pg_rewind from the leader %s", up->name);
 	run_bootstrap(pw, "pg_rewind", argv);
+}
+
+static void rewind_done(struct pgwatch *pw)
+{
+	char d[32], e[32];
+
+	pw->rewound = true;
+	pw->cloned = true; /* pg_rewind checked the system identifier against its source */
+	if (pw->rewind.none_required || !pw->rewind.diverged_lsn) {
+		pw->rewind.aside[0] = '\0';
+		log_info("pgwatch", "pg_rewind: no rewind required; starting as a standby of the leader");
+		return;
+	}
+	/* What this node wrote after the divergence is gone: at least up to its last checkpoint. */
+	pw->rewind.discarded_bytes = pw->rewind.end_lsn > pw->rewind.diverged_lsn ?
+				     (double)(pw->rewind.end_lsn - pw->rewind.diverged_lsn) : 0;
+	log_warnx("pgwatch", "pg_rewind discarded what this node wrote after the divergence diverged_at=%s "
+		  "end=%s discarded_bytes=%.0f aside=%s", pg_lsn_text(pw->rewind.diverged_lsn, d, sizeof(d)),
+		  pg_lsn_text(pw->rewind.end_lsn, e, sizeof(e)), pw->rewind.discarded_bytes, pw->rewind.aside);
+}
+
+/* pg_rewind could not do it (WAL before the divergence recycled, ...): clone again, old directory kept. */
+static void rewind_failed(struct pgwatch *pw)
+{
+	const char *data = pgconf(pw)->data_dir;
+	char stamp[32];
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", gmtime_r(&ts.tv_sec, &tm));
+	snprintf(pw->reinit_aside, sizeof(pw->reinit_aside), "%s.rewind-failed-%s", data, stamp);
+	log_warnx("pgwatch", "pg_rewind failed: moving the data directory aside (kept) and cloning from the leader aside=%s",
+		  pw->reinit_aside);
+	pw->rewind.failed = true;
+	pw->reinit_pending = true;
+	set_state(pw, PG_STATE_BOOTSTRAPPING, "pg_rewind failed: cloning again from the leader; the old data directory is kept at %s",
+		  pw->reinit_aside);
+	loop_timer_arm(pw->retry, 100, 0);
 }
 
 /* Stop Postgres (its stop plan: checkpoint, fast, immediate), then restart_continue(). */
@@ -988,12 +1078,15 @@ void pgwatch_set_conf(struct pgwatch *pw, const struct conf *conf)
 	if (was == CONF_PG_PRIMARY && pw->role_applied == CONF_PG_REPLICA) {
 		/* Demoted by the store: stop, then come back through pg_rewind as a standby. */
 		pw->rewound = false;
+		pw->cloned = false; /* its directory ran as a primary since: rewound, then checked */
 		if (pw->bootstrapped)
 			stop_for_restart(pw, "demoting: another node holds the leader key");
 		return;
 	}
 	if (!pw->bootstrapped)
 		return;
+	if (was == CONF_PG_REPLICA && pw->role_applied == CONF_PG_PRIMARY)
+		role_after_probe(pw); /* promote now, not at the next probe: writes wait for it */
 	/* hba and replication settings follow the file; Postgres rereads them on SIGHUP. */
 	if (pgwatch_write_config(pw) < 0)
 		log_warn("pgwatch", "cannot rewrite the generated settings");
@@ -1080,6 +1173,11 @@ int pgwatch_reinit(struct pgwatch *pw, char *aside, size_t size, const char **wh
 		child_remove(pg);
 	loop_timer_arm(pw->retry, 100, 0);
 	return 0;
+}
+
+const struct pg_rewind_note *pgwatch_last_rewind(const struct pgwatch *pw)
+{
+	return &pw->rewind;
 }
 
 enum pg_state pgwatch_state(const struct pgwatch *pw)

@@ -110,6 +110,17 @@ void pgwatch_hold(struct pgwatch *pw, bool hold, const char *why);
 /* pgwatch_stopped() - held, and no postmaster or backend of it is left. */
 bool pgwatch_stopped(const struct pgwatch *pw);
 
+/* The last pg_rewind of this run (high availability's rejoin of a former primary). */
+struct pg_rewind_note {
+	bool started, none_required, failed; /* failed: fell back to a new clone, old directory kept */
+	int64_t at;                       /* wall clock, seconds */
+	uint64_t diverged_lsn, end_lsn;   /* where the timelines parted; this node's last checkpoint */
+	double discarded_bytes;           /* end - diverged: at least this much WAL was discarded */
+	char aside[320];                  /* its pg_wal as it was, kept there; "" when nothing diverged */
+};
+/* pgwatch_last_rewind() - the last rewind (started false: none in this run). */
+const struct pg_rewind_note *pgwatch_last_rewind(const struct pgwatch *pw);
+
 enum pg_state pgwatch_state(const struct pgwatch *pw);
 const char *pg_state_name(enum pg_state st);
 

@@ -86,6 +86,7 @@ struct pgwatch {
 	char held_why[200];
 	bool restart_pending;            /* stopping Postgres, to start it again in its new role */
 	bool rewound;                    /* pg_rewind ran on this directory in this run */
+	struct pg_rewind_note rewind;    /* the last one */
 	enum conf_pg_role role_applied;  /* the role Postgres was last configured for */
 	struct pg_session *role_session; /* pg_promote() or dropping slots, in flight */
 	char role_what[80], role_done_what[80], role_sql[256];

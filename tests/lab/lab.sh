@@ -40,7 +40,7 @@ declare -A PUB=([hub]=192.0.2.1 [spoke-a]=192.0.2.11 [spoke-b]=192.0.2.12 [spoke
 declare -A OVL=([hub]=10.88.0.1 [spoke-a]=10.88.0.11 [spoke-b]=10.88.0.12 [spoke-c]=10.88.0.13)
 declare -A ROLE=([spoke-a]=primary [spoke-b]=replica [spoke-c]=replica)
 # Paths every node has privately (wireguard-go's socket path is global).
-MOUNTS="etc:/etc/supervisor run:/run/supervisor wireguard:/var/run/wireguard backups:/var/backups pgdata:/var/lib/postgresql"
+MOUNTS="etc:/etc/supervisor run:/run/supervisor wireguard:/var/run/wireguard backups:/var/backups pgdata:/var/lib/postgresql state:/var/lib/supervisor"
 
 FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 die() { echo "lab: $*" >&2; exit 1; }

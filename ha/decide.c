@@ -235,7 +235,8 @@ static void leaderless(struct ha *ha)
 		ha_set_state(ha, "leaderless", "no node holds the leader key (the last leader was %s); when it is "
 			     "gone for good: supervisor ctl failover --to NODE", last);
 	else
-		ha_set_state(ha, "leaderless", "no node holds the leader key; waiting for the bootstrap primary");}
+		ha_set_state(ha, "leaderless", "no node holds the leader key; waiting for the bootstrap primary");
+}
 
 void ha_decide(struct ha *ha)
 {
@@ -268,15 +269,16 @@ void ha_decide(struct ha *ha)
 		leaderless(ha);
 		return;
 	}
-	if ((li = ha_node_index(ha, ha->leader_name)) < 0) {
-		ha_set_state(ha, "leaderless", "the leader key names %s, which is not in the cluster file",
+	li = ha_node_index(ha, ha->leader_name);
+	if (li < 0 || !conf_ha_member(ha->conf, &ha->conf->nodes[li])) {
+		/* A reload removed it, or took its Postgres away: following it would leave no primary. */
+		ha_set_state(ha, "leaderless", "the leader key names %s, which is not a Postgres spoke in the cluster file",
 			     ha->leader_name);
 		return;
 	}
 	ha_follow(ha, li);
 	if (li == ha->conf->self)
-		ha_set_state(ha, "leader", "epoch %" PRId64 ", lease renewed %.1f s ago", ha->epoch,
-			     (double)(now_ms() - ha->lease_renewed_ms) / 1000);
+		ha_set_state(ha, "leader", "holds the leader key (epoch %" PRId64 ")", ha->epoch);
 	else
 		ha_set_state(ha, "follower", "following %s (epoch %" PRId64 ")", ha->leader_name, ha->epoch);
 }

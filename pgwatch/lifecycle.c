@@ -391,7 +391,7 @@ static void on_bootstrap_exit(struct child *c, int status, void *data)
 
 	pw->clone.active = false;
 	if ((!WIFEXITED(status) || WEXITSTATUS(status) != 0) && strcmp(name, "pg_rewind") == 0 &&
-	    !child_set_shutting_down(pw->children)) {
+	    pw->rewind.wal_missing && !child_set_shutting_down(pw->children)) {
 		child_remove(c);
 		rewind_failed(pw);
 		return;
@@ -831,6 +831,10 @@ static bool on_rewind_output(const char *line, void *data)
 		(void)pg_lsn_parse(lsn, &pw->rewind.diverged_lsn);
 	if (strstr(line, "no rewind required"))
 		pw->rewind.none_required = true;
+	/* What only a new clone can fix: the WAL back to the last common checkpoint is gone. */
+	if (strstr(line, "could not find previous WAL record") || strstr(line, "could not open file") ||
+	    strstr(line, "could not find common ancestor"))
+		pw->rewind.wal_missing = true;
 	return false; /* logged as usual */
 }
 
@@ -858,7 +862,7 @@ static void run_rewind(struct pgwatch *pw)
 		"a=$1 d=$2; shift 2\n"
 		"out=$(\"$@\" --dry-run 2>&1); rc=$?; printf '%s\\n' \"$out\"; [ $rc = 0 ] || exit $rc\n"
 		"case $out in *'no rewind required'*) exit 0 ;; esac\n"
-		"mkdir -m 700 \"$a\" && cp -a \"$d/pg_wal\" \"$a/\" || { echo \"cannot copy pg_wal to $a\"; exit 1; }\n"
+		"cp -a \"$d/pg_wal\" \"$a/\" || { echo \"cannot copy pg_wal to $a\"; exit 1; }\n"
 		"echo \"pg_wal copied aside to $a before the rewind\"\n"
 		"exec \"$@\"\n";
 	const char *argv[] = { "/bin/sh", "-c", script, "sh", pw->rewind.aside, pg->data_dir, bin, "-D",
@@ -870,6 +874,9 @@ static void run_rewind(struct pgwatch *pw)
 	snprintf(pw->rewind.aside, sizeof(pw->rewind.aside), "%s.diverged-%s", pg->data_dir, stamp);
 	if (pg_control_read(pg->data_dir, &ctl) == 0)
 		pw->rewind.end_lsn = ctl.checkpoint_lsn;
+	/* Made here, as root: the data directory's parent need not be writable by Postgres. */
+	if (ensure_dir(pw, pw->rewind.aside, 0700, true) < 0)
+		log_warn("pgwatch", "cannot create dir=%s", pw->rewind.aside);
 	log_info("pgwatch", "this directory was last a primary: pg_rewind from the leader %s", up->name);
 	run_bootstrap(pw, "pg_rewind", argv);
 }
@@ -881,6 +888,7 @@ static void rewind_done(struct pgwatch *pw)
 	pw->rewound = true;
 	pw->cloned = true; /* pg_rewind checked the system identifier against its source */
 	if (pw->rewind.none_required || !pw->rewind.diverged_lsn) {
+		(void)rmdir(pw->rewind.aside); /* made for a copy that was not needed */
 		pw->rewind.aside[0] = '\0';
 		log_info("pgwatch", "pg_rewind: no rewind required; starting as a standby of the leader");
 		return;

@@ -113,6 +113,7 @@ bool pgwatch_stopped(const struct pgwatch *pw);
 /* The last pg_rewind of this run (high availability's rejoin of a former primary). */
 struct pg_rewind_note {
 	bool started, none_required, failed; /* failed: fell back to a new clone, old directory kept */
+	bool wal_missing;                 /* pg_rewind said the WAL it needs is gone (else: retried) */
 	int64_t at;                       /* wall clock, seconds */
 	uint64_t diverged_lsn, end_lsn;   /* where the timelines parted; this node's last checkpoint */
 	double discarded_bytes;           /* end - diverged: at least this much WAL was discarded */

@@ -14,6 +14,7 @@
 #include "lib/mem.h"
 #include "lib/str.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -58,12 +59,25 @@ const char *pg_lsn_text(uint64_t lsn, char *buf, size_t size)
 	return buf;
 }
 
-int pg_lsn_parse(const char *s, uint64_t *out)
+/* 1 to 8 hex digits, nothing else (no sign, space or 0x). */
+static const char *lsn_half(const char *s, uint32_t *out)
 {
-	unsigned hi, lo;
+	uint32_t v = 0;
 	int n = 0;
 
-	if (!s || sscanf(s, "%8X/%8X%n", &hi, &lo, &n) != 2 || s[n])
+	for (; isxdigit((unsigned char)s[n]) && n < 9; n++)
+		v = v << 4 | (uint32_t)(isdigit((unsigned char)s[n]) ? s[n] - '0' : (tolower((unsigned char)s[n]) - 'a' + 10));
+	if (n == 0 || n > 8)
+		return NULL;
+	*out = v;
+	return s + n;
+}
+
+int pg_lsn_parse(const char *s, uint64_t *out)
+{
+	uint32_t hi, lo;
+
+	if (!s || !(s = lsn_half(s, &hi)) || *s++ != '/' || !(s = lsn_half(s, &lo)) || *s)
 		return -EINVAL;
 	*out = (uint64_t)hi << 32 | lo;
 	return 0;

@@ -37,6 +37,7 @@ static void ha_health(json_t *reply, const json_t *ha)
 
 	json_object_set_new(reply, "health", json_string(
 		!state || !strcmp(state, "off") ? "unknown" :
+		!json_is_true(json_object_get(json_object_get(ha, "store"), "reachable")) ? "degraded" :
 		!strcmp(state, "leader") || !strcmp(state, "follower") ? "ok" :
 		!strcmp(state, "leaderless") ? "critical" : "degraded"));
 }

@@ -8,7 +8,7 @@
 # The commands of cli/cli.c and the ctl commands of cli/cmd_ctl.c; the
 # monitoring test suite checks these lists against those tables.
 _supervisor_commands="run check-config ctl cluster backup restore genkey pubkey version help"
-_supervisor_ctl_commands="status replication tunnel firewall backups backup-now reinit reload"
+_supervisor_ctl_commands="status replication tunnel firewall backups backup-now reinit reload ha switchover failover"
 
 # _supervisor_nodes FILE: the names of the hub and the spokes (the groups
 # that have an overlay_ip; children's names are not nodes).
@@ -43,7 +43,7 @@ _supervisor() {
 		case $w in
 		-c|--config) conf=${COMP_WORDS[i+1]:-$conf}; i=$((i + 1)); continue ;;
 		--config=*) conf=${w#--config=}; continue ;;
-		-s|--socket|-n|--node|--target|--backup|--endpoint|--network|--hub-key|--bundle|--pubkey|--upstream|--ssh-from|--spokes|--run-id)
+		-s|--socket|-n|--node|--to|--target|--backup|--endpoint|--network|--hub-key|--bundle|--pubkey|--upstream|--ssh-from|--spokes|--run-id)
 			i=$((i + 1)); continue ;;
 		-*) continue ;;
 		esac
@@ -55,7 +55,7 @@ _supervisor() {
 	case $prev in
 	-c|--config|-s|--socket|--hub-key|--bundle)
 		mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return 0 ;;
-	-n|--node|--upstream)
+	-n|--node|--upstream|--to)
 		mapfile -t COMPREPLY < <(compgen -W "$(_supervisor_nodes "$conf")" -- "$cur"); return 0 ;;
 	--target|--backup|--endpoint|--network|--pubkey|--ssh-from|--spokes|--run-id)
 		return 0 ;;
@@ -70,6 +70,8 @@ _supervisor() {
 	ctl)
 		if [ -z "$sub" ]; then words="$_supervisor_ctl_commands -s --socket -c --config -n --node --json"
 		elif [ "$sub" = reinit ]; then words="--json --no-wait"
+		elif [ "$sub" = switchover ]; then words="--to --dry-run --json --no-wait"
+		elif [ "$sub" = failover ]; then words="--to --allow-data-loss --json --no-wait"
 		else words="--json"
 		fi ;;
 	cluster)

@@ -45,6 +45,8 @@ expect "a prefix" "check-config ctl cluster" supervisor c
 expect "every ctl command of cli/cmd_ctl.c, and ctl's options" "$ctl -s --socket -c --config -n --node --json" supervisor ctl ""
 expect "after a ctl command" "--json" supervisor ctl status ""
 expect "ctl reinit" "--json --no-wait" supervisor ctl reinit --
+expect "ctl switchover" "--dry-run --json --no-wait --to" supervisor ctl switchover --
+expect "ctl failover" "--allow-data-loss --json --no-wait --to" supervisor ctl failover --
 expect "cluster subcommands" "add-spoke" supervisor cluster a
 expect "backup subcommands" "run" supervisor backup r
 
@@ -55,6 +57,8 @@ expect "node names from --config=FILE, a prefix" "spoke-a spoke-b spoke-c" super
 expect "cluster rotate-key NAME: nodes" "hub spoke-a spoke-b spoke-c" supervisor cluster -c "$EX" rotate-key ""
 expect "cluster rotate-key NAME: then options" "--bundle --config --pubkey -c" supervisor cluster -c "$EX" rotate-key spoke-b ""
 expect "add-spoke --upstream: nodes" "spoke-a spoke-b spoke-c" supervisor cluster -c "$EX" add-spoke spoke-d --upstream s
+expect "ctl failover --to: nodes, then its options" "--allow-data-loss --json --no-wait --to" supervisor ctl -c "$EX" failover --to spoke-b --
+expect "ctl switchover --to: nodes" "spoke-a spoke-b spoke-c" supervisor ctl -c "$EX" switchover --to s
 expect "children are not nodes (children.conf has db and app)" "hub spoke-a" supervisor run -c "$CH" -n ""
 CONF_ENV=$EX expect "node names from \$SUPERVISOR_CONFIG" "spoke-a spoke-b spoke-c" supervisor backup run -n spoke
 # Base64 keys hold "//"; # and // start comments only outside strings.

@@ -16,24 +16,11 @@
 
 #define SWITCHOVER_TIMEOUT_MS 60000
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *str_of(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
 static const char *last_leader(const struct ha *ha)
 {
 	size_t n = json_array_size(ha->history);
 
-	return n ? str_of(json_array_get(ha->history, n - 1), "node") : NULL;
+	return n ? ha_str(json_array_get(ha->history, n - 1), "node") : NULL;
 }
 
 /* This node's received position as a replica (receive, else replay LSN), 0 when unknown. */
@@ -70,7 +57,7 @@ static void txn_done(void *data, const struct etcd_result *r)
  * Take the leader key: only if nobody holds it (@from NULL), or only if
  * @from still holds it and the switchover request is the one read (@from set).
  */
-static void take_leader(struct ha *ha, const char *kind, const char *from)
+static void take_leader(struct ha *ha, const char *kind, const char *from, const char *was)
 {
 	const char *me = ha_self(ha)->name;
 	char k_leader[128], k_history[128], k_sw[128];
@@ -84,7 +71,7 @@ static void take_leader(struct ha *ha, const char *kind, const char *from)
 		return;
 	ha_key(ha, k_leader, sizeof(k_leader), "leader");
 	ha_key(ha, k_sw, sizeof(k_sw), "switchover");
-	ha_key(ha, k_history, sizeof(k_history), "history/%013" PRId64, wall_ms());
+	ha_key(ha, k_history, sizeof(k_history), "history/%013" PRId64, ha_wall_ms());
 	if (from) {
 		cmp[n_cmp++] = (struct etcd_cmp){ .key = k_leader, .target = ETCD_VALUE, .result = ETCD_EQUAL,
 						  .value = from };
@@ -98,10 +85,10 @@ static void take_leader(struct ha *ha, const char *kind, const char *from)
 	ops[n_ops++] = (struct etcd_op){ .kind = ETCD_OP_PUT, .key = k_leader, .value = me,
 					 .lease_id = ha->lease_id };
 	if (kind) {
-		rec = json_pack("{s:s, s:s, s:I}", "kind", kind, "node", me, "at", (json_int_t)(wall_ms() / 1000));
-		if (from)
-			json_object_set_new(rec, "from", json_string(from));
-		if (ha->switchover && str_of(ha->switchover, "requested_on"))
+		rec = json_pack("{s:s, s:s, s:I}", "kind", kind, "node", me, "at", (json_int_t)(ha_wall_ms() / 1000));
+		if (from || was)
+			json_object_set_new(rec, "from", json_string(from ? from : was));
+		if (ha->switchover && ha_str(ha->switchover, "requested_on"))
 			json_object_set(rec, "requested_on", json_object_get(ha->switchover, "requested_on"));
 		if (from && ha->switchover_lsn_text[0])
 			json_object_set_new(rec, "lsn", json_string(ha->switchover_lsn_text));
@@ -164,7 +151,7 @@ static void demote_step(struct ha *ha, const char *to)
 /* The candidate: take the key once everything up to the old primary's shutdown checkpoint is here. */
 static void promote_step(struct ha *ha, const char *from)
 {
-	const char *stopped = str_of(json_object_get(ha->members, from), "stopped_lsn");
+	const char *stopped = ha_str(json_object_get(ha->members, from), "stopped_lsn");
 	uint64_t want = 0, have = my_received_lsn(ha);
 	char h[32];
 
@@ -181,14 +168,14 @@ static void promote_step(struct ha *ha, const char *from)
 	snprintf(ha->switchover_lsn_text, sizeof(ha->switchover_lsn_text), "%s", stopped);
 	ha_set_state(ha, "promoting", "switchover from %s: received its shutdown checkpoint %s; taking the key",
 		     from, stopped);
-	take_leader(ha, "switchover", from);
+	take_leader(ha, "switchover", from, NULL);
 }
 
 /* A pending request: true when it decided this round (nothing else to do). */
 static bool switchover_step(struct ha *ha)
 {
 	const char *me = ha_self(ha)->name;
-	const char *from = str_of(ha->switchover, "from"), *to = str_of(ha->switchover, "to");
+	const char *from = ha_str(ha->switchover, "from"), *to = ha_str(ha->switchover, "to");
 
 	if (!from || !to)
 		return false;
@@ -209,6 +196,42 @@ static bool switchover_step(struct ha *ha)
 	return false;
 }
 
+/*
+ * Automatic mode, no leader (its lease expired: it fenced itself by now):
+ * the most advanced eligible candidate takes the key, ties to the lowest
+ * name; only one transaction can create it. Nobody qualifies: say why.
+ */
+static bool race(struct ha *ha, const char *last)
+{
+	const char *me = ha_self(ha)->name;
+	struct ha_candidate *cand = xcalloc(ha->conf->n_nodes, sizeof(*cand));
+	const struct ha_candidate *best = NULL, *mine = NULL;
+	uint64_t ref = 0;
+	size_t n;
+
+	if (ha->optime)
+		(void)pg_lsn_parse(json_string_value(json_object_get(ha->optime, "flush_lsn")), &ref);
+	n = ha_judge(ha, last, ref, false, cand);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(cand[i].name, me) == 0)
+			mine = &cand[i];
+		if (cand[i].eligible && (!best || cand[i].lsn > best->lsn))
+			best = &cand[i];
+	}
+	if (!best) {
+		ha_set_state(ha, "leaderless", "automatic failover blocked: no eligible candidate (%s)",
+			     mine ? mine->why : "this node is not a candidate");
+	} else if (best == mine) {
+		ha_set_state(ha, "promoting", "automatic failover: %s is gone and this node is the most advanced "
+			     "candidate", last);
+		take_leader(ha, "failover", NULL, last);
+	} else {
+		ha_set_state(ha, "leaderless", "automatic failover: %s is the most advanced candidate", best->name);
+	}
+	free(cand);
+	return best != NULL;
+}
+
 static void leaderless(struct ha *ha)
 {
 	const struct conf_node *me = ha_self(ha);
@@ -218,19 +241,21 @@ static void leaderless(struct ha *ha)
 	if (!last && ha->conf->ha.bootstrap_primary >= 0 &&
 	    &ha->conf->nodes[ha->conf->ha.bootstrap_primary] == me) {
 		ha_set_state(ha, "bootstrapping", "empty store: this node is the bootstrap primary");
-		take_leader(ha, "bootstrap", NULL);
+		take_leader(ha, "bootstrap", NULL, NULL);
 		return;
 	}
 	if (last && strcmp(last, me->name) == 0) {
 		/* The last leader in the history, back (a restart): nobody took over meanwhile. */
 		ha_set_state(ha, "leaderless", "this node was the last leader; taking the key back");
-		take_leader(ha, NULL, NULL);
+		take_leader(ha, NULL, NULL, NULL);
 		return;
 	}
 	if (li >= 0) {
 		/* Keep following the last leader: Postgres runs and reports its position for a failover. */
 		ha_follow(ha, li);
 	}
+	if (ha->conf->ha.mode == CONF_HA_AUTOMATIC && last && race(ha, last))
+		return;
 	if (last)
 		ha_set_state(ha, "leaderless", "no node holds the leader key (the last leader was %s); when it is "
 			     "gone for good: supervisor ctl failover --to NODE", last);
@@ -276,9 +301,39 @@ void ha_decide(struct ha *ha)
 			     ha->leader_name);
 		return;
 	}
+	if (ha->fenced && (li != ha->conf->self || ha_lease_valid(ha))) {
+		/* Still the leader: back to work. Another node: it follows it (pg_rewind first). */
+		log_info("ha", "unfencing leader=%s", ha->leader_name);
+		ha->fenced = false;
+	}
+	if (ha->fenced)
+		return;
 	ha_follow(ha, li);
 	if (li == ha->conf->self)
 		ha_set_state(ha, "leader", "holds the leader key (epoch %" PRId64 ")", ha->epoch);
 	else
 		ha_set_state(ha, "follower", "following %s (epoch %" PRId64 ")", ha->leader_name, ha->epoch);
+}
+
+void ha_fence_check(struct ha *ha)
+{
+	uint64_t now = now_ms();
+	/*
+	 * Patroni's rule: a leader that could not renew for loop_wait +
+	 * retry_timeout stops writing; the file guarantees loop_wait +
+	 * 2 x retry_timeout <= ttl, so that is at least retry_timeout before
+	 * the store can let the key expire and another node take it.
+	 */
+	uint64_t budget_ms = ((uint64_t)ha->conf->ha.loop_wait_s + ha->conf->ha.retry_timeout_s) * 1000;
+
+	if (ha->conf->ha.mode != CONF_HA_AUTOMATIC || ha->applied_leader != ha->conf->self || ha->fenced ||
+	    !ha->lease_renewed_ms || now < ha->lease_renewed_ms + budget_ms)
+		return;
+	ha->fenced = true;
+	ha->fences++;
+	log_warnx("ha", "fencing: the lease was last renewed %.1f s ago (ttl %u s); stopping postgres before "
+		  "another node may take the key", (double)(now - ha->lease_renewed_ms) / 1000, ha->conf->ha.ttl_s);
+	pgwatch_fence(ha->pg, "fenced: this primary could not renew its lease; no writes until it can");
+	ha_set_state(ha, "fenced", "could not renew the lease for %.1f s: postgres stopped until the store answers",
+		     (double)(now - ha->lease_renewed_ms) / 1000);
 }

@@ -31,12 +31,17 @@
 #define TICK_MS 1000
 #define TICK_FAST_MS 250
 
-static int64_t wall_ms(void)
+int64_t ha_wall_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *ha_str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
 }
 
 void ha_key(const struct ha *ha, char *buf, size_t size, const char *fmt, ...)
@@ -179,7 +184,7 @@ static json_t *member_record(struct ha *ha)
 	pgwatch_report(ha->pg, &r);
 	m = json_pack("{s:s, s:s, s:b, s:I, s:I}", "name", ha_self(ha)->name, "state", pg_state_name(r.state),
 		      "failover", conf_node_candidate(ha->conf, ha_self(ha)), "lease", (json_int_t)ha->lease_id,
-		      "at", (json_int_t)wall_ms());
+		      "at", (json_int_t)ha_wall_ms());
 	if (r.probed && r.observed_age_s < 10) {
 		json_object_set_new(m, "role", json_string(r.in_recovery == PG_TRI_TRUE ? "replica" :
 							   r.in_recovery == PG_TRI_FALSE ? "primary" : "unknown"));
@@ -230,7 +235,7 @@ static void publish_tick(struct ha *ha)
 	/* The leader's position outlives its lease: the loss bound of a later failover. */
 	if (ha_is_leader(ha) && ha->optime_text[0] && !ha->optime_inflight) {
 		_cleanup_free_ char *ot = xasprintf("{\"node\":\"%s\",\"flush_lsn\":\"%s\",\"at\":%" PRId64 "}",
-						    ha_self(ha)->name, ha->optime_text, wall_ms());
+						    ha_self(ha)->name, ha->optime_text, ha_wall_ms());
 
 		ha_key(ha, key, sizeof(key), "optime");
 		if (etcd_put(ha->etcd, key, ot, 0, ha_optime_done, ha) == 0)
@@ -332,6 +337,7 @@ static void on_tick(struct loop_source *src, void *data)
 	/* A handover in progress is watched four times a second: writes wait for it. */
 	loop_timer_arm(ha->tick, ha->switchover || ha->demote_started_ms ? TICK_FAST_MS : TICK_MS,
 		       ha->switchover || ha->demote_started_ms ? TICK_FAST_MS : TICK_MS);
+	ha_fence_check(ha);
 	ha_poll_now(ha);
 }
 

@@ -50,8 +50,14 @@ struct ha {
 	uint64_t stopped_lsn;             /* its shutdown checkpoint, once stopped; 0 before */
 	char stopped_lsn_text[32];
 	char switchover_lsn_text[32];     /* the candidate: the checkpoint it received */
+	bool fenced;                      /* automatic: Postgres stopped, the lease could not be renewed */
+	uint64_t fences;                  /* times it fenced itself */
 };
 
+/* ha_wall_ms() - CLOCK_REALTIME in ms, for records people read (never for leases). */
+int64_t ha_wall_ms(void);
+/* ha_str() - @o[@key] as a string, or NULL. */
+const char *ha_str(const json_t *o, const char *key);
 void ha_key(const struct ha *ha, char *buf, size_t size, const char *fmt, ...) _printf_(4, 5);
 void ha_set_state(struct ha *ha, const char *state, const char *fmt, ...) _printf_(3, 4);
 const struct conf_node *ha_self(const struct ha *ha);
@@ -63,6 +69,8 @@ void ha_poll_now(struct ha *ha);
 
 /* decide.c: after each read of the store. */
 void ha_decide(struct ha *ha);
+/* ha_fence_check() - automatic mode, every tick: a leader that cannot renew stops writing in time. */
+void ha_fence_check(struct ha *ha);
 /* apply the leader now in the store (index or -1) to this node. */
 void ha_follow(struct ha *ha, int leader);
 
@@ -95,6 +103,9 @@ struct ha_candidate {
  * Return: the count.
  */
 size_t ha_candidates(const struct ha *ha, const char *exclude, uint64_t ref_lsn, struct ha_candidate *out);
+/* ha_judge() - as ha_candidates(); @need_streaming false when the primary is gone (failover). */
+size_t ha_judge(const struct ha *ha, const char *exclude, uint64_t ref_lsn, bool need_streaming,
+		struct ha_candidate *out);
 json_t *ha_candidates_json(const struct ha_candidate *c, size_t n);
 
 #endif

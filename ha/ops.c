@@ -15,16 +15,11 @@
 #include <string.h>
 #include <time.h>
 
-static const char *str_of(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
 static uint64_t lsn_of(const json_t *o, const char *k)
 {
 	uint64_t v = 0;
 
-	(void)pg_lsn_parse(str_of(o, k), &v);
+	(void)pg_lsn_parse(ha_str(o, k), &v);
 	return v;
 }
 
@@ -33,13 +28,13 @@ static uint64_t member_lsn(const json_t *m)
 {
 	uint64_t rx = lsn_of(m, "receive_lsn"), replay = lsn_of(m, "replay_lsn");
 
-	if (str_of(m, "role") && strcmp(str_of(m, "role"), "primary") == 0)
+	if (ha_str(m, "role") && strcmp(ha_str(m, "role"), "primary") == 0)
 		return lsn_of(m, "flush_lsn");
 	return rx > replay ? rx : replay;
 }
 
-static size_t judge(const struct ha *ha, const char *exclude, uint64_t ref_lsn, bool need_streaming,
-		    struct ha_candidate *out)
+size_t ha_judge(const struct ha *ha, const char *exclude, uint64_t ref_lsn, bool need_streaming,
+		struct ha_candidate *out)
 {
 	size_t n = 0;
 
@@ -60,10 +55,10 @@ static size_t judge(const struct ha *ha, const char *exclude, uint64_t ref_lsn, 
 		c->lsn = member_lsn(m);
 		if (ref_lsn && c->lsn)
 			c->lag_bytes = ref_lsn > c->lsn ? (double)(ref_lsn - c->lsn) : 0;
-		role = str_of(m, "role");
+		role = ha_str(m, "role");
 		if (!role || strcmp(role, "replica") != 0) {
-			snprintf(c->why, sizeof(c->why), "postgres is %s", role ? role : str_of(m, "state") ?
-				 str_of(m, "state") : "not answering");
+			snprintf(c->why, sizeof(c->why), "postgres is %s", role ? role : ha_str(m, "state") ?
+				 ha_str(m, "state") : "not answering");
 			continue;
 		}
 		if (need_streaming && !json_is_true(json_object_get(m, "streaming"))) {
@@ -86,7 +81,7 @@ static size_t judge(const struct ha *ha, const char *exclude, uint64_t ref_lsn, 
 
 size_t ha_candidates(const struct ha *ha, const char *exclude, uint64_t ref_lsn, struct ha_candidate *out)
 {
-	return judge(ha, exclude, ref_lsn, true, out);
+	return ha_judge(ha, exclude, ref_lsn, true, out);
 }
 
 json_t *ha_candidates_json(const struct ha_candidate *c, size_t n)
@@ -149,15 +144,15 @@ int ha_switchover(struct ha *ha, const char *to, bool dry_run, json_t *reply)
 	if (!ha->leader_name[0])
 		return refuse(reply, -ENOENT, "no node holds the leader key: a switchover needs a primary (use failover)");
 	if (ha->switchover)
-		return refuse(reply, -EBUSY, "a switchover from %s to %s is in progress", str_of(ha->switchover, "from"),
-			      str_of(ha->switchover, "to"));
+		return refuse(reply, -EBUSY, "a switchover from %s to %s is in progress", ha_str(ha->switchover, "from"),
+			      ha_str(ha->switchover, "to"));
 	if (to && ha_node_index(ha, to) < 0)
 		return refuse(reply, -EINVAL, "no node named %s in the cluster file", to);
 	if (to && strcmp(to, ha->leader_name) == 0)
 		return refuse(reply, -EINVAL, "%s is the primary already", to);
 	leader = json_object_get(ha->members, ha->leader_name);
 	cand = xcalloc(ha->conf->n_nodes, sizeof(*cand));
-	n = judge(ha, ha->leader_name, leader ? member_lsn(leader) : 0, true, cand);
+	n = ha_judge(ha, ha->leader_name, leader ? member_lsn(leader) : 0, true, cand);
 	json_object_set_new(reply, "from", json_string(ha->leader_name));
 	json_object_set_new(reply, "candidates", ha_candidates_json(cand, n));
 	for (size_t i = 0; i < n; i++) {
@@ -214,11 +209,11 @@ int ha_failover(struct ha *ha, const char *to, bool allow_data_loss, json_t *rep
 	if (!to || ha_node_index(ha, to) < 0)
 		return refuse(reply, -EINVAL, "no node named %s in the cluster file", to ? to : "(none)");
 	if (ha->optime) {
-		(void)pg_lsn_parse(str_of(ha->optime, "flush_lsn"), &ref);
-		from = str_of(ha->optime, "node");
+		(void)pg_lsn_parse(ha_str(ha->optime, "flush_lsn"), &ref);
+		from = ha_str(ha->optime, "node");
 	}
 	cand = xcalloc(ha->conf->n_nodes, sizeof(*cand));
-	n = judge(ha, NULL, ref, false, cand);
+	n = ha_judge(ha, NULL, ref, false, cand);
 	json_object_set_new(reply, "candidates", ha_candidates_json(cand, n));
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(cand[i].name, to) == 0)
@@ -300,7 +295,7 @@ json_t *ha_status(const struct ha *ha)
 		return json_pack("{s:s}", "mode", "off");
 	leader = ha->leader_name[0] ? json_object_get(ha->members, ha->leader_name) : NULL;
 	cand = xcalloc(ha->conf->n_nodes, sizeof(*cand));
-	n = judge(ha, ha->leader_name[0] ? ha->leader_name : NULL, leader ? member_lsn(leader) : 0,
+	n = ha_judge(ha, ha->leader_name[0] ? ha->leader_name : NULL, leader ? member_lsn(leader) : 0,
 		  ha->leader_name[0] != '\0', cand);
 	hist = json_array();
 	nh = json_array_size(ha->history);

@@ -859,21 +859,27 @@ static void run_rewind(struct pgwatch *pw)
 						conf_ip_str(up->overlay_ip, ip), up->settings.postgres.port,
 						pg->replication_user, me->name);
 	static const char script[] =
-		"a=$1 d=$2; shift 2\n"
+		"a=$1 d=$2 clean=$3; shift 3\n"
+		/* a dry run cannot recover a crashed directory first; the real run does */
+		"[ \"$clean\" = clean ] && {\n"
 		"out=$(\"$@\" --dry-run 2>&1); rc=$?; printf '%s\\n' \"$out\"; [ $rc = 0 ] || exit $rc\n"
 		"case $out in *'no rewind required'*) exit 0 ;; esac\n"
+		"}\n"
 		"cp -a \"$d/pg_wal\" \"$a/\" || { echo \"cannot copy pg_wal to $a\"; exit 1; }\n"
 		"echo \"pg_wal copied aside to $a before the rewind\"\n"
 		"exec \"$@\"\n";
-	const char *argv[] = { "/bin/sh", "-c", script, "sh", pw->rewind.aside, pg->data_dir, bin, "-D",
-			       pg->data_dir, source, "--progress", NULL };
+	const char *argv[] = { "/bin/sh", "-c", script, "sh", pw->rewind.aside, pg->data_dir, "clean", bin,
+			       "-D", pg->data_dir, source, "--progress", NULL };
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", gmtime_r(&ts.tv_sec, &tm));
 	pw->rewind = (struct pg_rewind_note){ .started = true, .at = ts.tv_sec };
 	snprintf(pw->rewind.aside, sizeof(pw->rewind.aside), "%s.diverged-%s", pg->data_dir, stamp);
-	if (pg_control_read(pg->data_dir, &ctl) == 0)
+	if (pg_control_read(pg->data_dir, &ctl) == 0) {
 		pw->rewind.end_lsn = ctl.checkpoint_lsn;
+		if (ctl.state != PG_DB_SHUTDOWNED)
+			argv[6] = "crashed";
+	}
 	/* Made here, as root: the data directory's parent need not be writable by Postgres. */
 	if (ensure_dir(pw, pw->rewind.aside, 0700, true) < 0)
 		log_warn("pgwatch", "cannot create dir=%s", pw->rewind.aside);
@@ -977,6 +983,14 @@ void pgwatch_hold(struct pgwatch *pw, bool hold, const char *why)
 	if (!pw->restart_pending && !child_find(pw->children, PG_CHILD_NAME) &&
 	    pw->state == PG_STATE_WAITING_FOR_LEADER)
 		bootstrap_or_start(pw);
+}
+
+void pgwatch_fence(struct pgwatch *pw, const char *why)
+{
+	/* Not "running" any more: the stop plan skips its CHECKPOINT and signals at once. */
+	if (pw->state == PG_STATE_RUNNING)
+		set_state(pw, PG_STATE_WAITING_FOR_LEADER, "%s", why);
+	pgwatch_hold(pw, true, why);
 }
 
 bool pgwatch_stopped(const struct pgwatch *pw)

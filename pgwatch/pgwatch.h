@@ -107,6 +107,13 @@ int pgwatch_reinit(struct pgwatch *pw, char *aside, size_t size, const char **wh
  * Postgres waits until the store has named a leader.
  */
 void pgwatch_hold(struct pgwatch *pw, bool hold, const char *why);
+/**
+ * pgwatch_fence() - hold Postgres stopped at once: no CHECKPOINT first, a
+ * fast shutdown now (sessions end, no new ones).
+ * @pw: the watcher.
+ * @why: the reason shown (copied).
+ */
+void pgwatch_fence(struct pgwatch *pw, const char *why);
 /* pgwatch_stopped() - held, and no postmaster or backend of it is left. */
 bool pgwatch_stopped(const struct pgwatch *pw);
 

@@ -198,6 +198,33 @@ t=$(wait_until 90000 follows spoke-b) && tap_ok "spoke-b restarted: a replica of
 [ "$(psql_on spoke-a 'SELECT count(*) FROM w WHERE seq = -2')" = 1 ] && tap_ok "the row written on spoke-b after the first failover is on spoke-a" ||
 	tap_fail "row -2 on spoke-a"
 
+# ---- automatic mode: the primary cut off from the hub fences itself, a candidate is promoted
+wait_until 30000 follows spoke-c >/dev/null
+for n in spoke-a spoke-b spoke-c; do
+	sed -i 's/mode = "manual"/mode = "automatic"/' $LAB_DIR/$n/etc/cluster.conf
+	"$LAB" ctl $n reload >/dev/null
+done
+tap_check "reloaded to automatic on every spoke" eval \
+	"[ \"$(ha spoke-a "['mode']")$(ha spoke-b "['mode']")$(ha spoke-c "['mode']")\" = automaticautomaticautomatic ]"
+start_load 200000; sleep 2
+cut_from_hub 192.0.2.11; t_cut=$(ms)
+gone() { ! psql_on spoke-a "SELECT 1" >/dev/null 2>&1; }
+t=$(wait_until 20000 gone) && tap_ok "the isolated primary fenced itself: postgres stopped $t ms after the cut (ttl 10 s)" ||
+	tap_fail "isolated primary fenced within the ttl" "$("$LAB" ctl spoke-a ha)"
+new_leader() { l=$(ha spoke-c "['leader']"); [ "$l" = spoke-b ] || [ "$l" = spoke-c ]; }
+t=$(wait_until 40000 new_leader) && tap_ok "automatic failover: $(ha spoke-c "['leader']") took the key $t ms after the fence" ||
+	tap_fail "automatic failover" "$("$LAB" ctl spoke-c ha)"
+LEADER_VIEW=$(ha spoke-c "['leader']")
+sleep 3; stop_load
+echo "# bench: automatic failover, cut to new primary writable: $(( $(awk '$2 != "spoke-a" { print $3; exit }' $W/acked) - t_cut )) ms"
+[ -z "$(awk '$2 > 1' $W/samples)" ] && tap_ok "never two writable primaries across the automatic failover ($(wc -l < $W/samples) samples)" ||
+	tap_fail "two writable primaries (automatic)" "$(awk '$2 > 1' $W/samples | head -3)"
+heal
+t=$(wait_until 90000 follows spoke-a) && tap_ok "healed: spoke-a rewinds and follows $LEADER_VIEW after $t ms" ||
+	tap_fail "spoke-a rejoins after the automatic failover" "$("$LAB" ctl $LEADER_VIEW ha)"
+tap_check "history ends with an automatic failover from spoke-a" eval \
+	"[ \"$(ha spoke-a "['history'][-1]['kind'], d['ha']['history'][-1]['from']")\" = 'failover spoke-a' ]"
+
 for n in spoke-a spoke-b spoke-c; do "$LAB" stop $n; done
 no_sanitizer_reports
 tap_done

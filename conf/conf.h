@@ -160,6 +160,12 @@ struct conf_node {
 	/* May be promoted (Patroni's nofailover, inverted): true by default on
 	 * Postgres spokes, false elsewhere. Only counts with ha on. */
 	bool failover;
+	/*
+	 * Only in a leader view (conf_with_roles()): a former primary kept
+	 * off. On itself its Postgres port is closed first thing in input; on
+	 * every other spoke output to its Postgres port is dropped.
+	 */
+	bool fenced;
 	struct conf_hostport endpoint;  /* hub only */
 	const struct conf_cidr *ssh_from; /* hub only; may be empty */
 	size_t n_ssh_from;
@@ -375,6 +381,14 @@ const char *conf_ip_str(struct in_addr a, char buf[16]);
  * Return: a new configuration (free it with conf_free() before @base).
  */
 struct conf *conf_with_leader(const struct conf *base, int leader);
+/**
+ * conf_with_roles() - conf_with_leader(), with fenced former primaries.
+ * @base: as conf_with_leader().
+ * @leader: as conf_with_leader().
+ * @fenced: n_nodes flags, true for a node to fence (NULL: none).
+ * Return: as conf_with_leader().
+ */
+struct conf *conf_with_roles(const struct conf *base, int leader, const bool *fenced);
 
 /* Writing cluster files (`supervisor cluster`): conf/conf_edit.h. */
 

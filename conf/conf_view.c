@@ -14,6 +14,11 @@
 
 struct conf *conf_with_leader(const struct conf *base, int leader)
 {
+	return conf_with_roles(base, leader, NULL);
+}
+
+struct conf *conf_with_roles(const struct conf *base, int leader, const bool *fenced)
+{
 	struct conf *v = xcalloc(1, sizeof(*v));
 	struct conf_store *st = xcalloc(1, sizeof(*st));
 	struct conf_node *nodes = store_alloc(st, sizeof(*nodes) * base->n_nodes);
@@ -27,6 +32,8 @@ struct conf *conf_with_leader(const struct conf *base, int leader)
 		nodes[i].pg_role = (int)i == leader ? CONF_PG_PRIMARY : CONF_PG_REPLICA;
 		nodes[i].upstream = (int)i == leader ? -1 : leader;
 	}
+	for (size_t i = 0; fenced && i < base->n_nodes; i++)
+		nodes[i].fenced = fenced[i] && nodes[i].kind == CONF_NODE_SPOKE && nodes[i].pg_role != CONF_PG_NONE;
 	v->nodes = nodes;
 	return v;
 }

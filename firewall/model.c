@@ -194,6 +194,10 @@ static void build_spoke(struct fw_model *m, const struct conf *c)
 
 	acl_sets(m, c, false);
 	*in = (struct fw_chain){ .name = "input", .hook = FW_HOOK_INPUT, .policy_drop = true };
+	/* Before lo: local clients reach the overlay IP through lo too. */
+	if (me->fenced)
+		m_dport(rule(in, FW_DROP, true, "fenced: a former primary without the lease (high availability)"),
+			IPPROTO_TCP, me->settings.postgres.port);
 	common_input_head(in);
 	r = rule(in, FW_DROP, true, "from the hub's overlay address (not even replies)");
 	m_ifname(r, FW_MATCH_IIFNAME, wg, false);
@@ -220,6 +224,20 @@ static void build_spoke(struct fw_model *m, const struct conf *c)
 	*fwd = (struct fw_chain){ .name = "forward", .hook = FW_HOOK_FORWARD };
 	m_ifname(rule(fwd, FW_DROP, true, "routing from the overlay"), FW_MATCH_IIFNAME, wg, false);
 	m_ifname(rule(fwd, FW_DROP, true, "routing into the overlay"), FW_MATCH_OIFNAME, wg, false);
+
+	/* High availability: no client here reaches a fenced former primary's Postgres. */
+	if (conf_ha_member(c, me)) {
+		struct fw_chain *out = &m->chains[m->n_chains++];
+
+		*out = (struct fw_chain){ .name = "output", .hook = FW_HOOK_OUTPUT };
+		for (size_t i = 0; i < c->n_nodes; i++) {
+			if (!c->nodes[i].fenced || (int)i == c->self)
+				continue;
+			r = rule(out, FW_DROP, true, "to a fenced former primary's Postgres (high availability)");
+			m_host(r, FW_MATCH_DADDR, c->nodes[i].overlay_ip);
+			m_dport(r, IPPROTO_TCP, c->nodes[i].settings.postgres.port);
+		}
+	}
 }
 
 static void build_hub(struct fw_model *m, const struct conf *c)

@@ -263,7 +263,17 @@ static void leaderless(struct ha *ha)
 		ha_set_state(ha, "leaderless", "no node holds the leader key; waiting for the bootstrap primary");
 }
 
+static void decide(struct ha *ha);
+static void update_fenced(struct ha *ha);
+
 void ha_decide(struct ha *ha)
+{
+	decide(ha);
+	if (ha->store_ok || ha->fenced)
+		update_fenced(ha);
+}
+
+static void decide(struct ha *ha)
 {
 	const char *me = ha_self(ha)->name;
 	int li;
@@ -301,8 +311,13 @@ void ha_decide(struct ha *ha)
 			     ha->leader_name);
 		return;
 	}
-	if (ha->fenced && (li != ha->conf->self || ha_lease_valid(ha))) {
-		/* Still the leader: back to work. Another node: it follows it (pg_rewind first). */
+	if (ha->fenced && (li != ha->conf->self || (ha_lease_valid(ha) && ha->lease_renewed_ms > ha->fenced_ms))) {
+		/*
+		 * Still the leader, with a renewal sent after the fence answered
+		 * (a readable store alone proves nothing: the next fence check
+		 * would stop Postgres again at once): back to work. Another
+		 * node: it follows it (pg_rewind first).
+		 */
 		log_info("ha", "unfencing leader=%s", ha->leader_name);
 		ha->fenced = false;
 	}
@@ -313,6 +328,36 @@ void ha_decide(struct ha *ha)
 		ha_set_state(ha, "leader", "holds the leader key (epoch %" PRId64 ")", ha->epoch);
 	else
 		ha_set_state(ha, "follower", "following %s (epoch %" PRId64 ")", ha->leader_name, ha->epoch);
+}
+
+/*
+ * Who is kept off: this node while it fenced itself; another node that
+ * runs as a primary without the key (a zombie), or the primary a failover
+ * replaced, until its own record says it runs as a replica (it rejoined).
+ */
+static void update_fenced(struct ha *ha)
+{
+	size_t nh = json_array_size(ha->history);
+	const json_t *last = nh ? json_array_get(ha->history, nh - 1) : NULL;
+	const char *replaced = last && !strcmp(ha_str(last, "kind") ? ha_str(last, "kind") : "", "failover") ?
+			       ha_str(last, "from") : NULL;
+	bool *f = xcalloc(ha->n_fenced_nodes ? ha->n_fenced_nodes : 1, sizeof(*f));
+
+	for (size_t i = 0; i < ha->n_fenced_nodes && i < ha->conf->n_nodes; i++) {
+		const struct conf_node *n = &ha->conf->nodes[i];
+		const char *role = ha_str(json_object_get(ha->members, n->name), "role");
+
+		if (!conf_ha_member(ha->conf, n))
+			continue;
+		if ((int)i == ha->conf->self)
+			f[i] = ha->fenced;
+		else if (role && !strcmp(role, "primary") && ha->leader_name[0] && strcmp(n->name, ha->leader_name))
+			f[i] = true;
+		else if (replaced && !strcmp(n->name, replaced) && !(role && !strcmp(role, "replica")))
+			f[i] = true;
+	}
+	ha_set_fenced(ha, f);
+	free(f);
 }
 
 void ha_fence_check(struct ha *ha)
@@ -330,9 +375,11 @@ void ha_fence_check(struct ha *ha)
 	    !ha->lease_renewed_ms || now < ha->lease_renewed_ms + budget_ms)
 		return;
 	ha->fenced = true;
+	ha->fenced_ms = now;
 	ha->fences++;
 	log_warnx("ha", "fencing: the lease was last renewed %.1f s ago (ttl %u s); stopping postgres before "
 		  "another node may take the key", (double)(now - ha->lease_renewed_ms) / 1000, ha->conf->ha.ttl_s);
+	update_fenced(ha); /* the port closes first, then Postgres stops */
 	pgwatch_fence(ha->pg, "fenced: this primary could not renew its lease; no writes until it can");
 	ha_set_state(ha, "fenced", "could not renew the lease for %.1f s: postgres stopped until the store answers",
 		     (double)(now - ha->lease_renewed_ms) / 1000);

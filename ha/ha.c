@@ -100,7 +100,27 @@ static void apply_leader(struct ha *ha, int leader)
 		ha->leader_changes++;
 	ha->applied_leader = leader;
 	if (ha->on_leader)
-		ha->on_leader(ha->on_leader_data, leader);
+		ha->on_leader(ha->on_leader_data, leader, ha->fenced_nodes);
+}
+
+void ha_set_fenced(struct ha *ha, const bool *fenced)
+{
+	bool changed = false;
+
+	for (size_t i = 0; i < ha->n_fenced_nodes; i++) {
+		if (fenced[i] == ha->fenced_nodes[i])
+			continue;
+		log_warnx("ha", "%s node=%s", fenced[i] ? "fencing" : "unfencing", ha->conf->nodes[i].name);
+		ha->fenced_nodes[i] = fenced[i];
+		changed = true;
+	}
+	if (changed && ha->on_leader)
+		ha->on_leader(ha->on_leader_data, ha->applied_leader, ha->fenced_nodes);
+}
+
+const bool *ha_fenced(const struct ha *ha)
+{
+	return ha_enabled(ha) ? ha->fenced_nodes : NULL;
 }
 
 void ha_follow(struct ha *ha, int leader)
@@ -327,16 +347,30 @@ static void read_tick(struct ha *ha)
 		ha->read_inflight = true;
 }
 
+/*
+ * Watched four times a second: a handover in progress (writes wait for it),
+ * and a leader whose renewal is overdue (its first renewal once the store
+ * answers again goes out at once, and a fence comes on time).
+ */
+static bool hurried(const struct ha *ha)
+{
+	uint64_t overdue_ms = (uint64_t)ha->conf->ha.loop_wait_s * 1000 / 2 + TICK_MS;
+
+	return ha->switchover || ha->demote_started_ms ||
+	       (ha->applied_leader == ha->conf->self && ha->lease_renewed_ms &&
+		now_ms() - ha->lease_renewed_ms > overdue_ms);
+}
+
 static void on_tick(struct loop_source *src, void *data)
 {
 	struct ha *ha = data;
+	uint64_t every;
 
 	(void)src;
 	if (!ha->etcd)
 		return;
-	/* A handover in progress is watched four times a second: writes wait for it. */
-	loop_timer_arm(ha->tick, ha->switchover || ha->demote_started_ms ? TICK_FAST_MS : TICK_MS,
-		       ha->switchover || ha->demote_started_ms ? TICK_FAST_MS : TICK_MS);
+	every = hurried(ha) ? TICK_FAST_MS : TICK_MS;
+	loop_timer_arm(ha->tick, every, every);
 	ha_fence_check(ha);
 	ha_poll_now(ha);
 }
@@ -397,6 +431,8 @@ int ha_new(struct loop *loop, struct child_set *children, const struct conf *con
 	ha->applied_leader = -1;
 	ha->members = json_object();
 	ha->history = json_array();
+	ha->n_fenced_nodes = conf->n_nodes;
+	ha->fenced_nodes = xcalloc(conf->n_nodes ? conf->n_nodes : 1, sizeof(*ha->fenced_nodes));
 	snprintf(ha->state, sizeof(ha->state), "off");
 	ha->enabled = conf_ha_on(conf) && me->kind == CONF_NODE_SPOKE && me->pg_role != CONF_PG_NONE;
 	*out = ha;
@@ -424,6 +460,7 @@ struct ha *ha_free(struct ha *ha)
 	json_decref(ha->history);
 	json_decref(ha->switchover);
 	json_decref(ha->optime);
+	free(ha->fenced_nodes);
 	free(ha);
 	return NULL;
 }
@@ -433,6 +470,10 @@ void ha_set_conf(struct ha *ha, const struct conf *conf)
 	if (!ha)
 		return;
 	ha->conf = conf;
+	/* Nodes may have been added or removed: fencing is worked out again at the next read. */
+	free(ha->fenced_nodes);
+	ha->n_fenced_nodes = conf->n_nodes;
+	ha->fenced_nodes = xcalloc(conf->n_nodes ? conf->n_nodes : 1, sizeof(*ha->fenced_nodes));
 	if (ha->enabled && !conf_ha_on(conf))
 		log_warnx("ha", "ha.mode changed to off; it takes effect at the next start");
 }

@@ -28,8 +28,12 @@
 
 struct ha;
 
-/* The leader changed: @leader is an index into conf->nodes, or -1 (unknown). */
-typedef void ha_leader_fn(void *data, int leader);
+/*
+ * The leader or the fenced nodes changed: @leader is an index into
+ * conf->nodes, or -1 (unknown); @fenced holds conf->n_nodes flags (borrowed
+ * for the call): former primaries to keep off (conf_with_roles()).
+ */
+typedef void ha_leader_fn(void *data, int leader, const bool *fenced);
 
 /**
  * ha_new() - high availability for this node (a no-op when ha.mode is off
@@ -53,6 +57,8 @@ void ha_tunnel(struct ha *ha, bool fresh);
 bool ha_enabled(const struct ha *ha);
 /* ha_leader() - the leader's index in conf->nodes, or -1. */
 int ha_leader(const struct ha *ha);
+/* ha_fenced() - conf->n_nodes flags: the fenced nodes (NULL when off). */
+const bool *ha_fenced(const struct ha *ha);
 /* ha_is_leader() - this node holds the leader key under a lease it renewed in time. */
 bool ha_is_leader(const struct ha *ha);
 

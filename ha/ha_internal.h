@@ -43,6 +43,8 @@ struct ha {
 	char optime_text[32];             /* this node's flush LSN while primary, "" otherwise */
 	/* applied */
 	int applied_leader;
+	bool *fenced_nodes;               /* conf->n_nodes flags, as last applied */
+	size_t n_fenced_nodes;
 	uint64_t leader_changes;
 	uint64_t failovers, switchovers;  /* carried out with this node taking part */
 	/* a switchover this leader is handing over */
@@ -52,6 +54,7 @@ struct ha {
 	char switchover_lsn_text[32];     /* the candidate: the checkpoint it received */
 	bool fenced;                      /* automatic: Postgres stopped, the lease could not be renewed */
 	uint64_t fences;                  /* times it fenced itself */
+	uint64_t fenced_ms;               /* monotonic ms of the last fence */
 };
 
 /* ha_wall_ms() - CLOCK_REALTIME in ms, for records people read (never for leases). */
@@ -73,6 +76,8 @@ void ha_decide(struct ha *ha);
 void ha_fence_check(struct ha *ha);
 /* apply the leader now in the store (index or -1) to this node. */
 void ha_follow(struct ha *ha, int leader);
+/* ha_set_fenced() - apply these fenced nodes (n_nodes flags) if they changed. */
+void ha_set_fenced(struct ha *ha, const bool *fenced);
 
 /* store.c: etcd as a supervised child. */
 int ha_etcd_start(struct ha *ha);

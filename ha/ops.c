@@ -313,6 +313,7 @@ json_t *ha_status(const struct ha *ha)
 		      "candidates", ha_candidates_json(cand, n),
 		      "switchover", ha->switchover ? json_deep_copy(ha->switchover) : json_null(),
 		      "history", hist, "leader_changes", (json_int_t)ha->leader_changes);
+	json_object_set_new(o, "fences", json_integer((json_int_t)ha->fences));
 	if (ha->optime)
 		json_object_set_new(o, "last_primary_report", json_deep_copy(ha->optime));
 	free(cand);

@@ -72,6 +72,12 @@ int ha_etcd_argv(const struct conf *conf, char *buf, size_t size, const char *ar
 	ARG("--initial-cluster-token=supervisor-%s-%u", net, conf->cluster.network.prefix);
 	ARG("--heartbeat-interval=200");
 	ARG("--election-timeout=2000");
+	/*
+	 * A member cut off for longer than the election timeout (a flapping
+	 * link) would otherwise come back with a higher term and depose a
+	 * healthy leader: a needless election that stalls every lease renewal.
+	 */
+	ARG("--pre-vote=true");
 	/* Revisions pile up at one member record a second: keep an hour (stolon#485). */
 	ARG("--auto-compaction-mode=periodic");
 	ARG("--auto-compaction-retention=1h");

@@ -207,14 +207,14 @@ static void set_modules_conf(struct daemon *d)
  * with it as the primary (pgwatch promotes, demotes or follows; the hosts
  * block's pg-primary name moves; backups follow the role).
  */
-static void on_leader(void *data, int leader)
+static void on_leader(void *data, int leader, const bool *fenced)
 {
 	struct daemon *d = data;
 	struct conf *old = d->conf;
 
 	if (!d->file_conf)
 		return;
-	d->conf = conf_with_leader(d->file_conf, leader);
+	d->conf = conf_with_roles(d->file_conf, leader, fenced);
 	set_modules_conf(d);
 	conf_free(old);
 }
@@ -256,6 +256,7 @@ static int reload(struct daemon *d, json_t *errors)
 	/* With HA the modules see the new file as the current leader has it. */
 	if (d->file_conf) {
 		d->file_conf = next;
+		/* Fencing is worked out again for the new file's nodes at the next read of the store. */
 		d->conf = conf_with_leader(next, ha_leader(d->ha));
 	} else {
 		if (conf_ha_on(next))

@@ -354,6 +354,9 @@ static void ha_metrics(struct out *o, const struct node_snapshot *s)
 	family(o, "supervisor_ha_leader_changes_total", "counter", "Leader changes this node has applied since it started.");
 	sample(o, "supervisor_ha_leader_changes_total",
 	       (double)json_integer_value(json_object_get(ha, "leader_changes")), NULL);
+	family(o, "supervisor_ha_fences_total", "counter",
+	       "Times this node fenced itself (automatic: stopped Postgres, its lease not renewed) since it started.");
+	sample(o, "supervisor_ha_fences_total", (double)json_integer_value(json_object_get(ha, "fences")), NULL);
 	family(o, "supervisor_ha_store_reachable", "gauge", "1 when the last read of the store (etcd) answered.");
 	sample(o, "supervisor_ha_store_reachable",
 	       json_is_true(json_object_get(json_object_get(ha, "store"), "reachable")) ? 1 : 0, NULL);

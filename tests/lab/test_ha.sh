@@ -8,15 +8,22 @@
 # refused while the lease lives; the primary cut off from the hub (nothing
 # promoted by itself; failover after its lease expired; on healing it
 # rewinds, its diverged row gone, the discarded bytes reported); kill -9 of
-# the primary's node, failover, and the old primary back as a replica.
+# the primary's node, failover, and the old primary back as a replica; the
+# hub down. Then automatic mode: the primary cut off fences itself (its
+# Postgres port closed in its own table, the others drop traffic to it) and
+# a candidate is promoted; the hub down; a flapping link; two spokes down.
 set -u
 SUP=$1 TESTS=$2
 . "$TESTS/tap.sh"
 . "$TESTS/lab/helpers.sh"
+. "$TESTS/lab/ha_helpers.sh"
 export SUP LAB_DIR=/tmp/sup-lab-ha
 LAB="$TESTS/lab/lab.sh"
 W=/tmp/sup-ha-writer
-trap 'touch $W/stop 2>/dev/null; [ -n "${KEEP_LAB:-}" ] || "$LAB" down >/dev/null 2>&1; rm -rf $W' EXIT
+# (the nodes' logs are kept in /tmp/sup-ha-logs: the lab goes, they explain a failure)
+keep_logs() { rm -rf /tmp/sup-ha-logs; mkdir -p /tmp/sup-ha-logs
+	for n in hub spoke-a spoke-b spoke-c; do cp "$LAB_DIR/$n/supervisor.log" "/tmp/sup-ha-logs/$n.log" 2>/dev/null; done; }
+trap 'touch $W/stop 2>/dev/null; keep_logs; [ -n "${KEEP_LAB:-}" ] || "$LAB" down >/dev/null 2>&1; rm -rf $W' EXIT
 
 need_root
 export LAB_KEEPALIVE=5 LAB_FRESH=30
@@ -26,53 +33,11 @@ export LAB_EXTRA='acl = (
 );
 ha = { mode = "manual"; ttl = 10; loop_wait = 2; retry_timeout = 3; };'
 
-ha() { ctl_json "$1" ha "d['ha']$2"; }
 history() { ctl_json "$1" ha "' '.join('%s:%s:%s' % (h['kind'], h['node'], h.get('from')) for h in d['ha']['history'])"; }
 state_is() { [ "$(ha "$1" "['state']")" = "$2" ]; }
-psql_on() { "$LAB" exec "$1" psql -h /run/supervisor/postgresql -U postgres -d postgres -XAtq -c "$2"; }
-leader_is() { [ "$(ha "$1" "['leader']")" = "$2" ] && [ "$(ha "$2" "['members']['$2'].get('role')")" = primary ]; }
-eligible() { [ "$(ha "$1" "['candidates'] and all(c['eligible'] for c in d['ha']['candidates'])")" = True ]; }
 follows() { # follows NODE LEADER: a replica that streams, as the store says
 	[ "$(ha "$LEADER_VIEW" "['members'].get('$1', {}).get('role')")" = replica ] &&
 		[ "$(ha "$LEADER_VIEW" "['members']['$1'].get('streaming')")" = True ]
-}
-cut_from_hub() { ip netns exec inet nft add rule bridge lab forward ip saddr "$1" drop &&
-		 ip netns exec inet nft add rule bridge lab forward ip daddr "$1" drop; }
-heal() { ip netns exec inet nft flush chain bridge lab forward &&
-	 ip netns exec inet nft add rule bridge lab forward ip saddr 192.0.2.11-192.0.2.19 ip daddr 192.0.2.11-192.0.2.19 drop; }
-
-# ---- the writer and the sampler --------------------------------------------------
-# The writer inserts seq 1, 2, ... on whichever node takes writes, logging
-# each acknowledged commit with the time; the sampler asks every node four
-# times a second whether it takes writes.
-start_load() { # start_load FIRST_SEQ
-	rm -rf $W; mkdir -p $W
-	( seq=$1 cur=spoke-a
-	  while [ ! -f $W/stop ]; do
-		seq=$((seq + 1))
-		for n in $cur spoke-a spoke-b spoke-c; do
-			if [ "$(psql_on $n "INSERT INTO w VALUES ($seq, '$n') RETURNING seq" 2>/dev/null)" = $seq ]; then
-				echo "$seq $n $(ms)" >> $W/acked; cur=$n; break
-			fi
-		done
-		sleep 0.05
-	  done ) &
-	( while [ ! -f $W/stop ]; do
-		t=$(ms)
-		for n in spoke-a spoke-b spoke-c; do
-			( [ "$(psql_on $n "SELECT NOT pg_is_in_recovery()" 2>/dev/null)" = t ] && echo $n > $W/rw.$n || rm -f $W/rw.$n ) &
-		done
-		wait
-		who=$(cat $W/rw.* 2>/dev/null | tr '\n' ' ')
-		echo "$t $(echo $who | wc -w) $who" >> $W/samples
-		sleep 0.25
-	  done ) &
-}
-stop_load() { touch $W/stop; wait; }
-max_gap_ms() { awk 'NR > 1 && $3 - t > g { g = $3 - t } { t = $3 } END { print g + 0 }' $W/acked; }
-lost_on() { # acknowledged seqs missing on NODE
-	psql_on "$1" "SELECT seq FROM w ORDER BY 1" > $W/present
-	cut -d' ' -f1 $W/acked | sort | comm -23 - <(sort $W/present) | wc -l
 }
 
 # ---- bootstrap from an empty store ------------------------------------------------
@@ -198,6 +163,22 @@ t=$(wait_until 90000 follows spoke-b) && tap_ok "spoke-b restarted: a replica of
 [ "$(psql_on spoke-a 'SELECT count(*) FROM w WHERE seq = -2')" = 1 ] && tap_ok "the row written on spoke-b after the first failover is on spoke-a" ||
 	tap_fail "row -2 on spoke-a"
 
+# ---- hub down (manual): nothing changes, local writes go on, replicas resume ---------
+wait_until 30000 follows spoke-c >/dev/null
+n_hist=$(ha spoke-a "['history'].__len__()")
+"$LAB" stop hub
+sleep 15
+[ "$(psql_on spoke-a "INSERT INTO w VALUES (-3, 'hub down') RETURNING seq" 2>/dev/null)" = -3 ] && writable spoke-a &&
+	! writable spoke-b && ! writable spoke-c &&
+	tap_ok "manual, hub down 15 s (> ttl): spoke-a still takes writes, spoke-b and spoke-c stay replicas" ||
+	tap_fail "manual, hub down: roles and writes unchanged" "$("$LAB" ctl spoke-a ha)"
+"$LAB" start hub >/dev/null
+both_follow() { LEADER_VIEW=spoke-a; follows spoke-b && follows spoke-c; }
+t=$(wait_until 60000 both_follow) &&
+	tap_ok "hub back: both replicas stream again after $t ms" || tap_fail "replicas resume after the hub outage" "$("$LAB" ctl spoke-a ha)"
+tap_check "no role change and no new history record across the hub outage" eval \
+	"leader_is spoke-b spoke-a && [ \"$(ha spoke-a "['history'].__len__()")\" = $n_hist ]"
+
 # ---- automatic mode: the primary cut off from the hub fences itself, a candidate is promoted
 wait_until 30000 follows spoke-c >/dev/null
 for n in spoke-a spoke-b spoke-c; do
@@ -208,13 +189,25 @@ tap_check "reloaded to automatic on every spoke" eval \
 	"[ \"$(ha spoke-a "['mode']")$(ha spoke-b "['mode']")$(ha spoke-c "['mode']")\" = automaticautomaticautomatic ]"
 start_load 200000; sleep 2
 cut_from_hub 192.0.2.11; t_cut=$(ms)
-gone() { ! psql_on spoke-a "SELECT 1" >/dev/null 2>&1; }
-t=$(wait_until 20000 gone) && tap_ok "the isolated primary fenced itself: postgres stopped $t ms after the cut (ttl 10 s)" ||
-	tap_fail "isolated primary fenced within the ttl" "$("$LAB" ctl spoke-a ha)"
+gone() { gone_on spoke-a; }
+# (renewed every second, it fences loop_wait + retry_timeout = 5 s after
+# its last renewal: 4-5 s after the cut, never before 3 s)
+t=$(wait_until 20000 gone) && [ "$t" -ge 3000 ] &&
+	tap_ok "the isolated primary fenced itself: postgres stopped $t ms after the cut (loop_wait + retry_timeout = 5 s, ttl 10 s)" ||
+	tap_fail "isolated primary fenced 3-10 s after the cut" "after ${t:-?} ms; $("$LAB" ctl spoke-a ha)"
+# nftables: the fenced node's first input rule closes its Postgres port (before
+# lo, so its local clients are shut out too); the others drop output to it.
+chain() { ip netns exec "$1" nft list chain inet supervisor "$2" 2>/dev/null; }
+self_fenced() { chain "$1" input | grep -m1 -E 'tcp dport|iif(name)? "?lo' | grep -qE 'tcp dport 5432 counter packets [0-9]+ bytes [0-9]+ drop'; }
+drops_to() { chain "$1" output | grep -qE "ip daddr $2 tcp dport 5432 counter packets [0-9]+ bytes [0-9]+ drop"; }
+tap_check "fenced: spoke-a's input chain drops 5432 first, before lo" self_fenced spoke-a
 new_leader() { l=$(ha spoke-c "['leader']"); [ "$l" = spoke-b ] || [ "$l" = spoke-c ]; }
 t=$(wait_until 40000 new_leader) && tap_ok "automatic failover: $(ha spoke-c "['leader']") took the key $t ms after the fence" ||
 	tap_fail "automatic failover" "$("$LAB" ctl spoke-c ha)"
 LEADER_VIEW=$(ha spoke-c "['leader']")
+both_drop() { drops_to spoke-b 10.88.0.11 && drops_to spoke-c 10.88.0.11; }
+t=$(wait_until 15000 both_drop) && tap_ok "fenced: spoke-b and spoke-c drop output to spoke-a's 5432 (the failover's old primary)" ||
+	tap_fail "others drop output to the fenced old primary" "$(chain spoke-b output)"
 sleep 3; stop_load
 echo "# bench: automatic failover, cut to new primary writable: $(( $(awk '$2 != "spoke-a" { print $3; exit }' $W/acked) - t_cut )) ms"
 [ -z "$(awk '$2 > 1' $W/samples)" ] && tap_ok "never two writable primaries across the automatic failover ($(wc -l < $W/samples) samples)" ||
@@ -224,6 +217,66 @@ t=$(wait_until 90000 follows spoke-a) && tap_ok "healed: spoke-a rewinds and fol
 	tap_fail "spoke-a rejoins after the automatic failover" "$("$LAB" ctl $LEADER_VIEW ha)"
 tap_check "history ends with an automatic failover from spoke-a" eval \
 	"[ \"$(ha spoke-a "['history'][-1]['kind'], d['ha']['history'][-1]['from']")\" = 'failover spoke-a' ]"
+unfenced() { ! self_fenced spoke-a && ! drops_to spoke-b 10.88.0.11 && ! drops_to spoke-c 10.88.0.11; }
+t=$(wait_until 15000 unfenced) && tap_ok "rejoined as a replica: spoke-a's port open again, no spoke drops traffic to it" ||
+	tap_fail "unfenced after the rejoin" "$(chain spoke-a input | head -5; chain spoke-b output)"
+tap_check "the firewall reads back as applied on every spoke (no drift)" eval \
+	"[ \"$(for n in spoke-a spoke-b spoke-c; do ctl_json $n firewall "d['firewall']['state']"; done | sort -u)\" = applied ]"
+
+# ---- hub down (automatic): the primary stops writing, nobody is promoted, it resumes -----
+L=$LEADER_VIEW
+n_hist=$(ha spoke-a "['history'].__len__()"); fences=$(ha $L "['fences']")
+"$LAB" stop hub; t_down=$(ms)
+t=$(wait_until 20000 gone_on $L) &&
+	tap_ok "automatic, hub down: $L stopped Postgres $t ms after the hub (loop_wait + retry_timeout = 5 s)" ||
+	tap_fail "automatic, hub down: the primary stops writing" "$("$LAB" ctl $L ha)"
+tap_check "automatic, hub down: $L's input chain drops 5432 first" self_fenced $L
+sleep 8
+others=$(for n in spoke-a spoke-b spoke-c; do [ $n != $L ] && writable $n && echo $n; done)
+[ -z "$others" ] && tap_ok "nobody promoted while the hub is down" || tap_fail "a promotion during the hub outage" "$others"
+"$LAB" start hub >/dev/null; t_up=$(ms)
+t=$(wait_until 60000 writable $L) && tap_ok "hub back: $L takes writes again after $t ms" ||
+	tap_fail "the primary resumes after the hub outage" "$("$LAB" ctl $L ha)"
+tap_check "hub back: $L's port is open again" eval "! self_fenced $L"
+# (a readable store is not a renewed lease: unfenced before its renewal, it
+# would fence again at the next check, over and over)
+tap_check "one fence for the whole outage, not a stop-start cycle" eval "[ \"\$(ha $L \"['fences']\")\" = $((fences + 1)) ]"
+tap_check "no new leader across the outage (history unchanged)" eval \
+	"[ \"$(ha $L "['history'].__len__()")\" = $n_hist ] && [ \"$(ha $L "['leader']")\" = $L ]"
+
+others_follow_l() { local n; LEADER_VIEW=$L; for n in spoke-a spoke-b spoke-c; do [ $n = $L ] || follows $n || return 1; done; }
+
+# ---- a flapping link (automatic): 1 s cuts change nothing (etcd's TCP and raft
+# recover within ~2.5 s of such a cut, well inside loop_wait + retry_timeout) ----
+wait_until 60000 others_follow_l >/dev/null
+n_hist=$(ha $L "['history'].__len__()"); fences=$(ha $L "['fences']")
+start_load 300000; sleep 1
+for _ in 1 2 3 4; do
+	cut_from_hub ${PUB[$L]}; sleep 1; heal; sleep 4
+done
+sleep 3; stop_load
+tap_check "flapping link (4 cuts of 1 s): no fence, no failover, $L still the leader" eval \
+	"[ \"$(ha $L "['fences']") $(ha $L "['history'].__len__()") $(ha $L "['leader']")\" = '$fences $n_hist $L' ]"
+tap_check "flapping link: writes acknowledged only by $L, never two writable primaries" eval \
+	"[ -z \"\$(awk -v l=$L '\$2 != l' $W/acked)\$(awk '\$2 > 1' $W/samples)\" ]"
+
+# ---- two spokes down (automatic): no majority, the primary stops writing; both back, it resumes ----
+R=$(for n in spoke-a spoke-b spoke-c; do [ $n != $L ] && echo $n; done | tr '\n' ' ')
+n_hist=$(ha $L "['history'].__len__()"); fences=$(ha $L "['fences']")
+for n in $R; do "$LAB" stop $n; done
+t=$(wait_until 20000 gone_on $L) &&
+	tap_ok "automatic, both other spokes down: $L stopped Postgres after $t ms (no majority, no renewal)" ||
+	tap_fail "automatic, two spokes down: the primary stops writing" "$("$LAB" ctl $L ha)"
+for n in $R; do "$LAB" start $n >/dev/null; done
+# (the leader's own pg_stat_replication: the members' records from before
+# the outage are still in the store until they publish new ones)
+streams_from_l() { [ "$("$LAB" ctl $L replication --json 2>/dev/null | grep -o '"link":"streaming"' | wc -l)" = 2 ]; }
+t0=$(ms)
+wait_until 120000 writable $L >/dev/null && wait_until 120000 streams_from_l >/dev/null && t=$(( $(ms) - t0 )) &&
+	tap_ok "both back: $L takes writes again and both stream from it after $t ms" ||
+	tap_fail "two spokes back: the primary writes, both follow" "$("$LAB" ctl $L ha)"
+tap_check "two spokes down and back: no new leader (history unchanged), one fence" eval \
+	"[ \"$(ha $L "['history'].__len__()") $(ha $L "['leader']") $(ha $L "['fences']")\" = '$n_hist $L $((fences + 1))' ]"
 
 for n in spoke-a spoke-b spoke-c; do "$LAB" stop $n; done
 no_sanitizer_reports

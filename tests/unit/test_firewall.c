@@ -261,6 +261,65 @@ static void test_spoke_drops_hub_before_established(void **state)
 	conf_free(c);
 }
 
+/*
+ * High availability's fencing: a fenced node closes its own Postgres port
+ * first thing in input (before lo: local clients reach the overlay IP
+ * through it); every other Postgres spoke drops output to a fenced node's
+ * Postgres port; with nobody fenced the output chain is empty.
+ */
+static void test_ha_fencing(void **state)
+{
+	char path[512];
+	struct conf *file, *view;
+	struct fw_model *m;
+	const struct fw_rule *r;
+	bool fenced[4] = { false, true, false, false }; /* hub, spoke-a, spoke-b, spoke-c */
+	char *text;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/../conf/valid/ha.conf", dir());
+	file = load(path, "spoke-b");
+	view = conf_with_roles(file, 2, NULL);
+	m = fw_model_build(view);
+	assert_int_equal(m->n_chains, 3);
+	assert_string_equal(m->chains[2].name, "output");
+	assert_int_equal(m->chains[2].n_rules, 0);
+	assert_null(find_rule(m, "input", "fenced"));
+	fw_model_free(m);
+	conf_free(view);
+
+	view = conf_with_roles(file, 2, fenced); /* spoke-b leads; spoke-a, the old primary, is fenced */
+	m = fw_model_build(view);
+	r = find_rule(m, "output", "fenced former primary");
+	assert_non_null(r);
+	assert_int_equal(m->chains[2].n_rules, 1);
+	assert_int_equal(r->verdict, FW_DROP);
+	assert_int_equal(r->match[0].kind, FW_MATCH_DADDR);
+	assert_int_equal(r->match[0].u.cidr.addr.s_addr, inet_addr("10.88.0.11"));
+	assert_int_equal(r->match[1].kind, FW_MATCH_DPORT);
+	assert_int_equal(r->match[1].u.l4.port, 5432);
+	text = fw_model_nft(m, false);
+	assert_non_null(strstr(text, "ip daddr 10.88.0.11 tcp dport 5432 counter drop"));
+	free(text);
+	fw_model_free(m);
+	conf_free(view);
+	conf_free(file);
+
+	file = load(path, "spoke-a");
+	view = conf_with_roles(file, 1, fenced); /* spoke-a itself fenced */
+	m = fw_model_build(view);
+	assert_int_equal(rule_index(m, "input", "fenced"), 0);
+	assert_true(rule_index(m, "input", "fenced") < rule_index(m, "input", "loopback"));
+	r = find_rule(m, "input", "fenced");
+	assert_int_equal(r->match[0].kind, FW_MATCH_DPORT);
+	assert_int_equal(r->match[0].u.l4.proto, IPPROTO_TCP);
+	assert_int_equal(r->match[0].u.l4.port, 5432);
+	assert_int_equal(m->chains[2].n_rules, 0); /* it does not fence itself on output */
+	fw_model_free(m);
+	conf_free(view);
+	conf_free(file);
+}
+
 /* Hub: forward policy accept (other bridges keep working), ssh any when ssh_from is 0/0. */
 static void test_hub_forward_accepts_others_and_ssh_any(void **state)
 {
@@ -634,6 +693,7 @@ int main(void)
 		cmocka_unit_test(test_elements_match_nft),
 		cmocka_unit_test(test_hash_is_sha256_of_text),
 		cmocka_unit_test(test_spoke_drops_hub_before_established),
+		cmocka_unit_test(test_ha_fencing),
 		cmocka_unit_test(test_hub_forward_accepts_others_and_ssh_any),
 		cmocka_unit_test(test_mesh_250),
 		cmocka_unit_test(test_element_key_layout),

@@ -100,6 +100,7 @@ static const char *const etcd_want[] = {
 	"--initial-cluster-token=supervisor-10.88.0.0-24",
 	"--heartbeat-interval=200",
 	"--election-timeout=2000",
+	"--pre-vote=true",
 	"--auto-compaction-mode=periodic",
 	"--auto-compaction-retention=1h",
 	"--logger=zap",

@@ -198,7 +198,7 @@ for r in $(seq "$FROUNDS"); do
 	else new=; unavail=; fi
 	sleep 2; stop_load
 	two=$(two_writable); n_s=$(wc -l < $W/samples)
-	last_old=$(awk -v n="$cur" '$2 == n { t = $3 } END { print t + 0 }' $W/acked)
+	last_old=$(awk -v n="$cur" '$2 == n { t = $3 } END { printf "%.0f\n", t }' $W/acked)
 	after_cut=$(awk -v n="$cur" -v t="$t_cut" '$2 == n && $3 >= t' $W/acked | wc -l)
 	lost=; [ -n "$new" ] && lost=$(lost_on $new)
 	heal; t_heal=$(ms)

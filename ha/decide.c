@@ -263,6 +263,19 @@ static void leaderless(struct ha *ha)
 		ha_set_state(ha, "leaderless", "no node holds the leader key; waiting for the bootstrap primary");
 }
 
+/*
+ * When this leader last knew its lease renewed by a store with a majority:
+ * the older of its last renewal and its last linearizable read. etcd 3.4's
+ * raft leader renews leases on its own, without its followers, until it
+ * steps down (election timeout): cut off, it would otherwise count itself
+ * renewed for seconds more while the others elect a new raft leader
+ * (etcd#15247).
+ */
+static uint64_t renewed_ms(const struct ha *ha)
+{
+	return ha->lease_renewed_ms < ha->store_read_sent_ms ? ha->lease_renewed_ms : ha->store_read_sent_ms;
+}
+
 static void decide(struct ha *ha);
 static void update_fenced(struct ha *ha);
 
@@ -311,11 +324,11 @@ static void decide(struct ha *ha)
 			     ha->leader_name);
 		return;
 	}
-	if (ha->fenced && (li != ha->conf->self || (ha_lease_valid(ha) && ha->lease_renewed_ms > ha->fenced_ms))) {
+	if (ha->fenced && (li != ha->conf->self || (ha_lease_valid(ha) && renewed_ms(ha) > ha->fenced_ms))) {
 		/*
-		 * Still the leader, with a renewal sent after the fence answered
-		 * (a readable store alone proves nothing: the next fence check
-		 * would stop Postgres again at once): back to work. Another
+		 * Still the leader, with a renewal and a read sent after the fence
+		 * answered (a readable store alone proves nothing: the next fence
+		 * check would stop Postgres again at once): back to work. Another
 		 * node: it follows it (pg_rewind first).
 		 */
 		log_info("ha", "unfencing leader=%s", ha->leader_name);
@@ -363,6 +376,7 @@ static void update_fenced(struct ha *ha)
 void ha_fence_check(struct ha *ha)
 {
 	uint64_t now = now_ms();
+	uint64_t renewed = renewed_ms(ha);
 	/*
 	 * Patroni's rule: a leader that could not renew for loop_wait +
 	 * retry_timeout stops writing; the file guarantees loop_wait +
@@ -372,15 +386,15 @@ void ha_fence_check(struct ha *ha)
 	uint64_t budget_ms = ((uint64_t)ha->conf->ha.loop_wait_s + ha->conf->ha.retry_timeout_s) * 1000;
 
 	if (ha->conf->ha.mode != CONF_HA_AUTOMATIC || ha->applied_leader != ha->conf->self || ha->fenced ||
-	    !ha->lease_renewed_ms || now < ha->lease_renewed_ms + budget_ms)
+	    !renewed || now < renewed + budget_ms)
 		return;
 	ha->fenced = true;
 	ha->fenced_ms = now;
 	ha->fences++;
 	log_warnx("ha", "fencing: the lease was last renewed %.1f s ago (ttl %u s); stopping postgres before "
-		  "another node may take the key", (double)(now - ha->lease_renewed_ms) / 1000, ha->conf->ha.ttl_s);
+		  "another node may take the key", (double)(now - renewed) / 1000, ha->conf->ha.ttl_s);
 	update_fenced(ha); /* the port closes first, then Postgres stops */
 	pgwatch_fence(ha->pg, "fenced: this primary could not renew its lease; no writes until it can");
 	ha_set_state(ha, "fenced", "could not renew the lease for %.1f s: postgres stopped until the store answers",
-		     (double)(now - ha->lease_renewed_ms) / 1000);
+		     (double)(now - renewed) / 1000);
 }

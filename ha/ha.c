@@ -297,6 +297,7 @@ static void read_done(void *data, const struct etcd_result *r)
 	ha->store_ok = true;
 	ha->store_error[0] = '\0';
 	ha->store_ok_ms = now_ms();
+	ha->store_read_sent_ms = r->sent_ms;
 	ha->leader_name[0] = '\0';
 	ha->epoch = 0;
 	ha->leader_lease = 0;

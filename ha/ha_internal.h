@@ -33,6 +33,7 @@ struct ha {
 	bool store_ok;
 	char store_error[256];
 	uint64_t store_ok_ms;
+	uint64_t store_read_sent_ms;      /* when the last linearizable read that answered left */
 	char leader_name[CONF_NAME_MAX + 1];
 	int64_t epoch, leader_mod, leader_lease;
 	json_t *members;                  /* name -> member record */

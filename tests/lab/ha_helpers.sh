@@ -47,6 +47,7 @@ start_load() {
 	  done ) &
 }
 stop_load() { touch "$W/stop"; wait; }
+acked_on_since() { awk -v n="$1" -v t="$2" '$2 == n && $3 >= t { f = 1 } END { exit !f }' "$W/acked"; } # NODE MS
 max_gap_ms() { awk 'NR > 1 && $3 - t > g { g = $3 - t } { t = $3 } END { print g + 0 }' "$W/acked"; }
 lost_on() { # lost_on NODE: how many acknowledged seqs are missing on NODE ("?": it did not answer)
 	psql_on "$1" "SELECT seq FROM w ORDER BY 1" > "$W/present" || { echo "?"; return; }

@@ -352,11 +352,12 @@ static void update_fenced(struct ha *ha)
 {
 	size_t nh = json_array_size(ha->history);
 	const json_t *last = nh ? json_array_get(ha->history, nh - 1) : NULL;
-	const char *replaced = last && !strcmp(ha_str(last, "kind") ? ha_str(last, "kind") : "", "failover") ?
-			       ha_str(last, "from") : NULL;
+	const char *kind = last ? ha_str(last, "kind") : NULL;
+	const char *replaced = kind && !strcmp(kind, "failover") ? ha_str(last, "from") : NULL;
 	bool *f = xcalloc(ha->n_fenced_nodes ? ha->n_fenced_nodes : 1, sizeof(*f));
 
-	for (size_t i = 0; i < ha->n_fenced_nodes && i < ha->conf->n_nodes; i++) {
+	/* (n_fenced_nodes is conf->n_nodes: ha_set_conf() sizes them together) */
+	for (size_t i = 0; i < ha->n_fenced_nodes; i++) {
 		const struct conf_node *n = &ha->conf->nodes[i];
 		const char *role = ha_str(json_object_get(ha->members, n->name), "role");
 

@@ -118,11 +118,6 @@ void ha_set_fenced(struct ha *ha, const bool *fenced)
 		ha->on_leader(ha->on_leader_data, ha->applied_leader, ha->fenced_nodes);
 }
 
-const bool *ha_fenced(const struct ha *ha)
-{
-	return ha_enabled(ha) ? ha->fenced_nodes : NULL;
-}
-
 void ha_follow(struct ha *ha, int leader)
 {
 	apply_leader(ha, leader);

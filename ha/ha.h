@@ -57,8 +57,6 @@ void ha_tunnel(struct ha *ha, bool fresh);
 bool ha_enabled(const struct ha *ha);
 /* ha_leader() - the leader's index in conf->nodes, or -1. */
 int ha_leader(const struct ha *ha);
-/* ha_fenced() - conf->n_nodes flags: the fenced nodes (NULL when off). */
-const bool *ha_fenced(const struct ha *ha);
 /* ha_is_leader() - this node holds the leader key under a lease it renewed in time. */
 bool ha_is_leader(const struct ha *ha);
 

@@ -53,7 +53,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 : > $FIGS
 
-export LAB_KEEPALIVE=5 LAB_FRESH=30
+export LAB_KEEPALIVE=5 # (fresh_handshake at its default: see tests/lab/test_ha.sh)
 ACL='acl = (
   { from = [ "spoke-b", "spoke-c" ]; to = [ "spoke-a" ]; tcp = [ 5432 ]; },
   { from = [ "spoke-a" ]; to = [ "spoke-b", "spoke-c" ]; tcp = [ 5432 ]; }

@@ -92,7 +92,7 @@ int cmd_check_config(const struct cli_command *cmd, int argc, char **argv)
 	const char *path = conf_default_path(), *node = NULL;
 	struct conf *c = NULL;
 	bool matches = false;
-	char why[1024];
+	struct conf_diag warnings = { 0 };
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "c:n:", opts, NULL)) != -1) {
@@ -118,8 +118,10 @@ int cmd_check_config(const struct cli_command *cmd, int argc, char **argv)
 		return r;
 	}
 	/* Valid but fragile: said, like a missing key, without failing the check. */
-	if (conf_ha_warning(c, why, sizeof(why)))
-		fprintf(stderr, "warning: %s\n", why);
+	conf_warnings(c, &warnings);
+	for (size_t i = 0; i < warnings.n; i++)
+		fprintf(stderr, "warning: %s\n", warnings.lines[i]);
+	conf_diag_clear(&warnings);
 	printf("configuration OK\n");
 	conf_print_plan(c, stdout);
 	print_firewall_plan(c);

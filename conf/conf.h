@@ -212,6 +212,7 @@ struct conf {
 		uint16_t keepalive;
 		uint32_t fresh_handshake_s;
 		uint16_t mtu;            /* bytes; 0: "auto", from the path to the hub */
+		int line;                /* of the cluster group */
 	} cluster;
 	const struct conf_node *nodes; /* nodes[0] is the hub, then the spokes */
 	size_t n_nodes;
@@ -323,15 +324,18 @@ bool conf_ha_member(const struct conf *c, const struct conf_node *n);
 size_t conf_ha_members(const struct conf *c, const struct conf_node **out, size_t max);
 
 /**
- * conf_ha_warning() - what is valid but fragile in the ha group.
+ * conf_warnings() - what is valid but fragile, said without failing a check.
  * @c: the configuration.
- * @buf: receives one line, "FILE:LINE: ha: ..." with a hint.
- * @size: size of @buf.
+ * @out: receives one "FILE:LINE: ..." line with a hint per warning, after
+ *       any it already holds (caller frees with conf_diag_clear()).
  *
- * With fewer than 3 etcd members, losing one stops elections: etcd needs a
- * majority. Return: true when @buf was filled.
+ * A fresh_handshake under WireGuard's rekey interval (a healthy tunnel then
+ * reads stale, and spokes force a new session that often); with ha, fewer
+ * than 3 etcd members (losing one stops elections: etcd needs a majority).
+ *
+ * Return: the number of lines added.
  */
-bool conf_ha_warning(const struct conf *c, char *buf, size_t size);
+size_t conf_warnings(const struct conf *c, struct conf_diag *out);
 
 /*
  * Paths derived from the configuration, each decided here only. The run

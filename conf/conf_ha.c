@@ -233,16 +233,14 @@ size_t conf_ha_members(const struct conf *c, const struct conf_node **out, size_
 	return k;
 }
 
-bool conf_ha_warning(const struct conf *c, char *buf, size_t size)
+void ha_warnings(const struct conf *c, struct conf_diag *out)
 {
 	const struct conf_node *m[2];
 	size_t n = conf_ha_members(c, m, ARRAY_SIZE(m));
 
 	if (!conf_ha_on(c) || n >= 3)
-		return false;
-	snprintf(buf, size,
-		 "%s:%d: ha: only %zu etcd members (%s%s%s): etcd needs a majority, so losing %s stops elections and failovers (hint: a third Postgres spoke, even one with failover = false, keeps a majority when one is lost)",
-		 c->path, c->ha.line, n, n ? m[0]->name : "", n > 1 ? ", " : "",
-		 n > 1 ? m[1]->name : "", n > 1 ? "either" : "it");
-	return true;
+		return;
+	diag_push(out, "%s:%d: ha: only %zu etcd members (%s%s%s): etcd needs a majority, so losing %s stops elections and failovers (hint: a third Postgres spoke, even one with failover = false, keeps a majority when one is lost)",
+		  c->path, c->ha.line, n, n ? m[0]->name : "", n > 1 ? ", " : "",
+		  n > 1 ? m[1]->name : "", n > 1 ? "either" : "it");
 }

@@ -91,6 +91,10 @@ void diag_add(struct load_ctx *ctx, const char *file, int line, const char *fmt,
 	_printf_(4, 5);
 void diag_at(struct load_ctx *ctx, const config_setting_t *s, const char *fmt, ...)
 	_printf_(3, 4);
+/* diag_push() - append one formatted line to @d (warnings: no load context). */
+void diag_push(struct conf_diag *d, const char *fmt, ...) _printf_(2, 3);
+/* ha_warnings() - conf_warnings()' part for the ha group. */
+void ha_warnings(const struct conf *c, struct conf_diag *out);
 /* diag_sort() - order the collected errors by line, keeping ties in order. */
 void diag_sort(struct load_ctx *ctx);
 void settings_set_defaults(struct conf_settings *s);

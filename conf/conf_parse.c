@@ -1041,8 +1041,10 @@ void parse_root(struct load_ctx *ctx, const config_setting_t *root)
 	else if (!config_setting_is_group(s))
 		diag_at(ctx, s, "cluster: must be a group { ... }, not %s",
 			type_name(config_setting_type(s)));
-	else
+	else {
+		c->cluster.line = config_setting_source_line(s);
 		parse_group(ctx, s, "cluster", &cluster_group, c);
+	}
 
 	/* nodes[0] is always the hub, parsed or not, so indexes stay stable. */
 	ctx->nodes = xcalloc(1, sizeof(*ctx->nodes));

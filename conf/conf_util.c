@@ -5,6 +5,8 @@
 #include "lib/mem.h"
 
 #include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -85,6 +87,41 @@ void diag_at(struct load_ctx *ctx, const config_setting_t *s, const char *fmt, .
 	va_start(ap, fmt);
 	diag_vadd(ctx, config_setting_source_file(s), config_setting_source_line(s), fmt, ap);
 	va_end(ap);
+}
+
+void diag_push(struct conf_diag *d, const char *fmt, ...)
+{
+	va_list ap;
+	char *line;
+
+	va_start(ap, fmt);
+	if (vasprintf(&line, fmt, ap) < 0)
+		fatalx("conf", "out of memory");
+	va_end(ap);
+	d->lines = xreallocarray(d->lines, d->n + 1, sizeof(*d->lines));
+	d->lines[d->n++] = line;
+}
+
+/* WireGuard's REKEY_AFTER_TIME: a busy session's handshake is renewed this often. */
+#define WG_REKEY_AFTER_S 120
+
+size_t conf_warnings(const struct conf *c, struct conf_diag *out)
+{
+	size_t before = out->n;
+
+	/*
+	 * The handshake age of a healthy tunnel climbs to REKEY_AFTER_TIME
+	 * and beyond; a shorter threshold reads it stale, and a spoke then
+	 * replaces its hub peer to force a handshake: the session is dropped
+	 * each time, and a network blip at that moment costs seconds (with
+	 * ha, possibly a lease).
+	 */
+	if (c->cluster.fresh_handshake_s < WG_REKEY_AFTER_S)
+		diag_push(out, "%s:%d: cluster: fresh_handshake = %u is below WireGuard's rekey interval (%d s): a healthy tunnel reads stale, and each spoke drops its session with the hub every %u s to force a new handshake (hint: the default, 180, is WireGuard's REJECT_AFTER_TIME)",
+			  c->path, c->cluster.line, c->cluster.fresh_handshake_s, WG_REKEY_AFTER_S,
+			  c->cluster.fresh_handshake_s);
+	ha_warnings(c, out);
+	return out->n - before;
 }
 
 void conf_diag_clear(struct conf_diag *diag)

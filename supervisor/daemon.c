@@ -219,6 +219,18 @@ static void on_leader(void *data, int leader, const bool *fenced)
 	conf_free(old);
 }
 
+/* What check-config warns about, in the log too: valid, but fragile. */
+static void log_conf_warnings(const struct conf *c)
+{
+	struct conf_diag warnings = { 0 };
+	char q[1024];
+
+	conf_warnings(c, &warnings);
+	for (size_t i = 0; i < warnings.n; i++)
+		log_warnx("supervisor", "configuration warning=%s", log_quote(q, sizeof(q), warnings.lines[i]));
+	conf_diag_clear(&warnings);
+}
+
 static int reload(struct daemon *d, json_t *errors)
 {
 	struct conf_diag diag = { 0 };
@@ -263,6 +275,7 @@ static int reload(struct daemon *d, json_t *errors)
 			log_warnx("supervisor", "ha.mode was turned on; it takes effect at the next start");
 		d->conf = next;
 	}
+	log_conf_warnings(next);
 	set_modules_conf(d);
 	ha_set_conf(d->ha, d->file_conf ? d->file_conf : d->conf);
 	/* Freed only now: no module ever holds a freed configuration. */
@@ -442,6 +455,7 @@ static int setup(struct daemon *d)
 	if ((r = loop_add_signal(d->loop, SIGCHLD, on_sigchld, d)) < 0 ||
 	    (r = loop_add_signal(d->loop, SIGHUP, on_sighup, d)) < 0)
 		return r;
+	log_conf_warnings(d->conf);
 	/*
 	 * High availability: the modules see the file with the leader the
 	 * store names (none yet: roles as in the file, Postgres held).

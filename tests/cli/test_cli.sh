@@ -76,6 +76,14 @@ if [ $rc -eq 0 ] && grep -qx "configuration OK" "$tmp/out" &&
 else
 	tap_fail "two etcd members: a warning with FILE:LINE, exit 0" "rc=$rc" "$(cat "$tmp/err")"
 fi
+"$SUP" check-config -c "$HA/fresh_short.conf" -n spoke-a >"$tmp/out" 2>"$tmp/err"; rc=$?
+if [ $rc -eq 0 ] && grep -qx "configuration OK" "$tmp/out" &&
+   grep -q "^warning: $HA/fresh_short.conf:2: cluster: fresh_handshake = 30 is below WireGuard's rekey interval (120 s)" "$tmp/err" &&
+   ! grep -q "fresh_handshake" <("$SUP" check-config -c "$HA/minimal.conf" -n spoke-a 2>&1); then
+	tap_ok "fresh_handshake under the rekey interval: a warning with FILE:LINE, exit 0 (none at the default)"
+else
+	tap_fail "fresh_handshake under the rekey interval: a warning" "rc=$rc" "$(cat "$tmp/err")"
+fi
 "$SUP" check-config -c "$TESTS/conf/invalid/ha_candidates.conf" -n spoke-a >"$tmp/out" 2>"$tmp/err"; rc=$?
 if [ $rc -eq 78 ] && ! grep -q "configuration OK" "$tmp/out" &&
    grep -q "^$TESTS/conf/invalid/ha_candidates.conf:12: ha.mode: \"manual\" needs at least 2 failover candidates" "$tmp/err"; then

@@ -26,7 +26,10 @@ keep_logs() { rm -rf /tmp/sup-ha-logs; mkdir -p /tmp/sup-ha-logs
 trap 'touch $W/stop 2>/dev/null; keep_logs; [ -n "${KEEP_LAB:-}" ] || "$LAB" down >/dev/null 2>&1; rm -rf $W' EXIT
 
 need_root
-export LAB_KEEPALIVE=5 LAB_FRESH=30
+# (fresh_handshake stays at its default, 180 s: a shorter one makes every
+# spoke re-handshake each time its hub peer reads stale, dropping the session,
+# and a short cut at that moment then costs seconds instead of one)
+export LAB_KEEPALIVE=5
 export LAB_EXTRA='acl = (
   { from = [ "spoke-b", "spoke-c" ]; to = [ "spoke-a" ]; tcp = [ 5432 ]; },
   { from = [ "spoke-a" ]; to = [ "spoke-b", "spoke-c" ]; tcp = [ 5432 ]; }
@@ -35,9 +38,23 @@ ha = { mode = "manual"; ttl = 10; loop_wait = 2; retry_timeout = 3; };'
 
 history() { ctl_json "$1" ha "' '.join('%s:%s:%s' % (h['kind'], h['node'], h.get('from')) for h in d['ha']['history'])"; }
 state_is() { [ "$(ha "$1" "['state']")" = "$2" ]; }
-follows() { # follows NODE LEADER: a replica that streams, as the store says
-	[ "$(ha "$LEADER_VIEW" "['members'].get('$1', {}).get('role')")" = replica ] &&
-		[ "$(ha "$LEADER_VIEW" "['members']['$1'].get('streaming')")" = True ]
+# follows NODE: a replica that streams, as the store says now: LEADER_VIEW
+# reads the store, and NODE's record is fresh (published every second; a node
+# cut off cannot publish, and a view that cannot read would show old records)
+follows() {
+	[ "$(ha "$LEADER_VIEW" "['store']['reachable'] and (lambda m: m.get('role') == 'replica' and
+		m.get('streaming') is True and __import__('time').time() * 1000 - m.get('at', 0) < 5000)(
+		d['ha']['members'].get('$1', {}))")" = True ]
+}
+# renewed NODE: it reads the store and its lease was renewed within the last
+# 2 s (ttl 10 s): the starting point of a timed cut
+renewed() { [ "$(ha "$1" "['store']['reachable'] and (d['ha']['lease_remaining_s'] or 0) > 8")" = True ]; }
+# replicated NODE...: a row written now on the leader reaches every NODE
+has_row() { [ "$(psql_on "$1" "SELECT count(*) FROM w WHERE seq = $2" 2>/dev/null)" = 1 ]; }
+replicated() {
+	local mark=-$(( $(ms) % 1000000 + 1000000 )) n
+	[ "$(psql_on "$LEADER_VIEW" "INSERT INTO w VALUES ($mark, 'mark') RETURNING seq" 2>/dev/null)" = "$mark" ] || return 1
+	for n in "$@"; do wait_until 10000 has_row $n $mark >/dev/null || return 1; done
 }
 
 # ---- bootstrap from an empty store ------------------------------------------------
@@ -174,8 +191,9 @@ sleep 15
 	tap_fail "manual, hub down: roles and writes unchanged" "$("$LAB" ctl spoke-a ha)"
 "$LAB" start hub >/dev/null
 both_follow() { LEADER_VIEW=spoke-a; follows spoke-b && follows spoke-c; }
-t=$(wait_until 60000 both_follow) &&
-	tap_ok "hub back: both replicas stream again after $t ms" || tap_fail "replicas resume after the hub outage" "$("$LAB" ctl spoke-a ha)"
+t=$(wait_until 60000 both_follow) && replicated spoke-b spoke-c &&
+	tap_ok "hub back: both replicas stream again after $t ms (a row written on spoke-a reaches both)" ||
+	tap_fail "replicas resume after the hub outage" "$("$LAB" ctl spoke-a ha)"
 tap_check "no role change and no new history record across the hub outage" eval \
 	"leader_is spoke-b spoke-a && [ \"$(ha spoke-a "['history'].__len__()")\" = $n_hist ]"
 
@@ -188,6 +206,7 @@ done
 tap_check "reloaded to automatic on every spoke" eval \
 	"[ \"$(ha spoke-a "['mode']")$(ha spoke-b "['mode']")$(ha spoke-c "['mode']")\" = automaticautomaticautomatic ]"
 start_load 200000; sleep 2
+wait_until 20000 renewed spoke-a >/dev/null || tap_fail "spoke-a renews its lease before the cut" "$("$LAB" ctl spoke-a ha)"
 cut_from_hub 192.0.2.11; t_cut=$(ms)
 gone() { gone_on spoke-a; }
 # (renewed every second, it fences loop_wait + retry_timeout = 5 s after

@@ -358,7 +358,7 @@ static void test_ha_absent(void **state)
 {
 	struct conf *c = load_ok("valid/minimal.conf", "spoke-a");
 	const struct conf_node *a = &c->nodes[node_index(c, "spoke-a")];
-	char why[512];
+	struct conf_diag warnings = { 0 };
 
 	(void)state;
 	assert_false(conf_ha_on(c));
@@ -378,7 +378,7 @@ static void test_ha_absent(void **state)
 	assert_false(conf_hub(c)->failover);
 	assert_false(conf_node_candidate(c, a));
 	assert_int_equal(conf_ha_members(c, NULL, 0), 0);
-	assert_false(conf_ha_warning(c, why, sizeof(why)));
+	assert_int_equal(conf_warnings(c, &warnings), 0);
 	conf_free(c);
 }
 
@@ -388,7 +388,7 @@ static void test_ha_full(void **state)
 	struct conf *c = load_ok("valid/ha.conf", "spoke-c");
 	const struct conf_node *m[4];
 	int a = node_index(c, "spoke-a");
-	char why[512];
+	struct conf_diag warnings = { 0 };
 
 	(void)state;
 	assert_true(conf_ha_on(c));
@@ -415,7 +415,7 @@ static void test_ha_full(void **state)
 		assert_true(conf_node_candidate(c, &c->nodes[i]));
 	assert_false(conf_node_candidate(c, conf_hub(c)));
 	assert_false(conf_ha_member(c, conf_hub(c)));
-	assert_false(conf_ha_warning(c, why, sizeof(why)));
+	assert_int_equal(conf_warnings(c, &warnings), 0);
 	conf_free(c);
 }
 
@@ -519,7 +519,7 @@ static void test_ha_no_acl(void **state)
 	struct conf *c = load_ok("valid/ha_two.conf", "spoke-b");
 	_cleanup_free_ char *path = xasprintf("%s/valid/ha_two.conf", data_dir());
 	_cleanup_free_ char *want = NULL;
-	char why[1024];
+	struct conf_diag warnings = { 0 };
 
 	(void)state;
 	assert_true(conf_ha_on(c));
@@ -528,10 +528,34 @@ static void test_ha_no_acl(void **state)
 	assert_string_equal(c->nodes[conf_self(c)->upstream].name, "spoke-a");
 	assert_false(c->nodes[node_index(c, "spoke-c")].failover);
 	assert_int_equal(conf_ha_members(c, NULL, 0), 2);
-	assert_true(conf_ha_warning(c, why, sizeof(why)));
+	assert_int_equal(conf_warnings(c, &warnings), 1);
 	want = xasprintf("%s:13: ha: only 2 etcd members (spoke-a, spoke-b): etcd needs a majority",
 			 path);
-	assert_true(strncmp(why, want, strlen(want)) == 0);
+	assert_true(strncmp(warnings.lines[0], want, strlen(want)) == 0);
+	conf_diag_clear(&warnings);
+	conf_free(c);
+}
+
+/*
+ * A fresh_handshake under the rekey interval is valid but makes spokes drop
+ * their hub session that often: warned, on the cluster group's line. (The
+ * warnings come after any lines the caller already collected.)
+ */
+static void test_fresh_short_warns(void **state)
+{
+	struct conf *c = load_ok("valid/fresh_short.conf", "spoke-a");
+	_cleanup_free_ char *want = xasprintf("%s/valid/fresh_short.conf:2: cluster: fresh_handshake = 30 is below WireGuard's rekey interval (120 s)",
+					       data_dir());
+	struct conf_diag warnings = { 0 };
+
+	(void)state;
+	assert_int_equal(c->cluster.fresh_handshake_s, 30);
+	assert_int_equal(conf_warnings(c, &warnings), 1);
+	assert_true(strncmp(warnings.lines[0], want, strlen(want)) == 0);
+	assert_int_equal(conf_warnings(c, &warnings), 1);
+	assert_int_equal(warnings.n, 2);
+	conf_diag_clear(&warnings);
+	assert_int_equal(warnings.n, 0);
 	conf_free(c);
 }
 
@@ -719,6 +743,7 @@ int main(void)
 		cmocka_unit_test(test_cascade),
 		cmocka_unit_test(test_children),
 		cmocka_unit_test(test_ha_absent),
+		cmocka_unit_test(test_fresh_short_warns),
 		cmocka_unit_test(test_ha_full),
 		cmocka_unit_test(test_ha_derived_flows),
 		cmocka_unit_test(test_ha_failover_false),

@@ -60,17 +60,19 @@ ACL='acl = (
 );'
 ha_block() { echo "ha = { mode = \"$1\"; ttl = $TTL; loop_wait = $LOOP_WAIT; retry_timeout = $RETRY; };"; }
 
+# (the median of an even count is the mean of the middle two)
 stats() { sort -n | awk '{ a[NR] = $1; s += $1 } END {
 	if (NR == 0) { printf "no completed round"; exit }
-	printf "min %d  median %d  max %d  mean %.0f (n=%d)", a[1], a[int((NR + 1) / 2)], a[NR], s / NR, NR }'; }
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
+	printf "min %d  median %.0f  max %d  mean %.0f (n=%d)", a[1], (a[int((NR + 1) / 2)] + a[int(NR / 2) + 1]) / 2, a[NR], s / NR, NR }'; }
+median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) printf "%.0f\n", (a[int((NR + 1) / 2)] + a[int(NR / 2) + 1]) / 2 }'; }
 maximum() { sort -n | tail -1; }
 log() { echo "$@"; }
 
 # ---- lab queries ----------------------------------------------------------------
-follows() { # follows NODE LEADER: a replica that streams, as the store says
-	[ "$(ha "$2" "['members'].get('$1', {}).get('role')")" = replica ] &&
-		[ "$(ha "$2" "['members']['$1'].get('streaming')")" = True ]
+follows() { # follows NODE LEADER: a replica that streams, as the store says now (see test_ha.sh)
+	[ "$(ha "$2" "['store']['reachable'] and (lambda m: m.get('role') == 'replica' and
+		m.get('streaming') is True and __import__('time').time() * 1000 - m.get('at', 0) < 5000)(
+		d['ha']['members'].get('$1', {}))")" = True ]
 }
 others_follow() { # others_follow LEADER: every other spoke streams from it
 	local n
@@ -129,6 +131,7 @@ for r in $(seq "$ROUNDS"); do
 	if wait_until 60000 acked_on_since $to $t0 >/dev/null; then resumed=1; else resumed=0; fi
 	sleep 2; stop_load
 	{ echo "# switchover requested at $t0 ms, ctl returned after $took ms"; cat $W/acked; } > "/tmp/bench-ha-acked-switchover-r$r"
+	cp $W/attempts "/tmp/bench-ha-attempts-switchover-r$r"
 	gap=$(max_gap_ms); n=$(wc -l < $W/acked); lost=$(lost_on $to); two=$(two_writable)
 	wait_until 60000 follows $cur $to >/dev/null && back="$cur streaming again $(( $(ms) - t0 )) ms after the request" ||
 		back="$cur NOT streaming 60 s after ctl returned"

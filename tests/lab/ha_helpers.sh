@@ -23,15 +23,19 @@ declare -A PUB=([spoke-a]=192.0.2.11 [spoke-b]=192.0.2.12 [spoke-c]=192.0.2.13)
 # tried first), logging each acknowledged commit as "SEQ NODE MS" in
 # $W/acked; the sampler asks every node four times a second whether it takes
 # writes, logging "MS COUNT NODES..." in $W/samples. stop_load ends both.
+# Each failed attempt is logged as "SEQ NODE START_MS TOOK_MS" in $W/attempts
+# (a gap in $W/acked is either the servers' or the writer's own).
 start_load() {
-	rm -rf "$W"; mkdir -p "$W"; : > "$W/acked"; : > "$W/samples"
+	rm -rf "$W"; mkdir -p "$W"; : > "$W/acked"; : > "$W/samples"; : > "$W/attempts"
 	( seq=$1 cur=${2:-spoke-a}
 	  while [ ! -f "$W/stop" ]; do
 		seq=$((seq + 1))
 		for n in $cur spoke-a spoke-b spoke-c; do
+			t=$(ms)
 			if [ "$(psql_on $n "INSERT INTO w VALUES ($seq, '$n') RETURNING seq" 2>/dev/null)" = $seq ]; then
 				echo "$seq $n $(ms)" >> "$W/acked"; cur=$n; break
 			fi
+			echo "$seq $n $t $(( $(ms) - t ))" >> "$W/attempts"
 		done
 		sleep 0.05
 	  done ) &

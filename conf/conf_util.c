@@ -46,10 +46,9 @@ static void diag_vadd(struct load_ctx *ctx, const char *file, int line, const ch
 
 	if (vasprintf(&msg, fmt, ap) < 0)
 		fatalx("conf", "out of memory");
-	d->lines = xreallocarray(d->lines, d->n + 1, sizeof(*d->lines));
 	ctx->diag_order = xreallocarray(ctx->diag_order, d->n + 1, sizeof(*ctx->diag_order));
 	ctx->diag_order[d->n] = line;
-	d->lines[d->n++] = xasprintf("%s:%d: %s", file ? file : ctx->fname, line, msg);
+	diag_push(d, "%s:%d: %s", file ? file : ctx->fname, line, msg);
 }
 
 void diag_sort(struct load_ctx *ctx)

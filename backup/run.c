@@ -272,6 +272,22 @@ static const char position_sql[] =
 
 /* A replica that cannot date its data yet (receiver reconnecting after a restart) gets this long. */
 #define UNDATED_WAIT_S 30
+/*
+ * A streaming replica a few records behind its upstream (a checkpoint or a
+ * standby snapshot of an idle primary, not replayed yet) dates its data by
+ * its last replayed commit, which may be older than max_replica_lag though
+ * nothing was committed since: it gets this long to catch up before it is
+ * judged behind. A paused replay cannot catch up and is judged at once.
+ */
+#define BEHIND_SETTLE_S 5
+
+static bool catching_up(const json_t *pos)
+{
+	const json_t *lag = json_object_get(pos, "replica_lag");
+	const char *rx = json_string_value(json_object_get(lag, "receiver"));
+
+	return rx && strcmp(rx, "streaming") == 0 && !json_is_true(json_object_get(lag, "replay_paused"));
+}
 
 /* Return: BACKUP_EXIT_OK, BACKUP_EXIT_BEHIND (max_replica_lag) or BACKUP_EXIT_FAILED. */
 static int measure_position(struct run_ctx *r)
@@ -287,7 +303,7 @@ static int measure_position(struct run_ctx *r)
 		fail(r, "cannot connect to Postgres: %s", str_trim_right(PQerrorMessage(c)));
 		goto out;
 	}
-	for (int waited = 0;; waited++) {
+	for (int waited = 0, settled = 0;; waited++) {
 		PGresult *res = PQexec(c, position_sql);
 		json_t *raw = NULL;
 
@@ -302,7 +318,15 @@ static int measure_position(struct run_ctx *r)
 		r->position = backup_position(raw);
 		json_decref(raw);
 		verdict = backup_lag_verdict(r->position, r->bk->max_replica_lag_s, why, sizeof(why));
-		if (verdict != BACKUP_E_UNDATED || waited >= UNDATED_WAIT_S || stop_signal)
+		if (stop_signal)
+			break;
+		if (verdict == BACKUP_E_BEHIND && catching_up(r->position) && settled < BEHIND_SETTLE_S) {
+			if (settled++ == 0)
+				log_info("backup", "replica behind; giving it time to catch up wait_s=%d", BEHIND_SETTLE_S);
+			sleep(1);
+			continue;
+		}
+		if (verdict != BACKUP_E_UNDATED || waited >= UNDATED_WAIT_S)
 			break;
 		if (waited == 0)
 			log_info("backup", "waiting for the replica to date its data wait_s=%d", UNDATED_WAIT_S);
